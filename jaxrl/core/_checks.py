@@ -1,0 +1,81 @@
+"""Trace-time argument checks shared by the core functions.
+
+Shapes are static under ``jax.jit``, so these checks run once while tracing and
+cost nothing at run time. Each error names the argument and the shapes involved,
+because "shapes (3,) and (4,) do not match" alone does not tell a user which of
+five arrays is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+import numpy as np
+
+
+def as_float(x, name: str) -> jnp.ndarray:
+    """Returns ``x`` as a floating array: float32 unless it is already a float type.
+
+    Booleans and integers (``terminated``, ``done`` flags, actions used as
+    weights) become float32; bf16 and float64 stay as they are.
+    """
+    del name
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    return x.astype(jnp.float32)
+
+
+def check_rank(x, rank: int | tuple[int, ...], name: str) -> None:
+    """Raises ``ValueError`` unless ``x.ndim`` is ``rank`` (or one of the ranks given)."""
+    ranks = (rank,) if isinstance(rank, int) else tuple(rank)
+    ndim = np.ndim(x)
+    if ndim not in ranks:
+        allowed = " or ".join(str(r) for r in ranks)
+        raise ValueError(
+            f"`{name}` must have rank {allowed}, got rank {ndim} (shape {np.shape(x)})"
+        )
+
+
+def check_min_rank(x, rank: int, name: str) -> None:
+    """Raises ``ValueError`` unless ``x.ndim >= rank``."""
+    if np.ndim(x) < rank:
+        raise ValueError(
+            f"`{name}` must have rank >= {rank}, got rank {np.ndim(x)} (shape {np.shape(x)})"
+        )
+
+
+def check_same_shape(arrays: Mapping[str, object]) -> None:
+    """Raises ``ValueError`` naming the first pair of arguments whose shapes differ."""
+    items = list(arrays.items())
+    first_name, first = items[0]
+    for name, x in items[1:]:
+        if np.shape(x) != np.shape(first):
+            raise ValueError(
+                f"`{name}` has shape {np.shape(x)} but `{first_name}` has shape "
+                f"{np.shape(first)}; they must be equal"
+            )
+
+
+def check_broadcastable(x, shape: tuple[int, ...], name: str, target: str) -> None:
+    """Raises ``ValueError`` unless ``x`` broadcasts to ``shape`` (the shape of ``target``)."""
+    try:
+        out = np.broadcast_shapes(np.shape(x), shape)
+    except ValueError:
+        out = None
+    if out != tuple(shape):
+        raise ValueError(
+            f"`{name}` with shape {np.shape(x)} does not broadcast to the shape {tuple(shape)} "
+            f"of `{target}`"
+        )
+
+
+def check_leading(x, leading: tuple[int, ...], name: str, target: str) -> None:
+    """Raises ``ValueError`` unless ``x.shape`` starts with ``leading`` (the shape of ``target``)."""
+    shape = np.shape(x)
+    if shape[: len(leading)] != tuple(leading):
+        raise ValueError(
+            f"`{name}` has shape {shape}, whose leading axes must equal the shape "
+            f"{tuple(leading)} of `{target}`"
+        )
