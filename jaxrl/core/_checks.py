@@ -72,7 +72,7 @@ def check_broadcastable(x, shape: tuple[int, ...], name: str, target: str) -> No
 
 
 def check_leading(x, leading: tuple[int, ...], name: str, target: str) -> None:
-    """Raises ``ValueError`` unless ``x.shape`` starts with ``leading`` (the shape of ``target``)."""
+    """Raises ``ValueError`` unless ``x.shape`` starts with ``leading`` (``target``'s shape)."""
     shape = np.shape(x)
     if shape[: len(leading)] != tuple(leading):
         raise ValueError(
