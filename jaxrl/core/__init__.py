@@ -5,7 +5,16 @@ estimators that scan over time) and returns float32 arrays. Nothing here knows
 about networks, environments or optimiser state.
 """
 
-from jaxrl.core import returns
+from jaxrl.core import exploration, returns, trust_region
+from jaxrl.core.exploration import *
+from jaxrl.core.normalize import *
+from jaxrl.core.normalize import __all__ as _normalize_all  # the function shadows the module name
 from jaxrl.core.returns import *
+from jaxrl.core.trust_region import *
 
-__all__ = [*returns.__all__]
+__all__ = [
+    *returns.__all__,
+    *exploration.__all__,
+    *trust_region.__all__,
+    *_normalize_all,
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxrl.core import normalize as nm
+# The package re-exports the function `normalize`, which shadows the module's attribute name
+# on `jaxrl.core`; import_module returns the module itself.
+nm = importlib.import_module("jaxrl.core.normalize")
 
 
 @settings(max_examples=25, deadline=None)
