@@ -1,1 +1,30 @@
-"""jaxrl.agents."""
+"""Deep-RL algorithms, one module each, each a ``Config`` and ``make_train`` (see ``base``).
+
+``ALGORITHMS`` maps the command-line names to modules; :func:`get_algorithm`
+imports one lazily and answers an unknown name with the known ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from types import ModuleType
+
+from jaxrl.agents.base import Agent, make_train_fn
+
+__all__ = ["ALGORITHMS", "Agent", "get_algorithm", "make_train_fn"]
+
+ALGORITHMS: dict[str, str] = {
+    "ppo": "jaxrl.agents.ppo",
+}
+
+
+def get_algorithm(name: str) -> ModuleType:
+    """The module of algorithm ``name`` (with ``Config``, ``make_agent``, ``make_train``)."""
+    if name not in ALGORITHMS:
+        close = difflib.get_close_matches(name, ALGORITHMS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown algorithm {name!r}{hint}; known: {', '.join(sorted(ALGORITHMS))}"
+        )
+    return importlib.import_module(ALGORITHMS[name])
