@@ -5,16 +5,22 @@ estimators that scan over time) and returns float32 arrays. Nothing here knows
 about networks, environments or optimiser state.
 """
 
-from jaxrl.core import exploration, returns, trust_region
+from jaxrl.core import exploration, policy, returns, sequence, trust_region, value
 from jaxrl.core.exploration import *
 from jaxrl.core.normalize import *
 from jaxrl.core.normalize import __all__ as _normalize_all  # the function shadows the module name
+from jaxrl.core.policy import *
 from jaxrl.core.returns import *
+from jaxrl.core.sequence import *
 from jaxrl.core.trust_region import *
+from jaxrl.core.value import *
 
 __all__ = [
     *returns.__all__,
     *exploration.__all__,
     *trust_region.__all__,
     *_normalize_all,
+    *value.__all__,
+    *policy.__all__,
+    *sequence.__all__,
 ]
