@@ -142,6 +142,9 @@ def test_td_error_matches_rlax_and_terminal():
     got = value.td_error(v_tm1, r, d, v_t)
     np.testing.assert_allclose(got, r + d * v_t - v_tm1, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(got, jax.vmap(rlax.td_learning)(v_tm1, r, d, v_t), rtol=RTOL)
+    np.testing.assert_allclose(jax.jit(value.td_error)(v_tm1, r, d, v_t), got, rtol=1e-6)
+    vm = jax.vmap(value.td_error)(*(a.reshape(2, 3) for a in (v_tm1, r, d, v_t)))
+    np.testing.assert_allclose(vm.reshape(-1), got, rtol=1e-6)
     # scalar discount broadcasts
     np.testing.assert_allclose(value.td_error(v_tm1, r, 0.5, v_t), r + 0.5 * v_t - v_tm1, rtol=RTOL)
 
