@@ -1,0 +1,209 @@
+"""Pieces shared by the on-policy agents (PPO, A2C, REINFORCE, TRPO).
+
+One place for the environment setup, the rollout collector, the advantage
+computation and the minibatch iterator, so the four algorithms differ only in
+their losses and update rules.
+
+Shapes: ``T`` rollout length (``num_steps``), ``B`` environments
+(``num_envs``), ``N = T·B`` samples in a batch, ``M`` minibatches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl import envs
+from jaxrl.core.returns import gae
+
+__all__ = [
+    "AdvantageFn",
+    "Rollout",
+    "collect_rollout",
+    "episode_metrics",
+    "explained_variance",
+    "gae_advantages",
+    "make_env",
+    "run_epochs",
+    "shuffled_minibatches",
+]
+
+
+class Rollout(NamedTuple):
+    """A time-major batch of transitions from ``B`` environments."""
+
+    obs: jax.Array  # [T, B, *obs] observation the action was taken in
+    actions: jax.Array  # [T, B, *act]
+    log_probs: jax.Array  # [T, B] log π_old(a|s) of the behaviour policy
+    values: jax.Array  # [T, B] V(s) under the behaviour parameters
+    rewards: jax.Array  # [T, B]
+    terminated: jax.Array  # [T, B] bool: true terminal state reached
+    truncated: jax.Array  # [T, B] bool: time limit reached
+    next_obs: jax.Array  # [T, B, *obs] real next observation (the final one where done)
+    returned: jax.Array  # [T, B] bool: an episode ended at this step
+    episode_return: jax.Array  # [T, B] return of that episode (valid where returned)
+    episode_length: jax.Array  # [T, B] its length (valid where returned)
+
+    @property
+    def done(self) -> jax.Array:
+        return jnp.logical_or(self.terminated, self.truncated)
+
+
+# (rollout, next_values, gamma, lambda_) -> (advantages [T, B], value targets [T, B])
+AdvantageFn = Callable[[Rollout, jax.Array, Any, Any], tuple[jax.Array, jax.Array]]
+
+
+def make_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    normalize_obs: bool = False,
+    normalize_rewards: bool = False,
+    gamma: float = 0.99,
+    env_kwargs: dict | None = None,
+):
+    """Builds ``num_envs`` copies of ``env_id`` stepped as one batch, with episode statistics.
+
+    Order of wrappers (inner to outer): batch, clip continuous actions to the
+    action space, episode statistics (of the raw rewards), observation
+    normalisation, return-based reward scaling.
+
+    Returns:
+      ``(env, env_params, action_info)``.
+    """
+    env, env_params = envs.make(env_id, **(env_kwargs or {}))
+    info = envs.action_info(env, env_params)
+    env = envs.VecEnv(env, num_envs)
+    if not info.discrete:
+        env = envs.ClipAction(env)
+    env = envs.EpisodeStatistics(env)
+    if normalize_obs:
+        env = envs.NormalizeObservation(env)
+    if normalize_rewards:
+        env = envs.ScaleReward(env, gamma)
+    return env, env_params, info
+
+
+def collect_rollout(
+    policy_fn: Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]],
+    params: Any,
+    env: Any,
+    env_params: Any,
+    env_state: Any,
+    obs: jax.Array,
+    key: jax.Array,
+    num_steps: int,
+) -> tuple[Any, jax.Array, Rollout]:
+    """Steps the batched environment ``num_steps`` times with ``policy_fn``.
+
+    Args:
+      policy_fn: ``(params, obs [B, *obs], key) -> (actions [B, *act], log_probs [B], values [B])``.
+      params: the behaviour parameters.
+      env, env_params, env_state, obs: the batched environment (see :func:`make_env`).
+      key: PRNG key for actions and environment steps.
+      num_steps: ``T``.
+
+    Returns:
+      ``(env_state, obs, rollout)`` with the environment state and observation after the rollout.
+    """
+
+    def step(carry, step_key):
+        env_state, obs = carry
+        act_key, env_key = jax.random.split(step_key)
+        actions, log_probs, values = policy_fn(params, obs, act_key)
+        next_obs, env_state, rewards, terminated, truncated, info = env.step(
+            env_key, env_state, actions, env_params
+        )
+        done = jnp.logical_or(terminated, truncated)
+        final = info["final_observation"]
+        # The real next state: where the episode ended, next_obs is already the reset one.
+        real_next = jnp.where(done.reshape(done.shape + (1,) * (obs.ndim - 1)), final, next_obs)
+        transition = Rollout(
+            obs=obs,
+            actions=actions,
+            log_probs=log_probs,
+            values=values,
+            rewards=rewards.astype(jnp.float32),
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=real_next,
+            returned=info["returned_episode"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+        )
+        return (env_state, next_obs), transition
+
+    (env_state, obs), rollout = jax.lax.scan(
+        step, (env_state, obs), jax.random.split(key, num_steps)
+    )
+    return env_state, obs, rollout
+
+
+def gae_advantages(
+    rollout: Rollout, next_values: jax.Array, gamma, lambda_
+) -> tuple[jax.Array, jax.Array]:
+    """The default :data:`AdvantageFn`: GAE(γ, λ) with terminated and truncated kept apart."""
+    return gae(
+        rollout.rewards,
+        rollout.values,
+        next_values,
+        rollout.terminated,
+        rollout.done,
+        gamma,
+        lambda_,
+    )
+
+
+def shuffled_minibatches(key: jax.Array, batch: Any, num_minibatches: int) -> Any:
+    """Flattens ``[T, B, ...]`` leaves to ``N`` samples, shuffles, splits into ``[M, N/M, ...]``."""
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+    n = jax.tree.leaves(flat)[0].shape[0]
+    perm = jax.random.permutation(key, n)
+    return jax.tree.map(
+        lambda x: jnp.take(x, perm, axis=0).reshape((num_minibatches, -1) + x.shape[1:]), flat
+    )
+
+
+def run_epochs(
+    key: jax.Array,
+    carry: Any,
+    batch: Any,
+    minibatch_update: Callable[[Any, Any], tuple[Any, dict]],
+    num_epochs: int,
+    num_minibatches: int,
+) -> tuple[Any, dict]:
+    """``num_epochs`` passes over ``batch``, reshuffled each time, in ``num_minibatches`` steps.
+
+    Args:
+      minibatch_update: ``(carry, minibatch) -> (carry, metrics)``, e.g. one gradient step.
+
+    Returns:
+      ``(carry, metrics)`` with every metric averaged over all minibatch steps.
+    """
+
+    def epoch(carry, epoch_key):
+        return jax.lax.scan(
+            minibatch_update, carry, shuffled_minibatches(epoch_key, batch, num_minibatches)
+        )
+
+    carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))
+    return carry, jax.tree.map(jnp.mean, metrics)
+
+
+def episode_metrics(rollout: Rollout) -> dict[str, jax.Array]:
+    """Mean return and length of the episodes that finished in ``rollout`` (NaN if none did)."""
+    finished = rollout.returned.astype(jnp.float32)
+    count = finished.sum()
+    safe = jnp.maximum(count, 1.0)
+    ret = jnp.where(count > 0, (rollout.episode_return * finished).sum() / safe, jnp.nan)
+    length = jnp.where(count > 0, (rollout.episode_length * finished).sum() / safe, jnp.nan)
+    return {"episode_return": ret, "episode_length": length, "episodes": count}
+
+
+def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """1 − Var[targets − predictions] / Var[targets]: 1 is perfect, ≤ 0 is a constant's skill."""
+    var = jnp.var(targets)
+    return jnp.where(var > 0, 1.0 - jnp.var(targets - predictions) / var, jnp.nan)
