@@ -5,11 +5,12 @@ estimators that scan over time) and returns float32 arrays. Nothing here knows
 about networks, environments or optimiser state.
 """
 
-from jaxrl.core import exploration, policy, returns, sequence, trust_region, value
+from jaxrl.core import exploration, policy, preference, returns, sequence, trust_region, value
 from jaxrl.core.exploration import *
 from jaxrl.core.normalize import *
 from jaxrl.core.normalize import __all__ as _normalize_all  # the function shadows the module name
 from jaxrl.core.policy import *
+from jaxrl.core.preference import *
 from jaxrl.core.returns import *
 from jaxrl.core.sequence import *
 from jaxrl.core.trust_region import *
@@ -23,4 +24,5 @@ __all__ = [
     *value.__all__,
     *policy.__all__,
     *sequence.__all__,
+    *preference.__all__,
 ]
