@@ -1,1 +1,31 @@
-"""jaxrl.llm."""
+"""Small causal transformers as policies: generation, SFT, reward model and DPO.
+
+Modules: ``transformer`` (the model, KV cache, save/load), ``generate`` (sampling with
+and without a KV cache, log-probs of given completions), ``tasks`` (tokenizer,
+verifiable and preference tasks, registry), ``sft``, ``reward_model``, ``dpo``
+(trainers: a Config and a ``train_*`` function each) and ``training`` (shared pieces).
+
+Sequence layout, shared by every module: batch-major ``[B, T]`` arrays; a row is a
+left-padded prompt ``[B, P]`` followed by a right-padded completion ``[B, C]``; masks
+are 1 on real tokens (a completion's EOS included); positions count real tokens only.
+"""
+
+from jaxrl.llm import dpo, reward_model, sft, tasks, training, transformer
+from jaxrl.llm.dpo import *
+from jaxrl.llm.generate import *
+from jaxrl.llm.generate import __all__ as _generate_all  # the function shadows the module
+from jaxrl.llm.reward_model import *
+from jaxrl.llm.sft import *
+from jaxrl.llm.tasks import *
+from jaxrl.llm.training import *
+from jaxrl.llm.transformer import *
+
+__all__ = [
+    *transformer.__all__,
+    *_generate_all,
+    *tasks.__all__,
+    *training.__all__,
+    *sft.__all__,
+    *reward_model.__all__,
+    *dpo.__all__,
+]

@@ -1,0 +1,276 @@
+"""Reward model: a transformer with a scalar head, trained on preference pairs.
+
+    r_φ(x, y) = w_r · h_φ(x, y)_last       (the final hidden state at the last real token)
+    L(φ) = mean[−log σ(r_φ(x, y_c) − r_φ(x, y_r) − m)]
+
+(Bradley–Terry; Ouyang et al. 2022, https://arxiv.org/abs/2203.02155). Shapes: ``B``
+pairs, ``P`` prompt columns, ``C`` completion columns. The reward is read at the EOS
+of the completion, so padding on either side does not change it.
+
+Use: ``result = train_reward_model(RewardModelConfig(), key, init_from=sft_params)``;
+``reward_scores(result.params, result.model_config, ...)`` then scores any completion,
+inside jit (the RLHF step of part 2 calls it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxrl.core.preference import bradley_terry_loss
+from jaxrl.llm.tasks import PreferencePairs, Task, make_task
+from jaxrl.llm.training import (
+    TrainResult,
+    TrainState,
+    check_positive,
+    default_model_config,
+    make_chunk,
+    make_optimizer,
+    run_chunks,
+)
+from jaxrl.llm.transformer import ModelConfig, Transformer, init_params, merge_params
+
+__all__ = [
+    "RewardModelConfig",
+    "reward_scores",
+    "reward_model_loss",
+    "make_reward_model_update",
+    "evaluate_reward_model",
+    "train_reward_model",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardModelConfig:
+    """Reward-model settings, validated on construction.
+
+    Attributes:
+        task: a registered task of kind "preference".
+        task_options: keyword options of that task.
+        model: transformer sizes; ``reward_head`` is switched on whatever is given.
+        num_steps: optimiser updates; a multiple of ``eval_every``.
+        batch_size: pairs per update.
+        learning_rate: peak AdamW learning rate.
+        warmup_steps: linear warm-up updates.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: global-norm clipping.
+        margin: ``m`` ≥ 0 in the loss.
+        num_train_pairs: labelled pairs generated for training.
+        eval_every: updates between evaluations.
+        eval_pairs: held-out pairs per evaluation.
+    """
+
+    task: str = "preference"
+    task_options: dict = dataclasses.field(default_factory=dict)
+    model: ModelConfig = dataclasses.field(default_factory=default_model_config)
+    num_steps: int = 1000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    margin: float = 0.0
+    num_train_pairs: int = 10000
+    eval_every: int = 250
+    eval_pairs: int = 1000
+
+    def __post_init__(self):
+        if not self.model.reward_head:
+            object.__setattr__(self, "model", self.model.replace(reward_head=True))
+        for name in ("num_steps", "batch_size", "num_train_pairs", "eval_every", "eval_pairs"):
+            check_positive("RewardModelConfig", name, getattr(self, name), integer=True)
+        for name in ("learning_rate", "max_grad_norm"):
+            check_positive("RewardModelConfig", name, getattr(self, name))
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.margin < 0:
+            raise ValueError(
+                "RewardModelConfig.warmup_steps, weight_decay and margin must be "
+                f">= 0, got {self.warmup_steps!r}, {self.weight_decay!r}, "
+                f"{self.margin!r}"
+            )
+        if self.num_steps % self.eval_every:
+            raise ValueError(
+                f"RewardModelConfig.num_steps ({self.num_steps}) must be a multiple "
+                f"of eval_every ({self.eval_every})"
+            )
+        task = self.make_task()
+        if task.kind != "preference":
+            raise ValueError(
+                f"RewardModelConfig.task must be a preference task, got "
+                f"{self.task!r} (kind {task.kind!r})"
+            )
+        need = task.prompt_len + task.completion_len
+        if self.model.max_len < need:
+            raise ValueError(
+                f"RewardModelConfig.model.max_len ({self.model.max_len}) must be "
+                f">= {need} for task {self.task!r}"
+            )
+
+    def make_task(self) -> Task:
+        """The task this config names."""
+        return make_task(self.task, **self.task_options)
+
+
+def reward_scores(
+    params,
+    model_config: ModelConfig,
+    prompt_tokens,
+    prompt_mask,
+    completion_tokens,
+    completion_mask,
+) -> jax.Array:
+    """Scalar reward ``r(x, y)`` of each (prompt, completion) row.
+
+    Args:
+        params: reward-model parameters.
+        model_config: its sizes (must have ``reward_head=True``).
+        prompt_tokens: ``[B, P]`` left-padded.
+        prompt_mask: ``[B, P]``.
+        completion_tokens: ``[B, C]`` right-padded.
+        completion_mask: ``[B, C]``.
+
+    Returns:
+        ``[B]`` float32 rewards.
+    """
+    if not model_config.reward_head:
+        raise ValueError("reward_scores needs a model_config with reward_head=True")
+    tokens = jnp.concatenate([prompt_tokens, completion_tokens], 1)
+    mask = jnp.concatenate([prompt_mask, completion_mask], 1)
+    return Transformer(model_config).apply(params, tokens, mask).reward
+
+
+def reward_model_loss(params, model_config: ModelConfig, batch: PreferencePairs, margin=0.0):
+    """Bradley–Terry loss of a batch of pairs (one forward pass over chosen and rejected).
+
+    Returns:
+        ``(loss, metrics)`` from ``jaxrl.core.bradley_terry_loss``: accuracy, margin,
+        rewards_chosen, rewards_rejected, plus ``loss``.
+    """
+    n = batch.chosen_tokens.shape[0]
+    both = functools.partial(jnp.concatenate, axis=0)
+    rewards = reward_scores(
+        params,
+        model_config,
+        both([batch.prompt_tokens, batch.prompt_tokens]),
+        both([batch.prompt_mask, batch.prompt_mask]),
+        both([batch.chosen_tokens, batch.rejected_tokens]),
+        both([batch.chosen_mask, batch.rejected_mask]),
+    )
+    loss, metrics = bradley_terry_loss(rewards[:n], rewards[n:], margin)
+    return loss, {**metrics, "loss": loss}
+
+
+_jit_loss = jax.jit(reward_model_loss, static_argnums=1)
+_jit_scores = jax.jit(reward_scores, static_argnums=1)
+
+
+def _optimizer(config: RewardModelConfig):
+    return make_optimizer(
+        config.learning_rate,
+        config.num_steps,
+        config.warmup_steps,
+        config.weight_decay,
+        config.max_grad_norm,
+    )
+
+
+def _rm_update(state: TrainState, batch, model_config, optimizer, margin):
+    grad_fn = jax.value_and_grad(reward_model_loss, has_aux=True)
+    (_, metrics), grads = grad_fn(state.params, model_config, batch, margin)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
+    return TrainState(
+        optax.apply_updates(state.params, updates), opt_state, state.step + 1
+    ), metrics
+
+
+def make_reward_model_update(config: RewardModelConfig) -> Callable:
+    """Pure ``update(state, batch: PreferencePairs) -> (state, metrics)``."""
+    return functools.partial(
+        _rm_update, model_config=config.model, optimizer=_optimizer(config), margin=config.margin
+    )
+
+
+def evaluate_reward_model(
+    params, model_config: ModelConfig, pairs: PreferencePairs, margin: float = 0.0
+) -> dict[str, float]:
+    """Held-out numbers: loss, accuracy against the labels, margin, and against the truth.
+
+    ``true_accuracy`` counts pairs whose hidden scores differ, and asks whether the
+    reward orders them like the hidden score; ``score_correlation`` is the Pearson
+    correlation of reward and hidden score over all held-out completions.
+    """
+    loss, m = _jit_loss(params, model_config, pairs, margin)
+    score = functools.partial(
+        _jit_scores, params, model_config, pairs.prompt_tokens, pairs.prompt_mask
+    )
+    rc = np.asarray(score(pairs.chosen_tokens, pairs.chosen_mask))
+    rr = np.asarray(score(pairs.rejected_tokens, pairs.rejected_mask))
+    sc, sr = np.asarray(pairs.chosen_score), np.asarray(pairs.rejected_score)
+    differ = sc != sr
+    true_acc = np.mean((rc > rr)[differ] == (sc > sr)[differ]) if differ.any() else np.nan
+    corr = np.corrcoef(np.concatenate([rc, rr]), np.concatenate([sc, sr]))[0, 1]
+    return {
+        "loss": float(loss),
+        "accuracy": float(m["accuracy"]),
+        "margin": float(m["margin"]),
+        "true_accuracy": float(true_acc),
+        "score_correlation": float(corr),
+    }
+
+
+def train_reward_model(
+    config: RewardModelConfig,
+    key: jax.Array,
+    progress_callback: Callable[[int, dict[str, float]], None] | None = None,
+    init_from: dict | None = None,
+) -> TrainResult:
+    """Trains a reward model on Bradley–Terry-labelled pairs of the task.
+
+    Args:
+        config: the settings.
+        key: PRNG key.
+        progress_callback: called after each chunk with the step and latest numbers.
+        init_from: parameters to start from (e.g. the SFT model; matching leaves are
+            copied, the reward head starts at zero).
+
+    Returns:
+        ``TrainResult``; ``evals`` holds heldout_loss, heldout_accuracy, heldout_margin,
+        heldout_true_accuracy, heldout_score_correlation per chunk.
+    """
+    task = config.make_task()
+    init_key, train_key = jax.random.split(key)
+    params = init_params(config.model, init_key)
+    if init_from is not None:
+        params = merge_params(params, init_from)
+    train = jax.tree_util.tree_map(
+        jnp.asarray, task.preference_pairs("train", config.num_train_pairs, seed=3)
+    )
+    heldout = jax.tree_util.tree_map(
+        jnp.asarray, task.preference_pairs("heldout", config.eval_pairs, seed=4)
+    )
+
+    def evaluate(p):
+        ev = evaluate_reward_model(p, config.model, heldout, config.margin)
+        return {f"heldout_{k}": v for k, v in ev.items()}
+
+    optimizer = _optimizer(config)
+    state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
+    chunk_fn = make_chunk(make_reward_model_update(config), config.batch_size, config.eval_every)
+    state, metrics, evals = run_chunks(
+        chunk_fn,
+        state,
+        train,
+        train_key,
+        config.num_steps,
+        config.eval_every,
+        evaluate,
+        progress_callback,
+    )
+    summary = {k: float(v[-1]) for k, v in evals.items()}
+    return TrainResult(state.params, config.model, metrics, evals, summary)

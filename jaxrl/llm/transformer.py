@@ -1,0 +1,339 @@
+"""A small decoder-only transformer used as policy, critic and reward model.
+
+Shapes: ``B`` batch rows, ``T`` tokens in this call, ``S`` columns of the KV
+cache, ``V`` vocabulary size, ``D`` model width, ``H`` heads, ``K = D / H``
+head width, ``N`` layers.
+
+Layout (a contract that generation, SFT, DPO, GRPO and RLHF share): arrays are
+batch-major ``[B, T]`` (sequences, not environment rollouts). A row is a left-padded
+prompt followed by a right-padded completion, and ``mask`` is 1 on real tokens, 0 on
+padding. Positions count real tokens only (``position = cumsum(mask) − 1``), and a
+query attends to the real keys at or before its own column, so the amount of padding
+on either side changes no output at a real position.
+
+Each block is pre-norm: ``x ← x + Attn(LN(x))``, ``x ← x + MLP(LN(x))``, with causal
+softmax attention ``softmax(q kᵀ / √K + mask) v`` (Vaswani et al. 2017,
+https://arxiv.org/abs/1706.03762; pre-norm as in GPT-2, Radford et al. 2019).
+Heads on the final hidden state ``h``: logits ``W_lm h``; an optional per-token value
+``w_v · h`` (the RLHF critic); an optional scalar reward ``w_r · h`` read at the last
+real token of each row (the reward model).
+
+The KV cache is an explicit pytree (``KVCache``) passed in and returned, so decoding
+stays a pure function: a call with ``T`` new tokens writes them at columns
+``[length, length + T)`` of the cache and attends over all written columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+
+__all__ = [
+    "ModelConfig",
+    "ModelOutput",
+    "KVCache",
+    "Transformer",
+    "init_params",
+    "init_cache",
+    "positions_from_mask",
+    "last_token_index",
+    "merge_params",
+    "save_model",
+    "load_model",
+]
+
+_NEG = -1e30  # finite "minus infinity": exp underflows to exactly 0, rows of all-masked stay finite
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the transformer. Frozen and hashable, so it can be a static jit argument.
+
+    Attributes:
+        vocab_size: number of token ids ``V``.
+        max_len: most positions a sequence may have (prompt + completion), the size of
+            the learned position table.
+        d_model: width ``D``.
+        num_heads: attention heads ``H``; must divide ``d_model``.
+        num_layers: transformer blocks ``N``.
+        d_ff: hidden width of each block's MLP.
+        value_head: add a per-token scalar value head (critic).
+        reward_head: add a scalar reward head read at the last real token.
+    """
+
+    vocab_size: int = 32
+    max_len: int = 32
+    d_model: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    d_ff: int = 256
+    value_head: bool = False
+    reward_head: bool = False
+
+    def __post_init__(self):
+        for name in ("vocab_size", "max_len", "d_model", "num_heads", "num_layers", "d_ff"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(
+                f"ModelConfig.d_model ({self.d_model}) must be divisible by "
+                f"num_heads ({self.num_heads})"
+            )
+
+    def replace(self, **changes) -> ModelConfig:
+        """Returns a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+class KVCache(NamedTuple):
+    """Keys and values of every layer for the columns decoded so far."""
+
+    keys: jax.Array  # [N, B, S, H, K]
+    values: jax.Array  # [N, B, S, H, K]
+    mask: jax.Array  # [B, S] 1 where a real token was written
+    length: jax.Array  # [] int32, columns written so far
+
+
+class ModelOutput(NamedTuple):
+    """What one forward pass returns; heads that the config lacks are ``None``."""
+
+    logits: jax.Array  # [B, T, V] next-token logits at each column
+    hidden: jax.Array  # [B, T, D] final (normed) hidden state
+    values: jax.Array | None  # [B, T] value head, or None
+    reward: jax.Array | None  # [B] reward head at the last real token, or None
+    cache: KVCache | None  # the updated cache, or None without one
+
+
+def positions_from_mask(mask: jax.Array, offset: jax.Array | int = 0) -> jax.Array:
+    """Position of each token counting real tokens only: ``offset + cumsum(mask) − 1``, ≥ 0.
+
+    Args:
+        mask: ``[B, T]`` 1 on real tokens.
+        offset: ``[B]`` or scalar, real tokens that came before (in a cache).
+
+    Returns:
+        ``[B, T]`` int32 positions (padding gets the position of the real token before it).
+    """
+    mask = jnp.asarray(mask).astype(jnp.int32)
+    pos = jnp.cumsum(mask, axis=-1) - 1 + jnp.asarray(offset, jnp.int32)[..., None]
+    return jnp.maximum(pos, 0)
+
+
+def last_token_index(mask: jax.Array) -> jax.Array:
+    """Column of the last real token of each row (0 for a row without any).
+
+    Args:
+        mask: ``[B, T]`` 1 on real tokens.
+
+    Returns:
+        ``[B]`` int32 column indices.
+    """
+    cols = jnp.arange(mask.shape[-1], dtype=jnp.int32)
+    return jnp.maximum(jnp.max(jnp.where(mask > 0, cols, -1), axis=-1), 0)
+
+
+class _Attention(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x, allowed, layer_cache, index):
+        cfg = self.config
+        k_dim = cfg.d_model // cfg.num_heads
+        qkv = nn.DenseGeneral((3, cfg.num_heads, k_dim), name="qkv")(x)  # [B, T, 3, H, K]
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        new_cache = None
+        if layer_cache is not None:
+            cache_k, cache_v = layer_cache
+            k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
+            v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
+            new_cache = (k, v)
+        scores = jnp.einsum("bqhk,bshk->bhqs", q, k) / np.sqrt(k_dim).astype(np.float32)
+        scores = jnp.where(allowed[:, None], scores, _NEG)
+        weights = jax.nn.softmax(scores, axis=-1)
+        out = jnp.einsum("bhqs,bshk->bqhk", weights, v)
+        return nn.DenseGeneral(cfg.d_model, axis=(-2, -1), name="out")(out), new_cache
+
+
+class _Block(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x, allowed, layer_cache, index):
+        cfg = self.config
+        attn, new_cache = _Attention(cfg, name="attn")(
+            nn.LayerNorm(name="ln_attn")(x), allowed, layer_cache, index
+        )
+        x = x + attn
+        h = nn.Dense(cfg.d_ff, name="mlp_in")(nn.LayerNorm(name="ln_mlp")(x))
+        x = x + nn.Dense(cfg.d_model, name="mlp_out")(jax.nn.gelu(h))
+        return x, new_cache
+
+
+class Transformer(nn.Module):
+    """Decoder-only transformer with LM head and optional value and reward heads.
+
+    Call: ``Transformer(cfg).apply(params, tokens, mask, cache=None) -> ModelOutput``.
+
+    Args (of ``__call__``):
+        tokens: ``[B, T]`` int token ids.
+        mask: ``[B, T]`` 1 on real tokens, 0 on padding.
+        cache: a ``KVCache`` (from ``init_cache``) to extend, or ``None`` to process
+            the ``T`` tokens on their own.
+
+    Returns:
+        ``ModelOutput``; ``logits[:, t]`` predicts the token after column ``t``. With a
+        cache, ``reward`` is read over the new columns only.
+    """
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, tokens, mask, cache: KVCache | None = None) -> ModelOutput:
+        cfg = self.config
+        tokens = jnp.asarray(tokens, jnp.int32)
+        mask = jnp.asarray(mask).astype(jnp.int32)
+        num_new = tokens.shape[1]
+        if cache is None:
+            index = 0
+            positions = positions_from_mask(mask)
+            key_mask = mask
+            q_cols = jnp.arange(num_new)
+            k_cols = jnp.arange(num_new)
+        else:
+            index = cache.length
+            positions = positions_from_mask(mask, jnp.sum(cache.mask, axis=-1))
+            key_mask = jax.lax.dynamic_update_slice(
+                cache.mask, mask.astype(cache.mask.dtype), (0, index)
+            )
+            q_cols = index + jnp.arange(num_new)
+            k_cols = jnp.arange(cache.mask.shape[1])
+        # a query sees the real keys at or before its own column
+        allowed = (k_cols[None, :] <= q_cols[:, None])[None] & (key_mask[:, None, :] > 0)
+
+        x = nn.Embed(cfg.vocab_size, cfg.d_model, name="embed")(tokens)
+        x = x + nn.Embed(cfg.max_len, cfg.d_model, name="pos_embed")(positions)
+        new_keys, new_values = [], []
+        for layer in range(cfg.num_layers):
+            layer_cache = None if cache is None else (cache.keys[layer], cache.values[layer])
+            x, updated = _Block(cfg, name=f"block_{layer}")(x, allowed, layer_cache, index)
+            if updated is not None:
+                new_keys.append(updated[0])
+                new_values.append(updated[1])
+        hidden = nn.LayerNorm(name="ln_final")(x)
+        logits = nn.Dense(cfg.vocab_size, name="lm_head")(hidden)
+        values = reward = None
+        if cfg.value_head:
+            values = nn.Dense(1, kernel_init=nn.initializers.zeros, name="value_head")(hidden)
+            values = values[..., 0]
+        if cfg.reward_head:
+            scores = nn.Dense(1, kernel_init=nn.initializers.zeros, name="reward_head")(hidden)
+            last = last_token_index(mask)
+            reward = jnp.take_along_axis(scores[..., 0], last[:, None], axis=1)[:, 0]
+        new_cache = None
+        if cache is not None:
+            new_cache = KVCache(
+                keys=jnp.stack(new_keys),
+                values=jnp.stack(new_values),
+                mask=key_mask,
+                length=jnp.asarray(index + num_new, jnp.int32),
+            )
+        return ModelOutput(logits, hidden, values, reward, new_cache)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def init_params(config: ModelConfig, key: jax.Array) -> dict:
+    """Initial parameters ``{"params": ...}`` of ``Transformer(config)`` (compiled)."""
+    tokens = jnp.zeros((1, 2), jnp.int32)
+    return Transformer(config).init(key, tokens, jnp.ones((1, 2), jnp.int32))
+
+
+def init_cache(config: ModelConfig, batch_size: int, num_columns: int) -> KVCache:
+    """An empty KV cache of ``num_columns`` columns (prompt + new tokens) per row.
+
+    Returns:
+        ``KVCache`` with zero keys and values ``[N, B, S, H, K]``, zero mask ``[B, S]``
+        and ``length = 0``.
+    """
+    if num_columns > config.max_len:
+        raise ValueError(
+            f"num_columns ({num_columns}) must be <= ModelConfig.max_len ({config.max_len})"
+        )
+    k_dim = config.d_model // config.num_heads
+    shape = (config.num_layers, batch_size, num_columns, config.num_heads, k_dim)
+    return KVCache(
+        keys=jnp.zeros(shape, jnp.float32),
+        values=jnp.zeros(shape, jnp.float32),
+        mask=jnp.zeros((batch_size, num_columns), jnp.int32),
+        length=jnp.asarray(0, jnp.int32),
+    )
+
+
+def merge_params(target: dict, source: dict) -> dict:
+    """Copies every leaf of ``source`` whose path exists in ``target`` into ``target``.
+
+    Used to start a model with extra heads (value, reward) from a trained language
+    model: the trunk and LM head come from ``source``, the new heads keep their init.
+
+    Args:
+        target: parameters of the model to fill (e.g. freshly initialised with heads).
+        source: trained parameters (e.g. an SFT model without those heads).
+
+    Returns:
+        A new pytree shaped like ``target``.
+    """
+    if isinstance(target, dict):
+        return {
+            k: merge_params(v, source[k]) if isinstance(source, dict) and k in source else v
+            for k, v in target.items()
+        }
+    if np.shape(target) != np.shape(source):
+        raise ValueError(
+            f"parameter shapes differ: target {np.shape(target)}, source {np.shape(source)}"
+        )
+    return jnp.asarray(source, dtype=jnp.asarray(target).dtype)
+
+
+def save_model(directory: str, params: dict, config: ModelConfig) -> None:
+    """Writes ``params.msgpack`` (flax.serialization) and ``model_config.json`` into ``directory``.
+
+    ``load_model(directory)`` reads both back; later stages (DPO, reward model, GRPO,
+    RLHF) start from a directory written here.
+    """
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "params.msgpack"), "wb") as f:
+        f.write(serialization.msgpack_serialize(jax.device_get(_plain(params))))
+    with open(os.path.join(directory, "model_config.json"), "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2)
+
+
+def load_model(directory: str) -> tuple[dict, ModelConfig]:
+    """Reads what ``save_model`` wrote.
+
+    Returns:
+        ``(params, config)`` with params as a nested dict of jax arrays.
+    """
+    cfg_path = os.path.join(directory, "model_config.json")
+    if not os.path.exists(cfg_path):
+        raise ValueError(f"directory {directory!r} holds no model_config.json (see save_model)")
+    with open(cfg_path) as f:
+        config = ModelConfig(**json.load(f))
+    with open(os.path.join(directory, "params.msgpack"), "rb") as f:
+        params = serialization.msgpack_restore(f.read())
+    return jax.tree_util.tree_map(jnp.asarray, params), config
+
+
+def _plain(tree):
+    """Nested plain dicts (flax FrozenDict or dict) with numpy leaves."""
+    if hasattr(tree, "items"):
+        return {k: _plain(v) for k, v in tree.items()}
+    return np.asarray(tree)
