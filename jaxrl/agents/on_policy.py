@@ -16,19 +16,26 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrl import envs
-from jaxrl.core.returns import gae
+from jaxrl import envs, nets
+from jaxrl.core.returns import discounted_returns, gae, n_step_returns
 
 __all__ = [
     "AdvantageFn",
+    "PolicyValueNets",
+    "PolicyValueParams",
     "Rollout",
     "collect_rollout",
+    "complete_episode_mask",
     "episode_metrics",
     "explained_variance",
     "gae_advantages",
+    "make_actor",
     "make_env",
+    "monte_carlo_advantages",
+    "n_step_advantages",
     "run_epochs",
     "shuffled_minibatches",
+    "standardize",
 ]
 
 
@@ -155,6 +162,120 @@ def gae_advantages(
         gamma,
         lambda_,
     )
+
+
+def monte_carlo_advantages(
+    rollout: Rollout, next_values: jax.Array, gamma, lambda_=None
+) -> tuple[jax.Array, jax.Array]:
+    """An :data:`AdvantageFn` for REINFORCE: Monte Carlo returns minus the baseline.
+
+        Gₜ = rₜ + γ(1 − termₜ)[(1 − cₜ)V(s'ₜ) + cₜGₜ₊₁],  cₜ = 1 − doneₜ (0 at t = T−1)
+        Aₜ = Gₜ − V(sₜ)
+
+    Each return runs to the end of its episode; it bootstraps from ``next_values``
+    only where the episode was truncated or cut by the rollout's end (pass zeros
+    for no bootstrap). ``lambda_`` is ignored (it is GAE with λ = 1).
+
+    Returns:
+      ``(advantages [T, B], returns [T, B])``.
+    """
+    returns = discounted_returns(
+        rollout.rewards, next_values, rollout.terminated, rollout.done, gamma
+    )
+    return returns - rollout.values, returns
+
+
+def n_step_advantages(
+    rollout: Rollout, next_values: jax.Array, gamma, lambda_=None, *, n: int
+) -> tuple[jax.Array, jax.Array]:
+    """An :data:`AdvantageFn` for A2C: n-step returns minus the values (bind ``n`` with partial).
+
+        Gₜ⁽ⁿ⁾ = rₜ + γrₜ₊₁ + … + γᵐ⁻¹rₜ₊ₘ₋₁ + γᵐ(1 − termₜ₊ₘ₋₁)V(s'ₜ₊ₘ₋₁),  Aₜ = Gₜ⁽ⁿ⁾ − V(sₜ)
+
+    m ≤ n stops at an episode end or at the rollout's end; with n ≥ T every step
+    bootstraps from the rollout's end, as in Mnih et al. 2016 (A3C/A2C):
+    https://arxiv.org/abs/1602.01783. ``lambda_`` is ignored.
+
+    Returns:
+      ``(advantages [T, B], returns [T, B])``.
+    """
+    returns = n_step_returns(
+        rollout.rewards, next_values, rollout.terminated, rollout.done, gamma, n
+    )
+    return returns - rollout.values, returns
+
+
+def complete_episode_mask(rollout: Rollout) -> jax.Array:
+    """1.0 at the steps whose episode ends (terminated or truncated) inside the rollout.
+
+        maskₜ = max_{t' ≥ t} doneₜ'   (per environment)
+
+    The return-to-go of such a step needs no cut at the rollout's end; the
+    steps after an environment's last episode end get 0. Episodes that began in
+    an earlier rollout still count (a return-to-go does not need the start).
+
+    Returns:
+      ``[T, B]`` float32.
+    """
+    return jax.lax.cummax(rollout.done.astype(jnp.float32), axis=0, reverse=True)
+
+
+def standardize(x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-8) -> jax.Array:
+    """(x − mean) / (std + eps) over all elements, or over those where ``mask`` is non-zero."""
+    if mask is None:
+        return (x - x.mean()) / (x.std() + eps)
+    weight = mask.astype(x.dtype)
+    count = jnp.maximum(weight.sum(), 1.0)
+    mean = (x * weight).sum() / count
+    std = jnp.sqrt((jnp.square(x - mean) * weight).sum() / count)
+    return (x - mean) / (std + eps)
+
+
+class PolicyValueParams(NamedTuple):
+    """Parameters of a separate policy and value network (REINFORCE, TRPO)."""
+
+    policy: Any
+    value: Any  # None where there is no value network
+
+
+class PolicyValueNets(NamedTuple):
+    """A policy network and an optional, separate value network (REINFORCE, TRPO).
+
+    Keeping them apart lets TRPO constrain the policy's parameters alone and lets
+    REINFORCE run without a critic (then every value is 0).
+    """
+
+    actor: Any  # flax module: obs [*N, *obs] -> distrax distribution
+    critic: Any  # flax module: obs [*N, *obs] -> [*N], or None
+
+    def init(self, key: jax.Array, obs: jax.Array) -> PolicyValueParams:
+        actor_key, critic_key = jax.random.split(key)
+        value = None if self.critic is None else self.critic.init(critic_key, obs)
+        return PolicyValueParams(policy=self.actor.init(actor_key, obs), value=value)
+
+    def distribution(self, params: PolicyValueParams, obs: jax.Array):
+        return self.actor.apply(params.policy, obs)
+
+    def value(self, params: PolicyValueParams, obs: jax.Array) -> jax.Array:
+        """V(obs) [*N]; zeros without a critic."""
+        if self.critic is None:
+            # The batch shape comes from the policy (XLA drops the unused forward pass).
+            return jnp.zeros(self.distribution(params, obs).batch_shape, jnp.float32)
+        return self.critic.apply(params.value, obs)
+
+    def act(self, params: PolicyValueParams, obs: jax.Array, key: jax.Array):
+        """The ``policy_fn`` of :func:`collect_rollout`: ``(actions, log_probs, values)``."""
+        dist = self.distribution(params, obs)
+        actions = dist.sample(seed=key)
+        return actions, dist.log_prob(actions), self.value(params, obs)
+
+
+def make_actor(action_info, hidden_sizes, activation: str, torso: str = "mlp", log_std_init=0.0):
+    """A policy network alone for ``action_info``: categorical or diagonal Gaussian."""
+    common = dict(hidden_sizes=tuple(hidden_sizes), activation=activation, torso=torso)
+    if action_info.discrete:
+        return nets.CategoricalActor(num_actions=action_info.size, **common)
+    return nets.GaussianActor(action_dim=action_info.size, log_std_init=log_std_init, **common)
 
 
 def shuffled_minibatches(key: jax.Array, batch: Any, num_minibatches: int) -> Any:
