@@ -233,7 +233,7 @@ def make_agent(config: Config, advantage_fn: on_policy.AdvantageFn | None = None
             rollout_key,
             config.num_steps,
         )
-        _, next_values = apply_fn(state.params, rollout.next_obs)
+        next_values = network.apply(state.params, rollout.next_obs, method=nets.ActorCritic.value)
         advantages, targets = advantage_fn(rollout, next_values, cfg.gamma, cfg.gae_lambda)
         batch = {
             "obs": rollout.obs,
