@@ -15,7 +15,10 @@ from jaxrl.agents.base import Agent, make_train_fn
 __all__ = ["ALGORITHMS", "Agent", "get_algorithm", "make_train_fn"]
 
 ALGORITHMS: dict[str, str] = {
+    "a2c": "jaxrl.agents.a2c",
     "ppo": "jaxrl.agents.ppo",
+    "reinforce": "jaxrl.agents.reinforce",
+    "trpo": "jaxrl.agents.trpo",
 }
 
 
