@@ -229,6 +229,7 @@ def iterative_policy_evaluation(
     return EvaluationResult(values=v, iterations=i, delta=delta)
 
 
+@partial(jax.jit, static_argnames=("horizon",))
 def finite_horizon_evaluation(mdp: FiniteMDP, policy, horizon: int) -> jax.Array:
     """Expected return of ``policy`` over at most ``horizon`` steps: V_H = (T^π)^H 0.
 

@@ -12,6 +12,8 @@ of interest reach a terminal state with probability 1.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -225,6 +227,9 @@ def policy_matrix(policy, num_actions: int) -> jax.Array:
     return policy.astype(jnp.float32)
 
 
+@partial(
+    jax.jit, static_argnames=("num_states", "num_actions", "branching", "terminal_states")
+)
 def random_mdp(
     key: jax.Array,
     num_states: int,
