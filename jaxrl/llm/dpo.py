@@ -33,6 +33,7 @@ from jaxrl.llm.training import (
     check_positive,
     check_range,
     default_model_config,
+    freeze_options,
     make_chunk,
     make_optimizer,
     run_chunks,
@@ -60,7 +61,8 @@ class DPOConfig:
 
     Attributes:
         task: a registered task of kind "preference".
-        task_options: keyword options of that task.
+        task_options: keyword options of that task, a dict or (name, value) pairs
+            (stored as sorted pairs so the config hashes).
         model: sizes of the policy (must match the starting parameters).
         loss_kind: one of ``LOSS_KINDS``: "sigmoid", "robust", "hinge", "ipo", "simpo".
         beta: β > 0 (for SimPO the reward scale).
@@ -80,7 +82,7 @@ class DPOConfig:
     """
 
     task: str = "preference"
-    task_options: dict = dataclasses.field(default_factory=dict)
+    task_options: tuple = ()
     model: ModelConfig = dataclasses.field(default_factory=default_model_config)
     loss_kind: str = "sigmoid"
     beta: float = 0.1
@@ -99,6 +101,7 @@ class DPOConfig:
     eval_prompts: int = 256
 
     def __post_init__(self):
+        object.__setattr__(self, "task_options", freeze_options(self.task_options))
         owner = "DPOConfig"
         if self.loss_kind not in LOSS_KINDS:
             raise ValueError(
@@ -147,7 +150,7 @@ class DPOConfig:
 
     def make_task(self) -> Task:
         """The task this config names."""
-        return make_task(self.task, **self.task_options)
+        return make_task(self.task, **dict(self.task_options))
 
 
 class DPOBatch(NamedTuple):

@@ -30,6 +30,7 @@ from jaxrl.llm.training import (
     TrainState,
     check_positive,
     default_model_config,
+    freeze_options,
     make_chunk,
     make_optimizer,
     run_chunks,
@@ -52,7 +53,8 @@ class RewardModelConfig:
 
     Attributes:
         task: a registered task of kind "preference".
-        task_options: keyword options of that task.
+        task_options: keyword options of that task, a dict or (name, value) pairs
+            (stored as sorted pairs so the config hashes).
         model: transformer sizes; ``reward_head`` is switched on whatever is given.
         num_steps: optimiser updates; a multiple of ``eval_every``.
         batch_size: pairs per update.
@@ -67,7 +69,7 @@ class RewardModelConfig:
     """
 
     task: str = "preference"
-    task_options: dict = dataclasses.field(default_factory=dict)
+    task_options: tuple = ()
     model: ModelConfig = dataclasses.field(default_factory=default_model_config)
     num_steps: int = 1000
     batch_size: int = 64
@@ -81,6 +83,7 @@ class RewardModelConfig:
     eval_pairs: int = 1000
 
     def __post_init__(self):
+        object.__setattr__(self, "task_options", freeze_options(self.task_options))
         if not self.model.reward_head:
             object.__setattr__(self, "model", self.model.replace(reward_head=True))
         for name in ("num_steps", "batch_size", "num_train_pairs", "eval_every", "eval_pairs"):
@@ -113,7 +116,7 @@ class RewardModelConfig:
 
     def make_task(self) -> Task:
         """The task this config names."""
-        return make_task(self.task, **self.task_options)
+        return make_task(self.task, **dict(self.task_options))
 
 
 def reward_scores(
@@ -214,7 +217,9 @@ def evaluate_reward_model(
     sc, sr = np.asarray(pairs.chosen_score), np.asarray(pairs.rejected_score)
     differ = sc != sr
     true_acc = np.mean((rc > rr)[differ] == (sc > sr)[differ]) if differ.any() else np.nan
-    corr = np.corrcoef(np.concatenate([rc, rr]), np.concatenate([sc, sr]))[0, 1]
+    rewards, scores = np.concatenate([rc, rr]), np.concatenate([sc, sr])
+    # a constant reward (the zero-initialised head) has no correlation: report 0
+    corr = np.corrcoef(rewards, scores)[0, 1] if np.std(rewards) > 0 else 0.0
     return {
         "loss": float(loss),
         "accuracy": float(m["accuracy"]),

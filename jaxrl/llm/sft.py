@@ -28,6 +28,7 @@ from jaxrl.llm.training import (
     TrainState,
     check_positive,
     default_model_config,
+    freeze_options,
     make_chunk,
     make_optimizer,
     run_chunks,
@@ -50,7 +51,8 @@ class SFTConfig:
 
     Attributes:
         task: registered task name (``jaxrl.llm.tasks.TASKS``).
-        task_options: keyword options of that task (e.g. ``{"num_digits": 1}``).
+        task_options: keyword options of that task, a dict or (name, value) pairs
+            (e.g. ``{"num_digits": 1}``), stored as sorted pairs so the config hashes.
         model: transformer sizes (``max_len`` must hold prompt + completion).
         num_steps: optimiser updates; a multiple of ``eval_every``.
         batch_size: prompt–completion pairs per update.
@@ -64,7 +66,7 @@ class SFTConfig:
     """
 
     task: str = "addition"
-    task_options: dict = dataclasses.field(default_factory=dict)
+    task_options: tuple = ()
     model: ModelConfig = dataclasses.field(default_factory=default_model_config)
     num_steps: int = 2000
     batch_size: int = 64
@@ -77,6 +79,7 @@ class SFTConfig:
     eval_prompts: int = 256
 
     def __post_init__(self):
+        object.__setattr__(self, "task_options", freeze_options(self.task_options))
         for name in ("num_steps", "batch_size", "num_train_examples", "eval_every", "eval_prompts"):
             check_positive("SFTConfig", name, getattr(self, name), integer=True)
         for name in ("learning_rate", "max_grad_norm"):
@@ -95,7 +98,7 @@ class SFTConfig:
 
     def make_task(self) -> Task:
         """The task this config names (raises ValueError for an unknown name or option)."""
-        return make_task(self.task, **self.task_options)
+        return make_task(self.task, **dict(self.task_options))
 
 
 def _check_fits(task: Task, model: ModelConfig, owner: str) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "run_chunks",
     "check_positive",
     "check_range",
+    "freeze_options",
     "config_to_dict",
 ]
 
@@ -168,6 +169,18 @@ def check_range(owner: str, name: str, value, low, high, high_open: bool = False
         raise ValueError(f"{owner}.{name} must be in [{low}, {high}{bracket}, got {value!r}")
 
 
+def freeze_options(options) -> tuple:
+    """A dict or iterable of (name, value) pairs as a sorted tuple of pairs (hashable)."""
+    items = options.items() if isinstance(options, dict) else options
+    return tuple(sorted((str(k), v) for k, v in items))
+
+
 def config_to_dict(config) -> dict:
-    """A JSON-ready dict of a (nested) trainer config, for ``config.json``."""
-    return dataclasses.asdict(config)
+    """A JSON-ready dict of a (nested) trainer config, for ``config.json``.
+
+    ``task_options`` pairs come back as a dict, which the config accepts again.
+    """
+    out = dataclasses.asdict(config)
+    if "task_options" in out:
+        out["task_options"] = dict(out["task_options"])
+    return out
