@@ -43,6 +43,7 @@ __all__ = [
     "parse_value",
     "positive",
     "positive_int",
+    "positive_ints",
     "probability",
     "require",
     "static",
@@ -111,6 +112,15 @@ def non_negative(v) -> str | None:
 def positive_int(v) -> str | None:
     ok = isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
     return None if ok else "an integer > 0"
+
+
+def positive_ints(v) -> str | None:
+    ok = (
+        isinstance(v, tuple | list)
+        and len(v) > 0
+        and all(isinstance(x, numbers.Integral) and not isinstance(x, bool) and x > 0 for x in v)
+    )
+    return None if ok else "a non-empty list of integers > 0, e.g. 64,64"
 
 
 def probability(v) -> str | None:

@@ -40,6 +40,18 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _check_env(env_id: str) -> None:
+    from jaxrl import envs
+
+    known = envs.registered_envs()
+    if env_id not in known:
+        import difflib
+
+        close = difflib.get_close_matches(env_id, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown environment {env_id!r}{hint}; known: {', '.join(known)}")
+
+
 def _build_config(module, args) -> object:
     from jaxrl._config import config_from_overrides, parse_value
 
@@ -49,56 +61,109 @@ def _build_config(module, args) -> object:
     if args.total_steps is not None:
         overrides["total_timesteps"] = str(args.total_steps)
     if "env_id" in overrides:
-        from jaxrl import envs
-
-        env_id = parse_value(module.Config, "env_id", overrides["env_id"])
-        known = envs.registered_envs()
-        if env_id not in known:
-            import difflib
-
-            close = difflib.get_close_matches(env_id, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"unknown environment {env_id!r}{hint}; known: {', '.join(known)}")
+        _check_env(parse_value(module.Config, "env_id", overrides["env_id"]))
     return config_from_overrides(module.Config, overrides)
+
+
+def _parse_sweeps(module, items: list[str]) -> dict[str, list]:
+    from jaxrl._config import parse_value
+
+    grid = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--sweep expects field=v1,v2,..., got {item!r}")
+        name, values = item.split("=", 1)
+        name = name.strip()
+        parts = [v.strip() for v in values.split(",") if v.strip()]
+        if not parts:
+            raise UsageError(f"--sweep {name}= names no values")
+        grid[name] = [parse_value(module.Config, name, v) for v in parts]
+    return grid
+
+
+def _from_run_dir(run_dir: Path):
+    """algo, module, config, seeds and grid recorded in a run directory's config.json."""
+    import json
+    import typing
+
+    from jaxrl._config import config_from_overrides
+    from jaxrl.agents import get_algorithm
+
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise UsageError(f"--resume {run_dir}: no config.json there")
+    record = json.loads(path.read_text())
+    module = get_algorithm(record["algo"])
+    hints = typing.get_type_hints(module.Config)
+    values = {
+        k: tuple(v) if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple else v
+        for k, v in record["config"].items()
+    }
+    config = config_from_overrides(module.Config, values)
+    return record["algo"], module, config, record["seeds"], record.get("grid") or {}
 
 
 def _cmd_train(args) -> int:
     from jaxrl.agents import get_algorithm
+    from jaxrl.run import NonFiniteError, sweep
 
     try:
-        module = get_algorithm(args.algo)
-        config = _build_config(module, args)
+        if args.resume is not None:
+            algo, module, config, seeds, grid = _from_run_dir(args.resume)
+            out = args.resume
+        else:
+            algo = args.algo
+            module = get_algorithm(algo)
+            config = _build_config(module, args)
+            grid = _parse_sweeps(module, args.sweep or [])
+            if args.seeds < 1:
+                raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+            seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
+            out = args.out or Path("runs") / (
+                f"{algo}-{getattr(config, 'env_id', 'env')}-{time.strftime('%Y%m%d-%H%M%S')}"
+            )
+        result = sweep(
+            module,
+            config,
+            grid,
+            seeds,
+            out,
+            algo=algo,
+            progress=not args.no_progress,
+            chunk_updates=args.chunk,
+            checkpoint=not args.no_checkpoint,
+            keep=args.keep,
+            tensorboard=args.tensorboard,
+        )
+    except NonFiniteError as e:
+        raise UsageError(f"{e} ({out}/metrics.csv)") from None
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    out = args.out or Path("runs") / (
-        f"{args.algo}-{getattr(config, 'env_id', 'env')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    from jaxrl.run import train
+    _print_summary(result.summary, out)
+    return 0
 
-    result, summary = train(
-        module,
-        config,
-        list(range(args.seed_offset, args.seed_offset + args.seeds)),
-        out,
-        algo=args.algo,
-        progress=not args.no_progress,
-        chunk_updates=args.chunk,
-    )
-    fr = summary["final_return"]
-    t = summary["timing"]
-    if fr["n"]:
+
+def _print_summary(summary: dict, out) -> None:
+    def line(fr):
+        if not fr["n"]:
+            return "no episode finished"
         ci = fr["iqm_ci95"]
-        print(
-            f"final return over {fr['n']} seeds: IQM {fr['iqm']:.1f} (95% CI {ci[0]:.1f} to "
-            f"{ci[1]:.1f}), mean {fr['mean']:.1f} ± {fr['std']:.1f}"
+        return (
+            f"IQM {fr['iqm']:.1f} (95% CI {ci[0]:.1f} to {ci[1]:.1f}), "
+            f"mean {fr['mean']:.1f} ± {fr['std']:.1f} over {fr['n']} seeds"
         )
+
+    if "configurations" in summary:
+        for c in summary["configurations"]:
+            vals = ", ".join(f"{k}={v}" for k, v in c["values"].items())
+            print(f"{vals:>40}: final return {line(c['final_return'])}")
+    else:
+        print(f"final return: {line(summary['final_return'])}")
+    t = summary["timing"]
     print(
         f"compile {t['compile_s']:.1f} s, run {t['run_s']:.1f} s "
-        f"({t['steps_per_s']:,.0f} env steps/s over all seeds); run directory: {out}"
+        f"({t['steps_per_s']:,.0f} env steps/s over all runs); run directory: {out}"
     )
-    return 0
 
 
 def _cmd_list(args) -> int:
@@ -116,14 +181,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train an algorithm over several seeds in one program")
-    t.add_argument("algo", help="algorithm name (see `jaxrl list`)")
+    t.add_argument("algo", nargs="?", help="algorithm name (see `jaxrl list`)")
     t.add_argument("--env", default=None, help="environment id (default: the Config's)")
     t.add_argument("--seeds", type=int, default=4, help="number of seeds, run as one vmap")
     t.add_argument("--seed-offset", type=int, default=0, help="first seed")
     t.add_argument("--total-steps", type=int, default=None, help="environment steps per seed")
     t.add_argument("--out", type=Path, default=None, help="run directory")
     t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any Config field")
+    t.add_argument("--sweep", action="append", metavar="FIELD=V1,V2", help="grid over a field")
+    t.add_argument("--resume", type=Path, default=None, help="continue the run in DIR")
     t.add_argument("--chunk", type=int, default=None, help="updates per chunk")
+    t.add_argument("--keep", type=int, default=3, help="checkpoints kept")
+    t.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoints")
+    t.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
@@ -140,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "command", None):
             parser.print_help()
             return 0
+        if args.command == "train" and args.algo is None and args.resume is None:
+            raise UsageError("jaxrl train: name an algorithm (see `jaxrl list`) or --resume DIR")
         return args.func(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -28,6 +28,7 @@ from jaxrl._config import (
     one_of,
     positive,
     positive_int,
+    positive_ints,
     probability,
     require,
     static,
@@ -79,6 +80,7 @@ class Config:
     def validate(self):
         for name in ("total_timesteps", "num_envs", "num_steps", "num_epochs", "num_minibatches"):
             require(self, name, positive_int)
+        require(self, "hidden_sizes", positive_ints)
         require(self, "activation", one_of("tanh", "relu"))
         require(self, "torso", one_of("mlp", "cnn"))
         for name in ("learning_rate", "max_grad_norm", "clip_eps", "value_clip_eps"):

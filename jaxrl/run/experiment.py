@@ -1,9 +1,10 @@
-"""Running an agent over many seeds in one compiled program, in chunks of updates.
+"""Running an agent for many runs (seeds × configurations) in one compiled program.
 
-The seeds are one ``vmap`` axis. Updates run in chunks (one compiled program
-reused for every chunk, whatever its length), so a progress bar moves between
-chunks and a run directory can be written as the run goes. Compile time and run
-time are measured apart.
+The runs are one ``vmap`` axis, sharded across ``jax.devices()`` when there are
+several. Updates run in chunks (one compiled program reused for every chunk,
+whatever its length), so a progress bar moves, a checkpoint lands and
+non-finite losses are caught between chunks. Compile time and run time are
+measured apart.
 """
 
 from __future__ import annotations
@@ -16,21 +17,39 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxrl.agents.base import Agent
 
-__all__ = ["RunResult", "make_chunk_fn", "run_seeds", "seed_keys"]
+__all__ = [
+    "NonFiniteError",
+    "RunResult",
+    "make_chunk_fn",
+    "run_seeds",
+    "seed_keys",
+    "stack_configs",
+]
 
 
 class RunResult(NamedTuple):
     """What :func:`run_seeds` returns."""
 
-    state: Any  # final agent state, leaves [S, ...]
-    metrics: dict[str, np.ndarray]  # each [S, U]
-    seeds: list[int]
+    state: Any  # final agent state, leaves [R, ...]
+    metrics: dict[str, np.ndarray]  # each [R, U]
+    seeds: list[int]  # the seed of each run
     steps_per_update: int
     compile_s: float  # compiling init and the chunk program
     run_s: float  # executing them
+    resumed_from: int  # updates restored from a checkpoint (0 for a fresh run)
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or a parameter became NaN or infinite."""
+
+    def __init__(self, message: str, metrics: dict[str, np.ndarray], updates_done: int):
+        super().__init__(message)
+        self.metrics = metrics
+        self.updates_done = updates_done
 
 
 def seed_keys(seeds: Sequence[int]) -> jax.Array:
@@ -38,12 +57,17 @@ def seed_keys(seeds: Sequence[int]) -> jax.Array:
     return jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
 
 
-def make_chunk_fn(agent: Agent, chunk_updates: int) -> Callable:
-    """``chunk(state, config, n) -> (state, metrics)``: ``n ≤ chunk_updates`` updates.
+def stack_configs(configs: Sequence[Any]) -> Any:
+    """One Config whose traced leaves are stacked ``[R]`` (static fields must agree)."""
+    return jax.tree.map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *configs)
 
-    ``n`` is traced, so one compiled program serves every chunk length; metrics
-    are written into a buffer of ``chunk_updates`` rows whose first ``n`` rows
-    are filled.
+
+def make_chunk_fn(agent: Agent, chunk_updates: int) -> Callable:
+    """``chunk(state, config, n) -> (state, metrics, params_finite)`` running ``n`` updates.
+
+    ``n ≤ chunk_updates`` is traced, so one compiled program serves every chunk
+    length; metrics go into a buffer of ``chunk_updates`` rows whose first ``n``
+    rows are filled.
     """
 
     def chunk(state, config, n):
@@ -58,9 +82,39 @@ def make_chunk_fn(agent: Agent, chunk_updates: int) -> Callable:
             buffers = jax.tree.map(lambda b, m: b.at[i].set(m), buffers, metrics)
             return state, buffers
 
-        return jax.lax.fori_loop(0, n, body, (state, buffers))
+        state, buffers = jax.lax.fori_loop(0, n, body, (state, buffers))
+        return state, buffers, _params_finite(state)
 
     return chunk
+
+
+def _params_finite(state) -> jax.Array:
+    params = getattr(state, "params", None)
+    leaves = [x for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.floating)]
+    if not leaves:
+        return jnp.array(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _runs_sharding(num_runs: int):
+    """A 1-D mesh over all devices for the run axis, or None with one device."""
+    devices = jax.devices()
+    if len(devices) < 2:
+        return None, num_runs
+    padded = math.ceil(num_runs / len(devices)) * len(devices)
+    mesh = Mesh(np.array(devices), ("runs",))
+    return NamedSharding(mesh, PartitionSpec("runs")), padded
+
+
+def _pad_runs(tree, padded: int):
+    def pad(x):
+        x = jnp.asarray(x)
+        extra = padded - x.shape[0]
+        if extra == 0:
+            return x
+        return jnp.concatenate([x, jnp.repeat(x[:1], extra, axis=0)], axis=0)
+
+    return jax.tree.map(pad, tree)
 
 
 def run_seeds(
@@ -68,74 +122,158 @@ def run_seeds(
     config: Any,
     seeds: Sequence[int],
     *,
+    config_axis: int | None = None,
     chunk_updates: int | None = None,
     on_chunk: Callable[[int, dict[str, np.ndarray], Any], None] | None = None,
-    state: Any = None,
-    start_update: int = 0,
-    previous_metrics: dict[str, np.ndarray] | None = None,
+    checkpointer: Any = None,
+    shard: bool = True,
+    describe_run: Callable[[int], str] | None = None,
 ) -> RunResult:
-    """Trains ``agent`` once per seed, all seeds in one vmapped program.
+    """Trains ``agent`` once per entry of ``seeds``, all runs in one vmapped program.
 
     Args:
       agent: from the algorithm's ``make_agent(config)``.
-      config: the Config (shared by all seeds).
-      seeds: integer seeds, one run each.
+      config: the Config, shared by every run (``config_axis=None``) or with traced leaves
+        stacked ``[R]``, one per run (``config_axis=0``, see :func:`stack_configs`).
+      seeds: one integer seed per run.
       chunk_updates: updates per chunk (default: about 20 chunks per run).
-      on_chunk: called after every chunk with ``(updates_done, metrics_so_far, state)``, where
-        each metric is ``[S, updates_done]`` (for progress bars, run directories, checkpoints).
-      state, start_update, previous_metrics: resume from a saved state after
-        ``start_update`` updates (see :mod:`jaxrl.run.checkpoint`).
+      on_chunk: called after every chunk with ``(updates_done, metrics_so_far, state)``,
+        each metric ``[R, updates_done]``.
+      checkpointer: a :class:`jaxrl.run.checkpoint.Checkpointer`; the run resumes from its
+        newest intact checkpoint and saves after every chunk.
+      shard: shard the run axis across ``jax.devices()`` when there are several.
+      describe_run: ``r -> text`` naming run r's configuration in error messages.
 
     Returns:
       A :class:`RunResult`.
+
+    Raises:
+      NonFiniteError: a metric whose name contains "loss", or a parameter, became
+        non-finite; the error names the update, the metric and the run, and carries
+        the metrics so far. The last checkpoint saved is the last good state.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
+    num_runs = len(seeds)
     total = agent.num_updates
-    chunk_updates = chunk_updates or max(1, math.ceil(total / 20))
-    chunk_updates = min(chunk_updates, max(total, 1))
-    keys = seed_keys(seeds)
+    chunk_updates = min(chunk_updates or max(1, math.ceil(total / 20)), max(total, 1))
 
+    sharding, padded = _runs_sharding(num_runs) if shard else (None, num_runs)
+    keys = _pad_runs(seed_keys(seeds), padded)
+    in_config = _pad_runs(config, padded) if config_axis is not None else config
+    if sharding is not None:
+        keys = jax.device_put(keys, sharding)
+        if config_axis is not None:
+            in_config = jax.device_put(in_config, sharding)
+
+    init_vmapped = jax.vmap(agent.init, in_axes=(0, config_axis))
+    chunk_vmapped = jax.vmap(make_chunk_fn(agent, chunk_updates), in_axes=(0, config_axis, None))
+    if sharding is None:
+        init_fn = jax.jit(init_vmapped)
+        chunk_fn = jax.jit(chunk_vmapped, donate_argnums=0)
+    else:
+        # Every output leaf has the run axis first: shard it; the shared config is replicated.
+        replicated = NamedSharding(sharding.mesh, PartitionSpec())
+        cfg_sharding = sharding if config_axis is not None else replicated
+        init_fn = jax.jit(
+            init_vmapped, in_shardings=(sharding, cfg_sharding), out_shardings=sharding
+        )
+        chunk_fn = jax.jit(
+            chunk_vmapped,
+            in_shardings=(sharding, cfg_sharding, replicated),
+            out_shardings=sharding,
+            donate_argnums=0,
+        )
     t0 = time.perf_counter()
-    init = jax.jit(jax.vmap(agent.init, in_axes=(0, None))).lower(keys, config).compile()
+    init = init_fn.lower(keys, in_config).compile()
     compile_s = time.perf_counter() - t0
-    run_s = 0.0
-    if state is None:
-        t0 = time.perf_counter()
-        state = jax.block_until_ready(init(keys, config))
-        run_s += time.perf_counter() - t0
-
-    chunk = jax.vmap(make_chunk_fn(agent, chunk_updates), in_axes=(0, None, None))
-    t0 = time.perf_counter()
-    compiled = jax.jit(chunk).lower(state, config, jnp.int32(chunk_updates)).compile()
-    compile_s += time.perf_counter() - t0
+    abstract_state = jax.eval_shape(init_fn, keys, in_config)
 
     collected: list[dict[str, np.ndarray]] = []
-    if previous_metrics:
-        collected.append({k: np.asarray(v) for k, v in previous_metrics.items()})
-    done = start_update
+    done = 0
+    restored = None
+    if checkpointer is not None:
+        _, metric_shapes = jax.eval_shape(
+            jax.vmap(agent.update, in_axes=(0, config_axis)), abstract_state, in_config
+        )
+        restored = checkpointer.restore(
+            abstract_state, {k: v.dtype for k, v in metric_shapes.items()}
+        )
+    run_s = 0.0
+    if restored is not None:
+        state, done = restored.state, restored.updates_done
+        if sharding is not None:
+            state = jax.device_put(state, sharding)
+        collected.append({k: _pad_np(v, padded) for k, v in restored.metrics.items()})
+    else:
+        t0 = time.perf_counter()
+        state = jax.block_until_ready(init(keys, in_config))
+        run_s += time.perf_counter() - t0
+    resumed_from = done
+    t0 = time.perf_counter()
+    compiled = chunk_fn.lower(state, in_config, jnp.int32(chunk_updates)).compile()
+    compile_s += time.perf_counter() - t0
+
     while done < total:
         n = min(chunk_updates, total - done)
         t0 = time.perf_counter()
-        state, buffers = compiled(state, config, jnp.int32(n))
-        buffers = jax.device_get(buffers)
+        state, buffers, finite = compiled(state, in_config, jnp.int32(n))
+        buffers, finite = jax.device_get((buffers, finite))
         run_s += time.perf_counter() - t0
         collected.append({k: np.asarray(v)[:, :n] for k, v in buffers.items()})
         done += n
+        metrics = _concat(collected, num_runs)
+        _raise_if_non_finite(metrics, finite[:num_runs], done, n, seeds, describe_run)
+        if checkpointer is not None:
+            checkpointer.save(done, state, _concat(collected, padded))
         if on_chunk is not None:
-            on_chunk(done, _concat(collected), state)
+            on_chunk(done, metrics, state)
+    if checkpointer is not None:
+        checkpointer.wait()
     return RunResult(
-        state=state,
-        metrics=_concat(collected),
+        state=jax.tree.map(lambda x: x[:num_runs], state),
+        metrics=_concat(collected, num_runs),
         seeds=seeds,
         steps_per_update=agent.steps_per_update,
         compile_s=compile_s,
         run_s=run_s,
+        resumed_from=resumed_from,
     )
 
 
-def _concat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def _pad_np(x: np.ndarray, padded: int) -> np.ndarray:
+    extra = padded - x.shape[0]
+    return x if extra <= 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)], axis=0)
+
+
+def _concat(chunks: list[dict[str, np.ndarray]], runs: int) -> dict[str, np.ndarray]:
     if not chunks:
         return {}
-    return {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
+    return {k: np.concatenate([c[k][:runs] for c in chunks], axis=1) for k in chunks[0]}
+
+
+def _raise_if_non_finite(metrics, params_finite, done, n, seeds, describe_run) -> None:
+    start = done - n
+    for name in sorted(metrics):
+        if "loss" not in name:
+            continue
+        window = metrics[name][:, start:done]
+        bad = ~np.isfinite(window)
+        if bad.any():
+            run, u = (int(i) for i in np.argwhere(bad)[0])
+            _fail(name, start + u + 1, run, seeds, describe_run, metrics, done)
+    if not np.all(params_finite):
+        run = int(np.argwhere(~np.asarray(params_finite))[0][0])
+        _fail("parameters", None, run, seeds, describe_run, metrics, done)
+
+
+def _fail(what, update, run, seeds, describe_run, metrics, done):
+    where = f"at update {update}" if update is not None else f"by update {done}"
+    desc = describe_run(run) if describe_run else ""
+    raise NonFiniteError(
+        f"non-finite {what} {where} (run {run}, seed {seeds[run]}{', ' + desc if desc else ''}); "
+        f"stopped after writing the metrics so far",
+        metrics,
+        done,
+    )

@@ -28,6 +28,7 @@ from jaxrl.run.stats import bootstrap_ci, final_returns, iqm, summarize
 __all__ = [
     "machine_info",
     "make_summary",
+    "summarize_runs",
     "plot_curves",
     "read_metrics_csv",
     "write_config",
@@ -125,6 +126,11 @@ def make_summary(metrics: dict[str, np.ndarray], seeds: list[int], **extra) -> d
         **extra,
     }
     return summary
+
+
+def summarize_runs(metrics: dict[str, np.ndarray]) -> dict:
+    """``summarize`` of the final returns of the runs in ``metrics`` (each ``[runs, updates]``)."""
+    return summarize(final_returns(metrics["episode_return"]))
 
 
 def write_summary(out_dir: Path, metrics: dict[str, np.ndarray], seeds: list[int], **extra) -> dict:

@@ -1,0 +1,181 @@
+"""Sweeps, sharding, checkpoints and resume, non-finite losses, reproducibility."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxrl.agents import ppo
+from jaxrl.run import Checkpointer, NonFiniteError, run_seeds, sweep, train
+
+TINY = dict(
+    total_timesteps=4 * 16 * 6, num_envs=4, num_steps=16, num_minibatches=2, hidden_sizes=(8,)
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny(**kw):
+    return ppo.Config(**{**TINY, **kw})
+
+
+def run_python(code: str, env_extra=None, timeout=600):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_sweep_equals_separate_runs():
+    """Equal up to float32 rounding: XLA may order a batched reduction differently."""
+    res = sweep(
+        ppo, tiny(), {"learning_rate": [1e-3, 3e-3]}, seeds=[0, 1], progress=False, chunk_updates=4
+    )
+    assert res.metrics["policy_loss"].shape == (4, 6)
+    for i, lr in enumerate([1e-3, 3e-3]):
+        single = run_seeds(ppo.make_agent(tiny()), tiny(learning_rate=lr), [0, 1], chunk_updates=4)
+        for name, values in single.metrics.items():
+            np.testing.assert_allclose(
+                res.metrics[name][2 * i : 2 * i + 2], values, rtol=1e-4, atol=1e-6, err_msg=name
+            )
+    assert len(res.summary["configurations"]) == 2
+
+
+def test_static_field_sweep_splits_programs():
+    notes = []
+    res = sweep(
+        ppo, tiny(), {"hidden_sizes": [(8,), (4, 4)]}, seeds=[0], progress=False, log=notes.append
+    )
+    assert res.summary["timing"]["compiled_programs"] == 2
+    assert "hidden_sizes" in notes[0]
+
+
+def test_same_key_same_metrics_and_different_keys_differ():
+    agent = ppo.make_agent(tiny())
+    a = run_seeds(agent, tiny(), [3, 4], chunk_updates=4)
+    b = run_seeds(agent, tiny(), [3, 4], chunk_updates=4)
+    jax.tree.map(np.testing.assert_array_equal, a.metrics, b.metrics)
+    assert not np.array_equal(a.metrics["entropy"][0], a.metrics["entropy"][1])
+
+
+def test_sharded_over_four_host_devices_equals_unsharded(tmp_path):
+    code = f"""
+        import jax, numpy as np
+        assert len(jax.devices()) == 4, jax.devices()
+        from jaxrl.agents import ppo
+        from jaxrl.run import run_seeds
+        cfg = ppo.Config(**{TINY!r})
+        res = run_seeds(ppo.make_agent(cfg), cfg, [0, 1, 2, 3, 4], chunk_updates=4)
+        np.savez("{tmp_path}/sharded.npz", **res.metrics)
+    """
+    out = run_python(code, {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    sharded = np.load(tmp_path / "sharded.npz")
+    single = run_seeds(
+        ppo.make_agent(tiny()), tiny(), [0, 1, 2, 3, 4], chunk_updates=4, shard=False
+    )
+    for name, values in single.metrics.items():
+        np.testing.assert_allclose(sharded[name], values, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    killed = tmp_path / "killed"
+    code = f"""
+        import os, signal
+        from jaxrl.run import checkpoint
+        save = checkpoint.Checkpointer.save
+        def save_then_die(self, done, state, metrics):
+            save(self, done, state, metrics)
+            if done >= 2:  # the second checkpoint is on its way: die mid-run, no cleanup
+                self.wait()
+                os.kill(os.getpid(), signal.SIGKILL)
+        checkpoint.Checkpointer.save = save_then_die
+        from jaxrl.cli import main
+        main(["train", "ppo", "--seeds", "2", "--out", "{killed}", "--chunk", "1", "--no-progress",
+              "--total-steps", "{TINY["total_timesteps"]}", "--set", "num_envs=4",
+              "--set", "num_steps=16", "--set", "num_minibatches=2", "--set", "hidden_sizes=8"])
+    """
+    out = run_python(code)
+    assert out.returncode == -9, (out.returncode, out.stderr[-2000:])
+    assert not (killed / "metrics.csv").exists()
+    args = [
+        "--seeds",
+        "2",
+        "--chunk",
+        "1",
+        "--no-progress",
+        "--total-steps",
+        str(TINY["total_timesteps"]),
+        "--set",
+        "num_envs=4",
+        "--set",
+        "num_steps=16",
+        "--set",
+        "num_minibatches=2",
+        "--set",
+        "hidden_sizes=8",
+    ]
+    from jaxrl.cli import main
+
+    assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
+    assert main(["train", "ppo", "--out", str(tmp_path / "full"), *args]) == 0
+    resumed = (killed / "metrics.csv").read_text()
+    assert resumed == (tmp_path / "full" / "metrics.csv").read_text()
+    assert len(resumed.splitlines()) == 1 + 2 * 6
+
+
+def test_truncated_newest_checkpoint_falls_back(tmp_path):
+    cfg = tiny()
+    train(ppo, cfg, [0], tmp_path, progress=False, chunk_updates=2, keep=3)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.steps() == [2, 4, 6]
+    # Truncate every data file of the newest checkpoint, as a crash mid-write could.
+    for f in (tmp_path / "checkpoints" / "6").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "commit_success" not in f.name:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    agent = ppo.make_agent(cfg)
+    keys = jax.numpy.stack([jax.random.PRNGKey(0)])
+    abstract = jax.eval_shape(jax.vmap(agent.init, in_axes=(0, None)), keys, cfg)
+    _, m = jax.eval_shape(jax.vmap(agent.update, in_axes=(0, None)), abstract, cfg)
+    with pytest.warns(UserWarning, match="cannot be read"):
+        restored = ckpt.restore(abstract, {k: v.dtype for k, v in m.items()})
+    assert restored.updates_done == 4
+    assert restored.metrics["policy_loss"].shape == (1, 4)
+
+
+def test_rerun_into_same_dir_resumes_and_refuses_a_different_run(tmp_path):
+    train(ppo, tiny(), [0], tmp_path, progress=False, chunk_updates=3)
+    first = (tmp_path / "metrics.csv").read_text()
+    notes = []
+    res = train(ppo, tiny(), [0], tmp_path, progress=False, chunk_updates=3, log=notes.append)
+    assert "resumed from the checkpoint after update 6" in notes
+    assert res.run_s < 1.0 and (tmp_path / "metrics.csv").read_text() == first
+    with pytest.raises(ValueError, match="holds a different run"):
+        train(ppo, tiny(learning_rate=1e-2), [0], tmp_path, progress=False)
+
+
+def test_non_finite_loss_stops_with_a_message_and_readable_metrics(tmp_path):
+    with pytest.raises(NonFiniteError, match=r"non-finite \w+ at update \d+ \(run 0, seed 0"):
+        train(ppo, tiny(learning_rate=1e30), [0], tmp_path, progress=False, chunk_updates=2)
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("run,seed,update,env_steps")
+    assert len(rows) >= 2
+
+
+def test_tensorboard_events_are_written(tmp_path):
+    pytest.importorskip("tensorboardX")
+    train(ppo, tiny(), [0], tmp_path, progress=False, tensorboard=True, checkpoint=False)
+    events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 100
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["timing"]["runs"] == 1
