@@ -30,8 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrl import buffers
-from jaxrl.agents import on_policy
+from jaxrl import buffers, envs
 
 __all__ = [
     "ActFn",
@@ -53,7 +52,23 @@ __all__ = [
     "validate_loop",
 ]
 
-make_env = on_policy.make_env
+
+def make_env(env_id: str, num_envs: int, env_kwargs: dict | None = None):
+    """Builds ``num_envs`` copies of ``env_id`` stepped as one batch, with episode statistics.
+
+    Continuous actions are taken in [−1, 1] and mapped affinely to the environment's
+    bounds (``RescaleAction``, after clipping to [−1, 1]), so actors, exploration noise,
+    stored actions and critics all work on the unit box whatever the bounds.
+
+    Returns:
+      ``(env, env_params, action_info)``, the action info of the (rescaled) batched env.
+    """
+    env, env_params = envs.make(env_id, **(env_kwargs or {}))
+    if not envs.action_info(env, env_params).discrete:
+        env = envs.ClipAction(envs.RescaleAction(env))
+    info = envs.action_info(env, env_params)
+    env = envs.EpisodeStatistics(envs.VecEnv(env, num_envs))
+    return env, env_params, info
 
 
 @flax.struct.dataclass
