@@ -16,8 +16,12 @@ __all__ = ["ALGORITHMS", "Agent", "get_algorithm", "make_train_fn"]
 
 ALGORITHMS: dict[str, str] = {
     "a2c": "jaxrl.agents.a2c",
+    "ddpg": "jaxrl.agents.ddpg",
+    "dqn": "jaxrl.agents.dqn",
     "ppo": "jaxrl.agents.ppo",
     "reinforce": "jaxrl.agents.reinforce",
+    "sac": "jaxrl.agents.sac",
+    "td3": "jaxrl.agents.td3",
     "trpo": "jaxrl.agents.trpo",
 }
 
