@@ -271,8 +271,9 @@ def evaluate_dpo(
 
     Returns:
         ``heldout_pref_accuracy``: share of held-out pairs whose implicit reward margin
-        is > 0; ``train_logps_chosen`` / ``train_logps_rejected``: mean sequence log-probs
-        of fixed training pairs (both falling while the margin grows is likelihood
+        is > 0, a tie counting one half (so the reference itself scores 0.5);
+        ``train_logps_chosen`` / ``train_logps_rejected``: mean sequence log-probs of fixed
+        training pairs (both falling while the margin grows is likelihood
         displacement); ``train_margin`` (log-ratio Δ); ``score``: mean hidden score of
         completions sampled at temperature 1 from held-out prompts; ``length``; ``kl``:
         mean of Σ_t (log π − log π_ref) over those samples (a sequence-level KL estimate).
@@ -293,7 +294,7 @@ def evaluate_dpo(
         ref_params, model_config, prompts.tokens, prompts.mask, gen.tokens, gen.mask
     )
     return {
-        "heldout_pref_accuracy": float(jnp.mean(delta > 0)),
+        "heldout_pref_accuracy": float(jnp.mean((delta > 0) + 0.5 * (delta == 0))),
         "train_logps_chosen": float(jnp.mean(tc)),
         "train_logps_rejected": float(jnp.mean(tr)),
         "train_margin": float(jnp.mean(tdelta)),

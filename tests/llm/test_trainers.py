@@ -2,7 +2,6 @@
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -14,7 +13,6 @@ from jaxrl.llm import (
     init_params,
     make_dpo_batch,
     make_task,
-    reward_model_loss,
     sft_loss,
     train_dpo,
     train_reward_model,
@@ -75,8 +73,8 @@ def test_reward_model_beats_chance_and_compiles_once(monkeypatch):
     traced_once(monkeypatch, rm_module, "make_reward_model_update")
     config = RewardModelConfig(
         model=MODEL,
-        num_steps=500,
-        eval_every=250,
+        num_steps=800,
+        eval_every=400,
         batch_size=64,
         num_train_pairs=4000,
         eval_pairs=500,
@@ -89,7 +87,7 @@ def test_reward_model_beats_chance_and_compiles_once(monkeypatch):
         f"reward model: held-out accuracy {s['heldout_accuracy']:.3f} (labels), "
         f"{s['heldout_true_accuracy']:.3f} (hidden score), margin {s['heldout_margin']:.3f}"
     )
-    # 500 held-out pairs: chance is 0.5 ± 0.022; measured 0.68 and 0.75
+    # 500 held-out pairs: chance is 0.5 ± 0.022; measured 0.65–0.67 and 0.71–0.72 (3 seeds)
     assert s["heldout_accuracy"] >= 0.6 and s["heldout_true_accuracy"] >= 0.65
     assert s["heldout_margin"] > 0
 
@@ -116,6 +114,7 @@ def test_dpo_starts_at_ln2_and_separates_the_pairs(monkeypatch):
     assert np.mean(m["loss"][-10:]) < np.log(2.0)
     assert result.evals["train_margin"][-1] > 0.5
     assert result.evals["kl"][0] == pytest.approx(0.0, abs=1e-4)
+    assert result.evals["heldout_pref_accuracy"][0] == 0.5  # all ties at the start
 
 
 @pytest.fixture(scope="module")
@@ -157,16 +156,10 @@ def test_extra_padding_leaves_losses_unchanged(pairs):
     )
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
-    rm_cfg = cfg.replace(reward_head=True)
-    rm_params = init_params(rm_cfg, jax.random.PRNGKey(4))
-    rm_params = jax.tree_util.tree_map(lambda x: x + 0.05, rm_params)  # non-zero reward head
-    rm = jax.jit(reward_model_loss, static_argnums=1)
-    (a, ma), (b, mb) = rm(rm_params, rm_cfg, pairs), rm(rm_params, rm_cfg, padded_pairs(pairs))
-    np.testing.assert_allclose(a, b, rtol=1e-5)
-    np.testing.assert_allclose(ma["margin"], mb["margin"], rtol=1e-4, atol=1e-6)
-    assert abs(float(ma["margin"])) > 0
+    # the reward model's score is checked under padding in test_generate.py
 
-    dpo_cfg = DPOConfig(model=cfg)
+    # the sigmoid kind runs in the DPO training test; here SimPO with an NLL term
+    dpo_cfg = DPOConfig(model=cfg, loss_kind="simpo", nll_coef=0.5)
     ref = jax.tree_util.tree_map(lambda x: x * 1.01, params)
     batch, padded = make_dpo_batch(ref, cfg, pairs), make_dpo_batch(ref, cfg, padded_pairs(pairs))
     np.testing.assert_allclose(batch.ref_chosen_logps, padded.ref_chosen_logps, rtol=1e-5)
@@ -174,19 +167,6 @@ def test_extra_padding_leaves_losses_unchanged(pairs):
     (a, ma), (b, mb) = loss(params, cfg, batch, dpo_cfg), loss(params, cfg, padded, dpo_cfg)
     np.testing.assert_allclose(a, b, rtol=1e-5)
     np.testing.assert_allclose(ma["margin"], mb["margin"], rtol=1e-4, atol=1e-6)
-
-
-def test_dpo_batch_loss_kinds_use_the_core_losses(pairs):
-    cfg = MODEL.replace(max_len=32)
-    params = init_params(cfg, jax.random.PRNGKey(5))
-    batch = make_dpo_batch(jax.tree_util.tree_map(lambda x: 0.9 * x, params), cfg, pairs)
-    lengths = jnp.sum(batch.chosen_mask, -1)
-    for kind in ("sigmoid", "ipo", "simpo"):
-        dcfg = DPOConfig(model=cfg, loss_kind=kind, nll_coef=0.5)
-        loss, m = dpo_batch_loss(params, cfg, batch, dcfg)
-        assert np.isfinite(float(loss)) and float(m["nll_loss"]) > 0
-        np.testing.assert_allclose(float(loss), float(m["loss"]))
-    assert float(jnp.min(lengths)) >= 4  # at least 3 digits and the EOS
 
 
 def test_configs_validate():
