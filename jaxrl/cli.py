@@ -107,6 +107,10 @@ def _cmd_train(args) -> int:
     from jaxrl.agents import get_algorithm
     from jaxrl.run import NonFiniteError, sweep
 
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
     try:
         if args.resume is not None:
             algo, module, config, seeds, grid = _from_run_dir(args.resume)
@@ -194,6 +198,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=int, default=3, help="checkpoints kept")
     t.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoints")
     t.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() first (multi-host: same command on every host)",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 

@@ -163,9 +163,9 @@ def run_seeds(
     keys = _pad_runs(seed_keys(seeds), padded)
     in_config = _pad_runs(config, padded) if config_axis is not None else config
     if sharding is not None:
-        keys = jax.device_put(keys, sharding)
+        keys = _global_array(keys, sharding)
         if config_axis is not None:
-            in_config = jax.device_put(in_config, sharding)
+            in_config = jax.tree.map(lambda x: _global_array(x, sharding), in_config)
 
     init_vmapped = jax.vmap(agent.init, in_axes=(0, config_axis))
     chunk_vmapped = jax.vmap(make_chunk_fn(agent, chunk_updates), in_axes=(0, config_axis, None))
@@ -219,7 +219,7 @@ def run_seeds(
         n = min(chunk_updates, total - done)
         t0 = time.perf_counter()
         state, buffers, finite = compiled(state, in_config, jnp.int32(n))
-        buffers, finite = jax.device_get((buffers, finite))
+        buffers, finite = _to_host((buffers, finite))
         run_s += time.perf_counter() - t0
         collected.append({k: np.asarray(v)[:, :n] for k, v in buffers.items()})
         done += n
@@ -240,6 +240,21 @@ def run_seeds(
         run_s=run_s,
         resumed_from=resumed_from,
     )
+
+
+def _global_array(x, sharding) -> jax.Array:
+    """A run-sharded array built from the same host data on every process (multi-host safe)."""
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _to_host(tree):
+    """Fetches arrays to the host; across hosts every process gathers every run's rows."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
 
 
 def _pad_np(x: np.ndarray, padded: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from jaxrl._config import config_from_overrides, config_to_dict, static_fields
@@ -117,14 +118,18 @@ def sweep(
             f"{len(groups)} compiled programs"
         )
     out = Path(out_dir) if out_dir is not None else None
+    # Across hosts (jax.distributed) every process runs this; only process 0 writes files,
+    # while all of them take part in the (collective) checkpoint saves.
+    main_process = jax.process_index() == 0
+    files = out if main_process else None
     record = {"algo": algo, "config": config_to_dict(base_config), "seeds": seeds, "grid": grid}
-    if out is not None:
-        _prepare_out(out, record, algo, base_config, seeds, grid)
+    if files is not None:
+        _prepare_out(files, record, algo, base_config, seeds, grid)
 
     all_metrics: list[dict[str, np.ndarray] | None] = [None] * len(configs)
     states, compile_s, run_s, steps_per_update = [], 0.0, 0.0, None
-    bar = _Progress(algo, getattr(base_config, "env_id", ""), progress)
-    writer = _TensorBoard(out, labels, seeds) if tensorboard and out is not None else None
+    bar = _Progress(algo, getattr(base_config, "env_id", ""), progress and main_process)
+    writer = _TensorBoard(files, labels, seeds) if tensorboard and files is not None else None
     try:
         for g, idx in enumerate(groups):
             group_cfgs = [configs[i] for i in idx]
@@ -161,8 +166,8 @@ def sweep(
                     describe_run=describe,
                 )
             except NonFiniteError as e:
-                if out is not None:
-                    _write_partial(out, e.metrics, seeds, idx, labels, agent.steps_per_update)
+                if files is not None:
+                    _write_partial(files, e.metrics, seeds, idx, labels, agent.steps_per_update)
                 raise
             finally:
                 if ckpt is not None:
@@ -196,8 +201,8 @@ def sweep(
             {"values": lab, "final_return": rundir.summarize_runs(all_metrics[i])}
             for i, lab in enumerate(labels)
         ]
-    if out is not None:
-        _write_outputs(out, metrics, seeds, labels, steps_per_update, summary, algo, base_config)
+    if files is not None:
+        _write_outputs(files, metrics, seeds, labels, steps_per_update, summary, algo, base_config)
     return SweepResult(
         configs, labels, seeds, metrics, steps_per_update, compile_s, run_s, summary, states
     )
