@@ -1,0 +1,406 @@
+"""The four roles of LLM RL (actor, critic, reference, reward) as pure functions over a batch.
+
+GRPO and RLHF-PPO are written with the same stages (the pseudo-code of the study
+note, each line a pure function)::
+
+    batch = actor.generate_sequences(prompts, key)     # sample completions, keep their log-probs
+    batch = critic.compute_values(batch)               # per-token values (RLHF only)
+    batch = reference.compute_log_prob(batch)          # frozen SFT model
+    batch = reward.compute_reward(batch)               # reward model or task score (+ KL penalty)
+    batch = compute_advantages(batch, ...)             # token GAE, or group advantages (GRPO)
+    critic, critic_metrics = critic.update_critic(batch, key)
+    actor, actor_metrics = actor.update_actor(batch, key)
+
+A role is a ``flax.struct.dataclass``: its parameters, optimiser state and the
+trainer's Config (whose numeric fields are traced leaves) are pytree leaves, and
+model sizes, sampling settings and the task are static. A method returns a new
+batch, or a new role and a dict of metrics; nothing is mutated, so every stage
+can be jitted alone (to time it) or inlined into one compiled step.
+
+Shapes: ``N`` completions per step (prompts × samples per prompt), ``P`` prompt
+columns, ``C`` completion columns. Layout as in :mod:`jaxrl.llm.transformer`.
+The trainer Config (:class:`jaxrl.llm.grpo.GRPOConfig`,
+:class:`jaxrl.llm.rlhf.RLHFConfig`) provides the fields the roles read:
+``learning_rate``, ``max_grad_norm``, ``weight_decay``, ``clip_eps_low``,
+``clip_eps_high``, ``kl_coef``, ``kl_estimator``, ``aggregation``, ``max_len_norm``,
+``entropy_coef``, ``temperature``, ``num_epochs``, ``num_minibatches``,
+``missing_eos_penalty`` and, for a critic, ``critic_learning_rate``,
+``value_clip_eps`` and ``vf_coef``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrl.core.policy import masked_mean, ppo_clip_loss
+from jaxrl.core.sequence import (
+    KLControllerState,
+    aggregation_weights,
+    clip_fractions,
+    kl_controller_update,
+    kl_estimate,
+    kl_penalized_rewards,
+    masked_sum,
+)
+from jaxrl.core.value import clipped_value_loss
+from jaxrl.llm.generate import GenerationConfig, generate, score_completions
+from jaxrl.llm.reward_model import reward_scores
+from jaxrl.llm.tasks import Prompts, Task
+from jaxrl.llm.training import TrainState
+from jaxrl.llm.transformer import ModelConfig
+
+__all__ = [
+    "RolloutBatch",
+    "Actor",
+    "Critic",
+    "Reference",
+    "Reward",
+    "as_traced",
+    "make_rl_optimizer",
+    "minibatch_updates",
+    "actor_loss",
+    "value_loss",
+    "rollout_metrics",
+]
+
+
+class RolloutBatch(NamedTuple):
+    """Completions and everything the stages add to them; a stage fills the fields it owns."""
+
+    prompts: Prompts  # tokens/mask [N, P], reference answers [N, A]
+    tokens: jax.Array  # [N, C] sampled completion, PAD after EOS
+    mask: jax.Array  # [N, C] 1 on real completion tokens (EOS included)
+    log_probs: jax.Array  # [N, C] log π_old of the sampled tokens (generation)
+    finished: jax.Array  # [N] bool, the completion emitted EOS
+    values: jax.Array | None = None  # [N, C] V(x, y_<t) of the critic
+    ref_log_probs: jax.Array | None = None  # [N, C] log π_ref
+    scores: jax.Array | None = None  # [N] sequence reward used for learning
+    true_scores: jax.Array | None = None  # [N] the task's own score (a metric)
+    rewards: jax.Array | None = None  # [N, C] per-token rewards (score + KL penalty)
+    advantages: jax.Array | None = None  # [N, C], 0 off the mask
+    returns: jax.Array | None = None  # [N, C] value targets
+
+
+_LOOP_FIELDS = (
+    "task",
+    "task_options",
+    "num_steps",
+    "eval_every",
+    "eval_prompts",
+    "num_train_prompts",
+)
+
+
+def as_traced(config):
+    """The Config the roles carry: numeric fields as float32 arrays, loop-only fields reset.
+
+    A jitted step returns the Config inside the roles as arrays; starting from
+    arrays too keeps the first and later calls on one compiled program (a Python
+    float and a float32 array are different jit signatures). Static fields that
+    only the training loop reads (number of steps, evaluation sizes, task name)
+    are reset to their defaults, so changing them does not recompile the step.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    reset = {n: fields[n].default for n in _LOOP_FIELDS if n in fields}
+    config = dataclasses.replace(config, **reset)
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), config)
+
+
+def make_rl_optimizer(learning_rate, max_grad_norm, weight_decay) -> optax.GradientTransformation:
+    """Global-norm clipping, then AdamW at a constant rate; every argument may be traced."""
+    return optax.chain(
+        optax.clip_by_global_norm(max_grad_norm),
+        optax.adamw(learning_rate, b1=0.9, b2=0.99, weight_decay=weight_decay),
+    )
+
+
+def _minibatch_step(state: TrainState, minibatch, loss_fn, optimizer):
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, minibatch)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
+    return TrainState(params, opt_state, state.step + 1), metrics
+
+
+def _epoch(state: TrainState, key, batch, loss_fn, optimizer, num_minibatches: int):
+    n = batch.tokens.shape[0]
+    perm = jax.random.permutation(key, n)
+    shuffled = jax.tree_util.tree_map(
+        lambda x: x[perm].reshape(num_minibatches, n // num_minibatches, *x.shape[1:]), batch
+    )
+    return jax.lax.scan(lambda s, mb: _minibatch_step(s, mb, loss_fn, optimizer), state, shuffled)
+
+
+def minibatch_updates(
+    state: TrainState, batch, key, loss_fn, optimizer, num_epochs: int, num_minibatches: int
+) -> tuple[TrainState, dict]:
+    """``num_epochs`` passes over ``batch``, each in ``num_minibatches`` shuffled minibatches.
+
+    Args:
+      state: parameters and optimiser state.
+      batch: a pytree of ``[N, ...]`` arrays (None fields are skipped).
+      key: PRNG key for the shuffles.
+      loss_fn: ``loss_fn(params, minibatch) -> (loss, metrics)``.
+      optimizer: the optax transformation whose state ``state.opt_state`` is.
+      num_epochs, num_minibatches: static ints; N must be divisible by num_minibatches.
+
+    Returns:
+      ``(state, metrics)`` with each metric averaged over all minibatch steps.
+    """
+    n = batch.tokens.shape[0]
+    if n % num_minibatches:
+        raise ValueError(
+            f"batch rows ({n}) must be divisible by num_minibatches ({num_minibatches})"
+        )
+
+    def epoch(s, k):
+        return _epoch(s, k, batch, loss_fn, optimizer, num_minibatches)
+
+    state, metrics = jax.lax.scan(epoch, state, jax.random.split(key, num_epochs))
+    return state, jax.tree_util.tree_map(jnp.mean, metrics)
+
+
+def value_loss(values, batch: RolloutBatch, cfg) -> tuple[jax.Array, dict]:
+    """PPO's clipped value loss, a token mean over the completion.
+
+        L_V = mean_t ½·max((V − G)², (V_old + clip(V − V_old, −ε_v, ε_v) − G)²)
+
+    Args:
+      values: new values, ``[N, C]``.
+      batch: holds ``values`` (old), ``returns`` (G) and ``mask``, ``[N, C]``.
+      cfg: provides ``value_clip_eps``.
+
+    Returns:
+      ``(loss, {"value_loss", "value_clip_fraction"})``.
+    """
+    per_token = clipped_value_loss(values, batch.values, batch.returns, cfg.value_clip_eps)
+    unclipped = 0.5 * jnp.square(values - batch.returns)
+    loss = masked_mean(per_token, batch.mask)
+    clipped = masked_mean(jax.lax.stop_gradient(per_token > unclipped), batch.mask)
+    return loss, {"value_loss": loss, "value_clip_fraction": clipped}
+
+
+def actor_loss(params, batch: RolloutBatch, actor: Actor) -> tuple[jax.Array, dict]:
+    """Clipped token-level policy objective, KL to the reference, entropy bonus (and value loss).
+
+        ρₜ = π_θ(yₜ)/π_old(yₜ)
+        ℓₜ = −min(ρₜ·Aₜ, clip(ρₜ, 1 − ε_low, 1 + ε_high)·Aₜ) + β·klₜ(π_θ ‖ π_ref) − c_H·Hₜ
+        L  = Σₜ wₜ·ℓₜ  (+ c_V·L_V with a shared value head)
+
+    w are the weights of the aggregation mode (``jaxrl.core.aggregation_weights``),
+    the KL term enters only when ``actor.kl_in_loss`` (GRPO; RLHF puts it in the
+    reward). See Shao et al. (GRPO): https://arxiv.org/abs/2402.03300 and Yu et
+    al. (DAPO): https://arxiv.org/abs/2503.14476
+
+    Args:
+      params: actor parameters.
+      batch: a rollout with ``log_probs``, ``ref_log_probs`` and ``advantages`` ``[N, C]``.
+      actor: the actor role (model, Config, flags).
+
+    Returns:
+      ``(loss, metrics)``: policy_loss, kl_loss, entropy, approx_kl, clip fractions.
+    """
+    cfg = actor.config
+    p = batch.prompts
+    out = score_completions(
+        params, actor.model, p.tokens, p.mask, batch.tokens, batch.mask, cfg.temperature
+    )
+    mask = batch.mask
+    w = aggregation_weights(mask, cfg.aggregation, cfg.max_len_norm or None)
+    log_ratio = out.log_probs - batch.log_probs
+    pg, _ = ppo_clip_loss(
+        log_ratio,
+        batch.advantages,
+        clip_eps_low=cfg.clip_eps_low,
+        clip_eps_high=cfg.clip_eps_high,
+        mask=w,
+    )
+    pg = pg * jnp.sum(w)  # ppo_clip_loss divides by Σw: undo it, so the loss is Σ w·ℓ
+    kl_loss = masked_sum(kl_estimate(out.log_probs, batch.ref_log_probs, cfg.kl_estimator), w)
+    entropy = masked_mean(out.entropy, mask)
+    loss = pg - cfg.entropy_coef * entropy
+    if actor.kl_in_loss:
+        loss = loss + cfg.kl_coef * kl_loss
+    ratio = jnp.exp(jax.lax.stop_gradient(log_ratio))
+    metrics = {
+        "policy_loss": pg,
+        "kl_loss": kl_loss,
+        "entropy": entropy,
+        "approx_kl": masked_mean((ratio - 1.0) - jnp.log(ratio), mask),
+        "ratio_max": jnp.max(jnp.where(mask > 0, ratio, 1.0)),
+        **clip_fractions(log_ratio, batch.advantages, cfg.clip_eps_low, cfg.clip_eps_high, mask),
+    }
+    if actor.shared_value_head:
+        v_loss, v_metrics = value_loss(out.values, batch, cfg)
+        loss = loss + cfg.vf_coef * v_loss
+        metrics.update(v_metrics)
+    return loss, metrics
+
+
+@flax.struct.dataclass
+class Actor:
+    """The policy being trained: samples completions and takes clipped policy-gradient steps."""
+
+    state: TrainState
+    config: Any  # the trainer Config (traced numeric leaves)
+    model: ModelConfig = flax.struct.field(pytree_node=False)
+    generation: GenerationConfig = flax.struct.field(pytree_node=False)
+    group_size: int = flax.struct.field(pytree_node=False, default=1)
+    kl_in_loss: bool = flax.struct.field(pytree_node=False, default=False)
+    shared_value_head: bool = flax.struct.field(pytree_node=False, default=False)
+
+    def generate_sequences(self, prompts: Prompts, key) -> RolloutBatch:
+        """Samples ``group_size`` completions per prompt; prompts ``[B, P]`` → batch of N = B·G."""
+        if self.group_size > 1:
+            prompts = jax.tree_util.tree_map(
+                lambda x: jnp.repeat(x, self.group_size, axis=0), prompts
+            )
+        gen = generate(
+            self.state.params, self.model, self.generation, prompts.tokens, prompts.mask, key
+        )
+        return RolloutBatch(prompts, gen.tokens, gen.mask, gen.log_probs, gen.finished)
+
+    def update_actor(self, batch: RolloutBatch, key) -> tuple[Actor, dict]:
+        """``num_epochs`` × ``num_minibatches`` steps on :func:`actor_loss`, old log-probs kept."""
+        cfg = self.config
+        opt = make_rl_optimizer(cfg.learning_rate, cfg.max_grad_norm, cfg.weight_decay)
+        state, metrics = minibatch_updates(
+            self.state,
+            batch,
+            key,
+            lambda params, mb: actor_loss(params, mb, self),
+            opt,
+            cfg.num_epochs,
+            cfg.num_minibatches,
+        )
+        return self.replace(state=state), metrics
+
+
+def _critic_loss(params, batch: RolloutBatch, critic: Critic):
+    p = batch.prompts
+    out = score_completions(params, critic.model, p.tokens, p.mask, batch.tokens, batch.mask)
+    return value_loss(out.values, batch, critic.config)
+
+
+@flax.struct.dataclass
+class Critic:
+    """Per-token values V(x, y_<t): a separate model, or the actor's own value head.
+
+    With ``state`` None the critic is the actor's value head (``params`` are the
+    actor's); ``update_critic`` then does nothing and the actor's loss trains it.
+    """
+
+    params: Any
+    state: TrainState | None
+    config: Any
+    model: ModelConfig = flax.struct.field(pytree_node=False)
+
+    def compute_values(self, batch: RolloutBatch) -> RolloutBatch:
+        p = batch.prompts
+        out = score_completions(self.params, self.model, p.tokens, p.mask, batch.tokens, batch.mask)
+        return batch._replace(values=out.values)
+
+    def update_critic(self, batch: RolloutBatch, key) -> tuple[Critic, dict]:
+        """Clipped value regression on the returns (a no-op for a shared value head)."""
+        if self.state is None:
+            return self, {}
+        cfg = self.config
+        opt = make_rl_optimizer(cfg.critic_learning_rate, cfg.max_grad_norm, cfg.weight_decay)
+        state, metrics = minibatch_updates(
+            self.state,
+            batch,
+            key,
+            lambda params, mb: _critic_loss(params, mb, self),
+            opt,
+            cfg.num_epochs,
+            cfg.num_minibatches,
+        )
+        metrics = {f"critic_{k}" if k == "grad_norm" else k: v for k, v in metrics.items()}
+        return self.replace(params=state.params, state=state), metrics
+
+
+@flax.struct.dataclass
+class Reference:
+    """The frozen reference policy (the SFT model)."""
+
+    params: Any
+    model: ModelConfig = flax.struct.field(pytree_node=False)
+    temperature: float = flax.struct.field(pytree_node=False, default=1.0)
+
+    def compute_log_prob(self, batch: RolloutBatch) -> RolloutBatch:
+        p = batch.prompts
+        out = score_completions(
+            self.params, self.model, p.tokens, p.mask, batch.tokens, batch.mask, self.temperature
+        )
+        return batch._replace(ref_log_probs=out.log_probs)
+
+
+@flax.struct.dataclass
+class Reward:
+    """Sequence rewards from a reward model (``params`` given) or the task's score.
+
+    ``kl`` holds β of the per-token KL penalty in the reward (RLHF); with
+    ``kl_in_reward`` False the per-token rewards carry the score only (GRPO).
+    """
+
+    params: Any  # reward-model parameters, or None to use the task's score
+    kl: KLControllerState
+    config: Any
+    task: Task = flax.struct.field(pytree_node=False)
+    model: ModelConfig | None = flax.struct.field(pytree_node=False, default=None)
+    kl_in_reward: bool = flax.struct.field(pytree_node=False, default=True)
+    adaptive_kl: bool = flax.struct.field(pytree_node=False, default=False)
+
+    def compute_reward(self, batch: RolloutBatch) -> RolloutBatch:
+        """Scores (− a penalty for a missing EOS), the task's true score and per-token rewards."""
+        p = batch.prompts
+        true = self.task.score(p, batch.tokens, batch.mask)
+        if self.params is None:
+            scores = true
+        else:
+            scores = reward_scores(
+                self.params, self.model, p.tokens, p.mask, batch.tokens, batch.mask
+            )
+        scores = scores - self.config.missing_eos_penalty * (1.0 - batch.finished)
+        beta = self.kl.kl_coef if self.kl_in_reward else 0.0
+        rewards = kl_penalized_rewards(
+            scores,
+            batch.log_probs,
+            batch.ref_log_probs,
+            batch.mask,
+            beta,
+            self.config.kl_estimator,
+        )
+        return batch._replace(scores=scores, true_scores=true, rewards=rewards)
+
+    def update_kl_coef(self, batch: RolloutBatch) -> Reward:
+        """Ziegler et al.'s adaptive β from this batch's sequence KL (unchanged when fixed)."""
+        if not self.adaptive_kl:
+            return self
+        kl = jnp.mean(jnp.sum((batch.log_probs - batch.ref_log_probs) * batch.mask, axis=-1))
+        cfg = self.config
+        n = batch.tokens.shape[0]
+        return self.replace(kl=kl_controller_update(self.kl, kl, n, cfg.target_kl, cfg.kl_horizon))
+
+
+def rollout_metrics(batch: RolloutBatch) -> dict:
+    """Scalars of a filled batch: reward mean/std, true score, sequence KL, length, EOS rate."""
+    mask = batch.mask.astype(jnp.float32)
+    seq_kl = jnp.sum((batch.log_probs - batch.ref_log_probs) * mask, axis=-1)
+    k3 = kl_estimate(batch.log_probs, batch.ref_log_probs, "k3")
+    return {
+        "reward_mean": jnp.mean(batch.scores),
+        "reward_std": jnp.std(batch.scores),
+        "true_score": jnp.mean(batch.true_scores),
+        "exact_share": jnp.mean(batch.true_scores >= 1.0),
+        "kl_ref": jnp.mean(seq_kl),
+        "kl_ref_token_k3": masked_mean(k3, mask),
+        "completion_length": jnp.mean(jnp.sum(mask, axis=-1)),
+        "finished_share": jnp.mean(batch.finished),
+    }
