@@ -74,18 +74,24 @@ def env_id(stem, continuous):
 
 
 @pytest.mark.parametrize("stem,continuous", CASES)
-def test_rewards_and_episode_ends(stem, continuous):
+def test_probe_rewards_episode_ends_and_values(stem, continuous):
+    """One rollout with random actions (some outside [−1, 1]) checks the documented
+    observations, rewards and episode ends; ``analytic_q`` must equal the reward of each
+    step plus γ·V* of the next observation, and ``analytic_value`` the best ``analytic_q``."""
     env, params = make(env_id(stem, continuous))
-    key = jax.random.key(3)
-    out = rollout(env, params, key, random_actions(env, params, jax.random.key(4)))
-    assert out["obs"].shape == (T, 1) and out["obs"].dtype == np.float32
-    assert out["reward"].dtype == np.float32
+    assert env.name == env_id(stem, continuous)
+    out = rollout(env, params, jax.random.key(3), random_actions(env, params, jax.random.key(4)))
+    obs, act, rew = out["obs"], out["action"], out["reward"]
+    assert obs.shape == (T, 1) and obs.dtype == np.float32 and rew.dtype == np.float32
+    space = env.action_space(params)
+    if continuous:
+        assert space.shape == (1,) and space.low == -1.0 and space.high == 1.0
+    else:
+        assert space.n == (2 if stem in ("Probe4", "Probe5") else 1)
+    assert env.observation_space(params).shape == (1,)
     for t in range(T):
         np.testing.assert_allclose(
-            out["reward"][t],
-            ref_reward(stem, continuous, out["obs"][t], out["action"][t]),
-            rtol=1e-6,
-            atol=1e-6,
+            rew[t], ref_reward(stem, continuous, obs[t], act[t]), rtol=1e-6, atol=1e-6
         )
     # Episode ends: terminated (never truncated) except in ProbeTruncation.
     if stem == "ProbeTruncation":
@@ -93,70 +99,40 @@ def test_rewards_and_episode_ends(stem, continuous):
         assert n == 5
         assert not out["terminated"].any()
         np.testing.assert_array_equal(out["truncated"], (np.arange(T) + 1) % n == 0)
-        assert (out["obs"] == 0).all()
+        assert (obs == 0).all()
     elif stem == "Probe3":
         assert not out["truncated"].any()
         np.testing.assert_array_equal(out["terminated"], np.arange(T) % 2 == 1)
-        np.testing.assert_array_equal(out["obs"][:, 0], np.arange(T) % 2)
+        np.testing.assert_array_equal(obs[:, 0], np.arange(T) % 2)
     else:
         assert out["terminated"].all() and not out["truncated"].any()
     if stem in ("Probe2", "Probe5"):
-        assert set(out["obs"][:, 0].tolist()) == {-1.0, 1.0}
+        assert set(obs[:, 0].tolist()) == {-1.0, 1.0}
     elif stem in ("Probe1", "Probe4"):
-        assert (out["obs"] == 0).all()
-
-
-@pytest.mark.parametrize("stem,continuous", CASES)
-def test_analytic_values_match_rollouts(stem, continuous):
-    """Discounted return from each visited observation under the optimal action equals
-    analytic_value; analytic_q matches the reward of one-step probes for any action."""
-    env, params = make(env_id(stem, continuous))
+        assert (obs == 0).all()
+    # Bellman check of the documented values on every transition of the rollout:
+    # Q*(s, a) = r + γ·(1 − terminated)·V*(s'), with s' the real next observation.
+    q = np.asarray(env.analytic_q(jnp.asarray(obs), jnp.asarray(act), GAMMA))
+    v_next = np.asarray(env.analytic_value(jnp.asarray(out["final_obs"]), GAMMA))
+    np.testing.assert_allclose(q, rew + GAMMA * (1 - out["terminated"]) * v_next, rtol=1e-5)
+    # V*(s) = max_a Q*(s, a), attained at optimal_action(s); the documented numbers.
     obs_grid = jnp.array([[0.0], [1.0], [-1.0]])
-
-    # Roll out with the optimal actions chosen by a scan over the env.
-    def body(carry, k):
-        obs, state = carry
-        a = env.optimal_action(obs[None])[0]
-        next_obs, state, r, term, trunc, _ = env.step(k, state, a, params)
-        return (next_obs, state), (obs, r, term, trunc)
-
-    carry = env.reset(jax.random.key(0), params)
-    _, (obs, rew, term, trunc) = jax.lax.scan(body, carry, jax.random.split(jax.random.key(1), T))
-    obs, rew, term = np.asarray(obs), np.asarray(rew), np.asarray(term)
-    values = np.asarray(env.analytic_value(obs, GAMMA))
-    if stem == "ProbeTruncation":
-        # Infinite-horizon value (time limit is not part of the task).
-        np.testing.assert_allclose(values, 1 / (1 - GAMMA), rtol=1e-6)
-        return
-    # Monte Carlo return-to-go of the complete episodes.
-    last_end = np.nonzero(term)[0].max()
-    g = 0.0
-    for t in range(last_end, -1, -1):
-        g = rew[t] + GAMMA * (0.0 if term[t] else g)
-        np.testing.assert_allclose(values[t], g, rtol=1e-6, atol=1e-6)
-    # analytic_q: one-step probes' Q equals the reward for arbitrary actions.
-    if stem != "Probe3":
-        acts = random_actions(env, params, jax.random.key(9), n=3)
-        q = np.asarray(env.analytic_q(obs_grid, acts, GAMMA))
-        for i in range(3):
-            r = ref_reward(stem, continuous, np.asarray(obs_grid[i]), np.asarray(acts[i]))
-            np.testing.assert_allclose(q[i], r, rtol=1e-6, atol=1e-6)
-        if stem in ("Probe4", "Probe5"):
-            # The optimal action beats every other action.
-            a_star = env.optimal_action(obs_grid)
-            if continuous:
-                grid = jnp.linspace(-1, 1, 41)[:, None, None] * jnp.ones((1, 3, 1))
-            else:
-                grid = jnp.arange(2)[:, None] * jnp.ones((1, 3), jnp.int32)
-            q_all = np.asarray(jax.vmap(lambda a: env.analytic_q(obs_grid, a, GAMMA))(grid))
-            np.testing.assert_allclose(
-                np.asarray(env.analytic_q(obs_grid, a_star, GAMMA)), q_all.max(0), atol=1e-6
-            )
-            np.testing.assert_allclose(q_all.max(0), 1.0, atol=1e-6)
+    if continuous:
+        grid = jnp.linspace(-1, 1, 41)[:, None, None] * jnp.ones((1, 3, 1))
     else:
-        np.testing.assert_allclose(
-            np.asarray(env.analytic_value(jnp.array([[0.0], [1.0]]), GAMMA)), [GAMMA, 1.0]
-        )
+        grid = jnp.arange(space.n)[:, None] * jnp.ones((1, 3), jnp.int32)
+    q_all = np.asarray(jax.vmap(lambda a: env.analytic_q(obs_grid, a, GAMMA))(grid))
+    v = np.asarray(env.analytic_value(obs_grid, GAMMA))
+    np.testing.assert_allclose(v, q_all.max(0), atol=1e-6)
+    expected = {
+        "Probe1": [1, 1, 1],
+        "Probe2": [0, 1, -1],  # V*(obs) = obs (0 is not a reachable observation)
+        "Probe3": [GAMMA, 1, GAMMA],  # −1 is not an observation of probe 3 (read as 0)
+        "Probe4": [1, 1, 1],
+        "Probe5": [1, 1, 1],
+        "ProbeTruncation": [1 / (1 - GAMMA)] * 3,
+    }[stem]
+    np.testing.assert_allclose(v, expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("max_steps", [3, 5])
@@ -190,17 +166,3 @@ def test_truncation_probe_documented_numbers():
     wrong = ProbeTruncation.truncation_as_terminal_values(0.99, 5)
     assert abs(float(wrong.td0) - 4.808) < 1e-3
     assert abs(float(wrong.monte_carlo) - 2.960) < 1e-3
-
-
-@pytest.mark.parametrize("stem,continuous", CASES)
-def test_spaces(stem, continuous):
-    env, params = make(env_id(stem, continuous))
-    assert env.name == env_id(stem, continuous)
-    obs, _ = env.reset(jax.random.key(0), params)
-    assert env.observation_space(params).shape == (1,) == obs.shape
-    assert bool(env.observation_space(params).contains(obs))
-    space = env.action_space(params)
-    if continuous:
-        assert space.shape == (1,) and space.low == -1.0 and space.high == 1.0
-    else:
-        assert space.n == (2 if stem in ("Probe4", "Probe5") else 1)

@@ -16,6 +16,13 @@ PROBE_IDS = [
 ]
 
 
+def test_every_probe_id_makes_its_probe():
+    for env_id in PROBE_IDS:  # (stepping them is tested in test_probes)
+        env, params = make(env_id)
+        assert env.name == env_id and env.continuous == ("Continuous" in env_id)
+        assert params.max_steps_in_episode == (5 if "Truncation" in env_id else 100)
+
+
 def test_registered_envs_lists_gymnax_and_probes():
     ids = registered_envs()
     assert ids == sorted(ids)
@@ -23,7 +30,9 @@ def test_registered_envs_lists_gymnax_and_probes():
     assert set(PROBE_IDS) <= set(ids)
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar", *PROBE_IDS])
+@pytest.mark.parametrize(
+    "env_id", ["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar", "Probe5Continuous-v0"]
+)
 def test_make_reset_step(env_id):
     env, params = make(env_id)
     obs, state = env.reset(jax.random.key(0), params)
@@ -120,3 +129,10 @@ def test_action_info_rejects_other_spaces():
 
     with pytest.raises(ValueError, match="Discrete and Box"):
         action_info(DictActions(env), params)
+
+
+def test_public_names_have_docstrings():
+    for name in envs.__all__:
+        obj = getattr(envs, name)
+        if callable(obj):
+            assert obj.__doc__, name
