@@ -13,7 +13,12 @@ n, step-size schedule) fix the program; the numbers (α, γ, ε, τ, …) become
 
     train = make_train(Config(algorithm="sarsa", env="CliffWalking"))
     hp = Config().hyperparams()._replace(alpha=jnp.array([0.1, 0.5, 0.9]))
+    hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (3,)), hp)
     state, metrics = jax.jit(jax.vmap(train))(jax.random.split(key, 3), hp)
+
+The ε and τ schedules run from ``epsilon`` to ``epsilon_end`` (``temperature`` to
+``temperature_end``); ``Config.hyperparams()`` sets the end to the start when the
+Config leaves it None, so a sweep over a constant ε must set both.
 
 Metrics (leading axis = episode): ``return`` (undiscounted sum of rewards),
 ``length`` (steps), ``greedy_value`` (expected return from the start

@@ -227,9 +227,7 @@ def policy_matrix(policy, num_actions: int) -> jax.Array:
     return policy.astype(jnp.float32)
 
 
-@partial(
-    jax.jit, static_argnames=("num_states", "num_actions", "branching", "terminal_states")
-)
+@partial(jax.jit, static_argnames=("num_states", "num_actions", "branching", "terminal_states"))
 def random_mdp(
     key: jax.Array,
     num_states: int,
