@@ -66,8 +66,8 @@ class Config:
 
     env_id: str = static("CartPole-v1", "environment id (jaxrl.envs.make)")
     total_timesteps: int = static(500_000, "environment steps over all environments")
-    num_envs: int = static(8, "environments stepped as one batch")
-    num_steps: int = static(256, "rollout length T per update")
+    num_envs: int = static(4, "environments stepped as one batch")
+    num_steps: int = static(128, "rollout length T per update")
     hidden_sizes: tuple[int, ...] = static((64, 64), "MLP layer widths")
     activation: str = static("tanh", "tanh or relu")
     torso: str = static("mlp", "mlp or cnn (MinAtar)")
@@ -81,7 +81,7 @@ class Config:
     gamma: float = 0.99
     ent_coef: float = 0.0
     vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
+    max_grad_norm: float = 5.0
 
     def validate(self):
         for name in ("total_timesteps", "num_envs", "num_steps"):
