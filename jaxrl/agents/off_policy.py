@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxrl import buffers, envs
@@ -64,9 +65,11 @@ def make_env(env_id: str, num_envs: int, env_kwargs: dict | None = None):
       ``(env, env_params, action_info)``, the action info of the (rescaled) batched env.
     """
     env, env_params = envs.make(env_id, **(env_kwargs or {}))
-    if not envs.action_info(env, env_params).discrete:
-        env = envs.ClipAction(envs.RescaleAction(env))
     info = envs.action_info(env, env_params)
+    if not info.discrete:
+        env = envs.ClipAction(envs.RescaleAction(env))
+        unit = np.ones(info.shape, np.float32)
+        info = info._replace(low=-unit, high=unit)
     env = envs.EpisodeStatistics(envs.VecEnv(env, num_envs))
     return env, env_params, info
 

@@ -164,10 +164,11 @@ def test_jit_vmap_no_recompile_and_reproducible():
         gradient_steps=2,
     )
     traces = []
+    train_fn = dqn.make_train(cfg)
 
     def train(key):
-        traces.append(1)
-        return dqn.make_train(cfg)(key)
+        traces.append(1)  # runs only while tracing
+        return train_fn(key)
 
     run = jax.jit(jax.vmap(train))
     keys = jax.random.split(jax.random.PRNGKey(1), 2)
