@@ -170,7 +170,8 @@ def draw_grid(
         offset = 0.12 * (i - (len(paths) - 1) / 2)
         ax.plot(xs + offset, ys + offset, "-o", lw=2.5, ms=3, label=label)
     if paths:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=len(paths), fontsize=8)
+        ncol = len(paths) if sum(len(k) for k in paths) < 60 else 1
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=ncol, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:

@@ -72,3 +72,12 @@ def test_every_task_renders():
         task = make_task(name)
         values = np.zeros(task.mdp.num_states)
         assert len(value_grid(values, task.layout).splitlines()) == task.layout.shape[0]
+
+
+def test_public_names_have_docstrings():
+    import jaxrl.tabular as tabular
+
+    constants = {"FROZEN_LAKE_MAPS", "TABULAR_ENVS", "ALGORITHMS", "TABULAR_AGENTS", "SOLVERS"}
+    for name in tabular.__all__:
+        if name not in constants:
+            assert getattr(tabular, name).__doc__, name
