@@ -371,6 +371,22 @@ def test_diag_gaussian_matches_closed_forms_and_survives_jit():
     np.testing.assert_array_equal(d.scale_diag, scale)
 
 
+def test_positional_arguments_follow_documented_order():
+    assert nets.CategoricalActor(4, (8,), "relu").num_actions == 4
+    g = nets.GaussianActor(2, (8,), "relu", True, -1.0)
+    assert (g.action_dim, g.hidden_sizes, g.state_dependent_std, g.log_std_init) == (
+        2,
+        (8,),
+        True,
+        -1.0,
+    )
+    assert nets.ValueCritic((8,), "relu", "cnn").torso == "cnn"
+    assert nets.QNetwork(3, (8,), "tanh", True).dueling
+    assert nets.ActorCritic(2, False, (8,), "relu", "mlp", True, True).state_dependent_std
+    assert nets.DeterministicActor(2, (8,), -2.0, 2.0).high == 2.0
+    assert nets.SquashedGaussianActor(2, (8,), -4.0, 1.0).log_std_min == -4.0
+
+
 def test_argument_errors():
     with pytest.raises(ValueError, match="activation must be one of .*'sigmoid'"):
         nets.MLP((4,), activation="sigmoid")
@@ -380,6 +396,10 @@ def test_argument_errors():
         nets.ActorCritic(0, True)
     with pytest.raises(ValueError, match="torso"):
         nets.QNetwork(2, torso="transformer")
+    with pytest.raises(ValueError, match="activation"):
+        nets.CategoricalActor(2, activation="nope")
+    with pytest.raises(ValueError, match="torso"):
+        nets.ValueCritic(torso="nope")
     with pytest.raises(ValueError, match="log_std_min < log_std_max"):
         nets.SquashedGaussianActor(1, log_std_min=1.0, log_std_max=0.0)
 

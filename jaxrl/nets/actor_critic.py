@@ -33,24 +33,23 @@ __all__ = [
 ]
 
 
-class _Torso(nn.Module):
-    """Fields and checks shared by the single-head modules."""
+def _check_fields(module: nn.Module) -> None:
+    check_activation(module.activation)
+    check_torso(module.torso)
 
+
+class CategoricalActor(nn.Module):
+    """π(a|s) = softmax(logits(s)): ``__call__(obs [*N, ...]) -> distrax.Categorical``
+    with logits [*N, A] (head gain 0.01)."""
+
+    num_actions: int
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     torso: str = "mlp"
 
     def __post_init__(self):
-        check_activation(self.activation)
-        check_torso(self.torso)
+        _check_fields(self)
         super().__post_init__()
-
-
-class CategoricalActor(_Torso):
-    """π(a|s) = softmax(logits(s)): ``__call__(obs [*N, ...]) -> distrax.Categorical``
-    with logits [*N, A] (head gain 0.01)."""
-
-    num_actions: int = 2
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> distrax.Categorical:
@@ -76,14 +75,21 @@ def _gaussian(
     return DiagGaussian(mean, jnp.exp(log_std))
 
 
-class GaussianActor(_Torso):
+class GaussianActor(nn.Module):
     """π(a|s) = N(μ(s), diag σ²): ``__call__(obs) -> DiagGaussian``
     with event shape [A] (actions are not squashed: clip them or use
     ``jaxrl.envs.ClipAction``)."""
 
-    action_dim: int = 1
+    action_dim: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
     state_dependent_std: bool = False
     log_std_init: float = 0.0
+    torso: str = "mlp"
+
+    def __post_init__(self):
+        _check_fields(self)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> DiagGaussian:
@@ -91,8 +97,16 @@ class GaussianActor(_Torso):
         return _gaussian(h, self, self.action_dim, self.state_dependent_std, self.log_std_init)
 
 
-class ValueCritic(_Torso):
+class ValueCritic(nn.Module):
     """V(s): ``__call__(obs [*N, ...]) -> [*N]`` (head gain 1.0)."""
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    torso: str = "mlp"
+
+    def __post_init__(self):
+        _check_fields(self)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
