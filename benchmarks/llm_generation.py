@@ -10,7 +10,8 @@ Without the cache, step t runs the model over the whole ``[B, P + C]`` buffer, s
 completion of C tokens costs about C full forward passes; with the cache, the
 prompt is processed once and each step attends from one new token.
 
-Run: ``python benchmarks/llm_generation.py`` (about a minute on 2 CPU cores).
+Run: ``python benchmarks/llm_generation.py`` (a few minutes on 2 CPU cores: the
+uncached path at length 256 takes a minute or more per call there).
 """
 
 from __future__ import annotations
@@ -28,20 +29,31 @@ from jaxrl.llm import GenerationConfig, ModelConfig, generate, init_params
 from jaxrl.llm.tasks import BOS, SEP, TOKENIZER
 
 
-def measure(params, model_config, gen_config, tokens, mask, use_cache, repeats):
-    """Returns (compile seconds, median run seconds)."""
+def measure(params, model_config, gen_config, tokens, mask, use_cache, repeats, budget_s):
+    """Returns (compile seconds, median run seconds, number of timed runs).
+
+    One untimed warm-up call, then up to ``repeats`` timed calls, stopping early once
+    ``budget_s`` seconds are spent; a warm-up longer than ``budget_s`` is the only run.
+    """
     key = jax.random.PRNGKey(0)
     start = time.perf_counter()
     compiled = generate.lower(
         params, model_config, gen_config, tokens, mask, key, use_cache=use_cache
     ).compile()
     compile_s = time.perf_counter() - start
-    times = []
-    for i in range(repeats + 1):
+
+    def run(i):
         start = time.perf_counter()
         jax.block_until_ready(compiled(params, tokens, mask, jax.random.PRNGKey(i)))
-        times.append(time.perf_counter() - start)
-    return compile_s, statistics.median(times[1:])  # the first call warms caches
+        return time.perf_counter() - start
+
+    warm = run(0)
+    if warm > budget_s:
+        return compile_s, warm, 1
+    times = []
+    while len(times) < repeats and sum(times) < budget_s:
+        times.append(run(len(times) + 1))
+    return compile_s, statistics.median(times), len(times)
 
 
 def main():
@@ -56,6 +68,7 @@ def main():
         help="total sequence lengths (prompt + new tokens)",
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=20.0, help="seconds of timed runs per row")
     args = parser.parse_args()
 
     model_config = ModelConfig(vocab_size=TOKENIZER.vocab_size, max_len=max(args.lengths))
@@ -77,7 +90,8 @@ def main():
         f"{model_config.num_heads} heads, {n_params} parameters; batch {args.batch}, "
         f"prompt {args.prompt_len} tokens"
     )
-    print("| total length | new tokens | path | compile s | run s | tokens/s | speed-up |")
+    print(f"load average (1 min) before: {os.getloadavg()[0]:.1f}")
+    print("| total length | new tokens | path | compile s | run s (runs) | tokens/s | speed-up |")
     print("|---|---|---|---|---|---|---|")
     for length in args.lengths:
         new = length - args.prompt_len
@@ -85,14 +99,14 @@ def main():
         rows = {}
         for use_cache in (True, False):
             rows[use_cache] = measure(
-                params, model_config, gen_config, tokens, mask, use_cache, args.repeats
+                params, model_config, gen_config, tokens, mask, use_cache, args.repeats, args.budget
             )
         for use_cache in (True, False):
-            compile_s, run_s = rows[use_cache]
+            compile_s, run_s, n = rows[use_cache]
             speedup = rows[False][1] / run_s
             print(
                 f"| {length} | {new} | {'KV cache' if use_cache else 'recompute'} | "
-                f"{compile_s:.2f} | {run_s:.3f} | {args.batch * new / run_s:,.0f} | "
+                f"{compile_s:.2f} | {run_s:.3f} ({n}) | {args.batch * new / run_s:,.0f} | "
                 f"{speedup:.1f}x |"
             )
 
