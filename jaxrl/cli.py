@@ -40,10 +40,23 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _check_env(env_id: str) -> None:
-    from jaxrl import envs
+def _env_field(cls) -> str:
+    """The Config field naming the environment: ``env_id`` (deep RL) or ``env`` (tabular)."""
+    import dataclasses
 
-    known = envs.registered_envs()
+    names = {f.name for f in dataclasses.fields(cls)}
+    return "env_id" if "env_id" in names else "env"
+
+
+def _check_env(env_id: str, field: str) -> None:
+    if field == "env":
+        from jaxrl.tabular import TABULAR_ENVS
+
+        known = sorted(TABULAR_ENVS)
+    else:
+        from jaxrl import envs
+
+        known = envs.registered_envs()
     if env_id not in known:
         import difflib
 
@@ -53,15 +66,22 @@ def _check_env(env_id: str) -> None:
 
 
 def _build_config(module, args) -> object:
+    import dataclasses
+
     from jaxrl._config import config_from_overrides, parse_value
 
     overrides = _parse_sets(args.set or [])
+    field = _env_field(module.Config)
     if args.env is not None:
-        overrides["env_id"] = args.env
+        overrides[field] = args.env
     if args.total_steps is not None:
+        if "total_timesteps" not in {f.name for f in dataclasses.fields(module.Config)}:
+            raise UsageError(
+                "--total-steps: this algorithm counts episodes; use --set num_episodes=N"
+            )
         overrides["total_timesteps"] = str(args.total_steps)
-    if "env_id" in overrides:
-        _check_env(parse_value(module.Config, "env_id", overrides["env_id"]))
+    if field in overrides:
+        _check_env(parse_value(module.Config, field, overrides[field]), field)
     return config_from_overrides(module.Config, overrides)
 
 
@@ -123,9 +143,8 @@ def _cmd_train(args) -> int:
             if args.seeds < 1:
                 raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
             seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
-            out = args.out or Path("runs") / (
-                f"{algo}-{getattr(config, 'env_id', 'env')}-{time.strftime('%Y%m%d-%H%M%S')}"
-            )
+            env_name = getattr(config, _env_field(type(config)))
+            out = args.out or Path("runs") / (f"{algo}-{env_name}-{time.strftime('%Y%m%d-%H%M%S')}")
         result = sweep(
             module,
             config,
@@ -173,9 +192,55 @@ def _print_summary(summary: dict, out) -> None:
 def _cmd_list(args) -> int:
     from jaxrl import envs
     from jaxrl.agents import ALGORITHMS
+    from jaxrl.tabular import SOLVERS, TABULAR_ENVS
+    from jaxrl.tabular.agents import ALGORITHMS as TABULAR
 
     print("algorithms:", ", ".join(sorted(ALGORITHMS)))
+    print("tabular algorithms:", ", ".join(TABULAR))
     print("environments:", ", ".join(envs.registered_envs()))
+    print("tabular environments:", ", ".join(sorted(TABULAR_ENVS)))
+    print("solvers (jaxrl solve):", ", ".join(SOLVERS))
+    return 0
+
+
+def _cmd_solve(args) -> int:
+    from jaxrl.run import rundir
+    from jaxrl.tabular import SOLVERS, format_solution, save_solution_heatmap, solve
+
+    if args.method not in SOLVERS:
+        raise UsageError(f"unknown method {args.method!r}; known: {', '.join(SOLVERS)}")
+    _check_env(args.env, "env")
+    try:
+        solution = solve(args.method, args.env, gamma=args.gamma, tol=args.tol)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(format_solution(solution))
+    out = args.out or Path("runs") / f"{args.method}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    r = solution.result
+    rundir.write_json(
+        out / "config.json",
+        {
+            "method": args.method,
+            "env": args.env,
+            "gamma": solution.gamma,
+            "tol": args.tol,
+            "machine": rundir.machine_info(),
+        },
+    )
+    rundir.write_json(
+        out / "summary.json",
+        {
+            "start_value": solution.start_value,
+            "time_limited_return": solution.time_limited_return,
+            "iterations": int(r.iterations),
+            "values": r.values,
+            "policy": r.policy,
+            "q_values": r.q_values,
+        },
+    )
+    save_solution_heatmap(solution, out / "values.png")
+    print(f"run directory: {out}")
     return 0
 
 
@@ -205,6 +270,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+
+    so = sub.add_parser("solve", help="dynamic programming on a tabular environment")
+    so.add_argument("method", help="value-iteration or policy-iteration")
+    so.add_argument("--env", default="FrozenLake-4x4", help="a tabular environment")
+    so.add_argument("--gamma", type=float, default=None, help="discount (default: the env's)")
+    so.add_argument("--tol", type=float, default=1e-6, help="value iteration's tolerance")
+    so.add_argument("--out", type=Path, default=None, help="run directory")
+    so.set_defaults(func=_cmd_solve)
 
     ls = sub.add_parser("list", help="list algorithms and environments")
     ls.set_defaults(func=_cmd_list)

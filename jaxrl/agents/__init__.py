@@ -26,12 +26,47 @@ ALGORITHMS: dict[str, str] = {
 }
 
 
+def _tabular(name: str) -> ModuleType:
+    """A module-like view of a tabular agent: ``Config`` defaults to ``algorithm=name``."""
+    import dataclasses
+
+    from jaxrl._config import config, static
+    from jaxrl.tabular import agents as tabular
+
+    base = tabular.Config
+    cls = type(
+        "Config",
+        (base,),
+        {
+            "__annotations__": {"algorithm": str},
+            "algorithm": static(name, "the tabular algorithm"),
+            "__module__": f"jaxrl.tabular.{name}",
+            "__doc__": base.__doc__,
+        },
+    )
+    # dataclass() needs a plain default; keep the field static (pytree metadata).
+    cls = config(cls)
+    assert dataclasses.fields(cls)[0].name == "algorithm"
+    module = ModuleType(f"jaxrl.tabular.{name}")
+    module.Config = cls
+    module.make_agent = tabular.make_agent
+    module.make_train = tabular.make_train
+    return module
+
+
 def get_algorithm(name: str) -> ModuleType:
-    """The module of algorithm ``name`` (with ``Config``, ``make_agent``, ``make_train``)."""
+    """The module of algorithm ``name`` (with ``Config``, ``make_agent``, ``make_train``).
+
+    Deep-RL names come from ``ALGORITHMS``; tabular ones (``q-learning``, ``sarsa``,
+    ``expected-sarsa``, ``double-q``, ``n-step-sarsa``) from ``jaxrl.tabular``.
+    """
+    from jaxrl.tabular.agents import ALGORITHMS as TABULAR
+
+    if name in TABULAR:
+        return _tabular(name)
     if name not in ALGORITHMS:
-        close = difflib.get_close_matches(name, ALGORITHMS, n=1)
+        known = sorted(ALGORITHMS) + list(TABULAR)
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"unknown algorithm {name!r}{hint}; known: {', '.join(sorted(ALGORITHMS))}"
-        )
+        raise ValueError(f"unknown algorithm {name!r}{hint}; known: {', '.join(known)}")
     return importlib.import_module(ALGORITHMS[name])

@@ -128,7 +128,7 @@ def sweep(
 
     all_metrics: list[dict[str, np.ndarray] | None] = [None] * len(configs)
     states, compile_s, run_s, steps_per_update = [], 0.0, 0.0, None
-    bar = _Progress(algo, getattr(base_config, "env_id", ""), progress and main_process)
+    bar = _Progress(algo, _env_name(base_config), progress and main_process)
     writer = _TensorBoard(files, labels, seeds) if tensorboard and files is not None else None
     try:
         for g, idx in enumerate(groups):
@@ -208,6 +208,10 @@ def sweep(
     )
 
 
+def _env_name(cfg) -> str:
+    return str(getattr(cfg, "env_id", None) or getattr(cfg, "env", ""))
+
+
 def train(algo_module, config, seeds: Sequence[int] = (0,), out_dir=None, **kwargs) -> SweepResult:
     """Trains one Config over ``seeds`` (a sweep with an empty grid); see :func:`sweep`."""
     return sweep(algo_module, config, None, seeds, out_dir, **kwargs)
@@ -260,7 +264,7 @@ def _write_outputs(out, metrics, seeds, labels, steps_per_update, summary, algo,
         out / "curves.png",
         curves,
         steps_per_update,
-        title=f"{algo} on {getattr(cfg, 'env_id', '')} ({len(seeds)} seeds)",
+        title=f"{algo} on {_env_name(cfg)} ({len(seeds)} seeds)",
     )
 
 
