@@ -249,11 +249,13 @@ class PolicyValueNets(NamedTuple):
     critic: Any  # flax module: obs [*N, *obs] -> [*N], or None
 
     def init(self, key: jax.Array, obs: jax.Array) -> PolicyValueParams:
+        """Initialises both networks on an example ``obs [*N, *obs]``."""
         actor_key, critic_key = jax.random.split(key)
         value = None if self.critic is None else self.critic.init(critic_key, obs)
         return PolicyValueParams(policy=self.actor.init(actor_key, obs), value=value)
 
     def distribution(self, params: PolicyValueParams, obs: jax.Array):
+        """π(·|obs), a distrax distribution with batch shape [*N]."""
         return self.actor.apply(params.policy, obs)
 
     def value(self, params: PolicyValueParams, obs: jax.Array) -> jax.Array:

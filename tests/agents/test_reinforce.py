@@ -193,3 +193,12 @@ def test_bad_config_raises_before_jit():
         reinforce.Config(gamma=1.5)
     with pytest.raises(ValueError, match=r"activation = 'sigmoid'"):
         reinforce.Config(activation="sigmoid")
+
+
+def test_masked_standardize_uses_only_the_kept_steps():
+    x = np.array([[1.0, 5.0], [3.0, 100.0], [2.0, -50.0]], np.float32)
+    mask = np.array([[1, 1], [1, 0], [1, 0]], np.float32)
+    out = np.asarray(on_policy.standardize(jnp.asarray(x), jnp.asarray(mask)))
+    kept = x[mask > 0]
+    np.testing.assert_allclose(out[mask > 0], (kept - kept.mean()) / kept.std(), rtol=1e-5)
+    np.testing.assert_allclose(on_policy.standardize(jnp.asarray(kept)), out[mask > 0], rtol=1e-5)
