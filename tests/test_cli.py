@@ -1,0 +1,173 @@
+"""The jaxrl command end to end: run directories, one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jaxrl.agents import ppo
+from jaxrl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--total-steps",
+    "768",
+    "--set",
+    "num_envs=4",
+    "--set",
+    "num_steps=16",
+    "--set",
+    "num_minibatches=2",
+    "--set",
+    "hidden_sizes=8",
+    "--no-progress",
+]
+
+
+def test_train_writes_the_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "ppo", "--seeds", "2", "--out", str(out), *TINY]) == 0
+    for name in ("config.json", "metrics.csv", "summary.json", "curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert any((out / "checkpoints").iterdir())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final_return"]["n"] == 2
+    assert summary["timing"]["runs"] == 2 and summary["timing"]["compile_s"] > 0
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 12  # header + seeds × updates
+    config = json.loads((out / "config.json").read_text())
+    assert config["algo"] == "ppo" and config["config"]["num_envs"] == 4
+    assert "final return" in capsys.readouterr().out
+
+
+def test_sweep_from_the_command_line(tmp_path):
+    out = tmp_path / "sweep"
+    assert (
+        main(
+            [
+                "train",
+                "ppo",
+                "--seeds",
+                "1",
+                "--out",
+                str(out),
+                "--sweep",
+                "learning_rate=1e-3,3e-3",
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert [c["values"]["learning_rate"] for c in summary["configurations"]] == [1e-3, 3e-3]
+
+
+def test_solve_and_tabular_train(tmp_path, capsys):
+    assert (
+        main(["solve", "value-iteration", "--env", "FrozenLake-4x4", "--out", str(tmp_path / "vi")])
+        == 0
+    )
+    summary = json.loads((tmp_path / "vi" / "summary.json").read_text())
+    assert summary["time_limited_return"] == pytest.approx(0.74, abs=0.01)  # Gymnasium's ≈ 0.74
+    assert (tmp_path / "vi" / "values.png").exists()
+    assert (
+        main(
+            [
+                "train",
+                "sarsa",
+                "--env",
+                "CliffWalking",
+                "--seeds",
+                "2",
+                "--no-progress",
+                "--set",
+                "num_episodes=50",
+                "--out",
+                str(tmp_path / "sarsa"),
+            ]
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "pop"], "unknown algorithm 'pop' (did you mean 'ppo'?)"),
+        (["train", "ppo", "--env", "CartPole"], "unknown environment 'CartPole' (did you mean"),
+        (["train", "ppo", "--set", "lr=3"], "unknown field 'lr'"),
+        (["train", "ppo", "--set", "learning_rate=-1"], "learning_rate = -1.0 is not allowed"),
+        (["train", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
+        (["train", "ppo", "--set", "num_envs"], "--set expects field=value"),
+        (["train", "ppo", "--seeds", "two"], "invalid int value"),
+        (["bogus"], "invalid choice"),
+        (["train"], "name an algorithm"),
+        (["train", "--resume", "/nonexistent/run"], "no config.json there"),
+        (["solve", "value-iteration", "--env", "Frozen"], "unknown environment 'Frozen'"),
+        (["train", "sarsa", "--total-steps", "5"], "counts episodes"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def _bad_value(field, type_):
+    """Values that no PPO Config field of this type allows."""
+    words = st.sampled_from(["abc", "", "1e400x", "[1]", "none", "-", "1,2,x"])
+    if type_ is bool:
+        return st.one_of(
+            words.filter(lambda w: w.lower() not in ("", "none")),
+            st.sampled_from(["2", "-1", "maybe"]),
+        )
+    if type_ is int:
+        return st.one_of(words, st.integers(-(10**6), 0).map(str), st.sampled_from(["2.5", "nan"]))
+    if type_ is float:
+        return st.one_of(
+            words, st.floats(max_value=-1e-9).map(repr), st.sampled_from(["nan", "inf", "-inf"])
+        )
+    if field == "env_id":
+        return st.text(alphabet="xyz-_", min_size=1, max_size=8)
+    if field in ("activation", "torso"):
+        return st.sampled_from(["sigmoid", "mlp2", "", "TANH"])
+    return st.sampled_from(["abc", "0", "-4", "4,-1", ""])  # hidden_sizes
+
+
+FIELDS = [(f.name, f.type) for f in __import__("dataclasses").fields(ppo.Config)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_bad_value_for_any_field_exits_2_with_one_line(data):
+    import typing
+
+    hints = typing.get_type_hints(ppo.Config)
+    name = data.draw(st.sampled_from([n for n, _ in FIELDS]))
+    tp = hints[name]
+    value = data.draw(_bad_value(name, tp if tp in (bool, int, float) else None))
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["train", "ppo", "--no-progress", "--set", f"{name}={value}"])
+    assert code == 2, (name, value)
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), (name, value, err.getvalue())
+
+
+def test_console_script_is_installed():
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxrl.cli", "list"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 0 and "ppo" in out.stdout
