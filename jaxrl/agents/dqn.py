@@ -103,7 +103,7 @@ class Config:
     eps_start: float = 1.0
     eps_end: float = 0.05
     exploration_fraction: float = 0.5
-    max_grad_norm: float = 10.0
+    max_grad_norm: float = 10.0  # math.inf: no clipping
     priority_alpha: float = 0.6
     priority_beta: float = 0.4
     priority_eps: float = 1e-6
@@ -115,8 +115,9 @@ class Config:
         require(self, "activation", one_of(*nets.ACTIVATIONS))
         require(self, "torso", one_of("mlp", "cnn"))
         require(self, "loss", one_of("squared", "huber"))
-        for name in ("learning_rate", "max_grad_norm", "exploration_fraction"):
+        for name in ("learning_rate", "exploration_fraction"):
             require(self, name, positive)
+        require(self, "max_grad_norm", off_policy.positive_or_inf)
         for name in ("gamma", "tau", "eps_start", "eps_end", "priority_alpha", "priority_beta"):
             require(self, name, probability)
         require(self, "priority_eps", non_negative)
@@ -244,7 +245,7 @@ def _act(learner: DQNLearner, obs, key, env_steps, cfg: Config, *, apply_fn):
 
 def _learn(learner: DQNLearner, sample, key, grad_steps, cfg: Config, *, apply_fn):
     del key
-    tx = off_policy.adam(cfg.max_grad_norm)
+    tx = off_policy.adam(off_policy.clip_norm(cfg.max_grad_norm))
     grads, (td, q_taken) = jax.grad(dqn_loss, has_aux=True)(
         learner.params, learner.target_params, apply_fn, sample, cfg
     )
@@ -281,7 +282,7 @@ def make_agent(config: Config) -> Agent:
         learner = DQNLearner(
             params=params,
             target_params=params,
-            opt_state=off_policy.adam(cfg.max_grad_norm).init(params),
+            opt_state=off_policy.adam(off_policy.clip_norm(cfg.max_grad_norm)).init(params),
         )
         return off_policy.init_state(key, learner, env, env_params, buffer, action_info)
 

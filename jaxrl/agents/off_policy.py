@@ -22,6 +22,8 @@ observation, ``D`` the action dimension of continuous actions.
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -41,6 +43,7 @@ __all__ = [
     "OffPolicyState",
     "adam",
     "apply_updates",
+    "clip_norm",
     "env_step",
     "example_transition",
     "init_state",
@@ -48,6 +51,7 @@ __all__ = [
     "make_loop",
     "make_update",
     "polyak_update",
+    "positive_or_inf",
     "random_actions",
     "target_update",
     "validate_loop",
@@ -263,6 +267,23 @@ def target_update(target: Any, online: Any, step: jax.Array, tau, interval: int)
         return polyak_update(target, online, tau)
     due = step % interval == 0
     return jax.tree.map(lambda t, o: jnp.where(due, t + tau * (o - t), t), target, online)
+
+
+def positive_or_inf(v) -> str | None:
+    """Config check: a number > 0, where ``math.inf`` means "no limit"."""
+    ok = isinstance(v, numbers.Real) and v > 0 and not math.isnan(v)
+    return None if ok else "a number > 0 (math.inf for no limit)"
+
+
+def clip_norm(max_grad_norm):
+    """``max_grad_norm`` for :func:`adam`, or None (no clipping op) for a Python ``inf``.
+
+    A traced value (a swept hyperparameter) is always applied; inf then leaves the
+    gradient unchanged, as skipping does.
+    """
+    if isinstance(max_grad_norm, numbers.Real) and math.isinf(max_grad_norm):
+        return None
+    return max_grad_norm
 
 
 def adam(max_grad_norm=None, eps: float = 1e-8) -> optax.GradientTransformation:
