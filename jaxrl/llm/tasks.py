@@ -179,7 +179,8 @@ class Task:
 
     @property
     def name(self) -> str:
-        return next(k for k, v in TASKS.items() if isinstance(self, v))
+        """The registry name of this task's class (the class name if unregistered)."""
+        return next((k for k, v in TASKS.items() if type(self) is v), type(self).__name__)
 
     @property
     def prompt_len(self) -> int:

@@ -144,39 +144,44 @@ def last_token_index(mask: jax.Array) -> jax.Array:
 
 class _Attention(nn.Module):
     config: ModelConfig
+    layer: int
 
     @nn.compact
-    def __call__(self, x, allowed, layer_cache, index):
+    def __call__(self, x, allowed, cache_kv, index):
         cfg = self.config
         k_dim = cfg.d_model // cfg.num_heads
         qkv = nn.DenseGeneral((3, cfg.num_heads, k_dim), name="qkv")(x)  # [B, T, 3, H, K]
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        new_cache = None
-        if layer_cache is not None:
-            cache_k, cache_v = layer_cache
-            k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
-            v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
-            new_cache = (k, v)
+        if cache_kv is not None:
+            # write into the stacked [N, B, S, H, K] arrays, not per-layer copies, so that
+            # XLA updates the cache in place inside the decoding loop
+            keys, values = cache_kv
+            start = (self.layer, 0, index, 0, 0)
+            keys = jax.lax.dynamic_update_slice(keys, k[None].astype(keys.dtype), start)
+            values = jax.lax.dynamic_update_slice(values, v[None].astype(values.dtype), start)
+            cache_kv = (keys, values)
+            k, v = keys[self.layer], values[self.layer]
         scores = jnp.einsum("bqhk,bshk->bhqs", q, k) / np.sqrt(k_dim).astype(np.float32)
         scores = jnp.where(allowed[:, None], scores, _NEG)
         weights = jax.nn.softmax(scores, axis=-1)
         out = jnp.einsum("bhqs,bshk->bqhk", weights, v)
-        return nn.DenseGeneral(cfg.d_model, axis=(-2, -1), name="out")(out), new_cache
+        return nn.DenseGeneral(cfg.d_model, axis=(-2, -1), name="out")(out), cache_kv
 
 
 class _Block(nn.Module):
     config: ModelConfig
+    layer: int
 
     @nn.compact
-    def __call__(self, x, allowed, layer_cache, index):
+    def __call__(self, x, allowed, cache_kv, index):
         cfg = self.config
-        attn, new_cache = _Attention(cfg, name="attn")(
-            nn.LayerNorm(name="ln_attn")(x), allowed, layer_cache, index
+        attn, cache_kv = _Attention(cfg, self.layer, name="attn")(
+            nn.LayerNorm(name="ln_attn")(x), allowed, cache_kv, index
         )
         x = x + attn
         h = nn.Dense(cfg.d_ff, name="mlp_in")(nn.LayerNorm(name="ln_mlp")(x))
         x = x + nn.Dense(cfg.d_model, name="mlp_out")(jax.nn.gelu(h))
-        return x, new_cache
+        return x, cache_kv
 
 
 class Transformer(nn.Module):
@@ -222,13 +227,9 @@ class Transformer(nn.Module):
 
         x = nn.Embed(cfg.vocab_size, cfg.d_model, name="embed")(tokens)
         x = x + nn.Embed(cfg.max_len, cfg.d_model, name="pos_embed")(positions)
-        new_keys, new_values = [], []
+        cache_kv = None if cache is None else (cache.keys, cache.values)
         for layer in range(cfg.num_layers):
-            layer_cache = None if cache is None else (cache.keys[layer], cache.values[layer])
-            x, updated = _Block(cfg, name=f"block_{layer}")(x, allowed, layer_cache, index)
-            if updated is not None:
-                new_keys.append(updated[0])
-                new_values.append(updated[1])
+            x, cache_kv = _Block(cfg, layer, name=f"block_{layer}")(x, allowed, cache_kv, index)
         hidden = nn.LayerNorm(name="ln_final")(x)
         logits = nn.Dense(cfg.vocab_size, name="lm_head")(hidden)
         values = reward = None
@@ -242,8 +243,8 @@ class Transformer(nn.Module):
         new_cache = None
         if cache is not None:
             new_cache = KVCache(
-                keys=jnp.stack(new_keys),
-                values=jnp.stack(new_values),
+                keys=cache_kv[0],
+                values=cache_kv[1],
                 mask=key_mask,
                 length=jnp.asarray(index + num_new, jnp.int32),
             )
