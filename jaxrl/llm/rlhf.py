@@ -63,7 +63,7 @@ from jaxrl.llm.roles import (
 )
 from jaxrl.llm.tasks import Task, make_task
 from jaxrl.llm.training import TrainResult, TrainState
-from jaxrl.llm.transformer import init_params, merge_params
+from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
 __all__ = [
     "RLHFConfig",
@@ -257,7 +257,18 @@ def rlhf_step_timed(roles: RLHFRoles, prompts, key) -> tuple[RLHFRoles, dict]:
     return RLHFRoles(actor, critic, reference, reward), metrics
 
 
-def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model, key) -> RLHFRoles:
+def _with_heads(model: ModelConfig, source_params) -> dict:
+    """Parameters of ``model`` copied from ``source_params``, new heads at zero.
+
+    Heads the source lacks (a value head) start at zero, as ``Transformer`` initialises
+    them; the shapes come from ``jax.eval_shape``, so nothing is compiled here.
+    """
+    shapes = jax.eval_shape(lambda k: init_params(model, k), jax.random.PRNGKey(0))
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return merge_params(zeros, source_params)
+
+
+def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model=None) -> RLHFRoles:
     """Actor and reference from the SFT model, critic and reward from the reward model.
 
     Args:
@@ -266,7 +277,6 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model, key) -
       task: the task (prompts, lengths, the true score reported as a metric).
       reward_model: a ``LoadedModel`` with a reward head, or None to reward with the
         task's own score (then the critic starts from the policy).
-      key: PRNG key for the new value heads.
     """
     completion_len = config.max_new_tokens or task.completion_len
     need = task.prompt_len + completion_len
@@ -284,7 +294,7 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model, key) -
     actor_model, actor_params = policy.model_config, policy.params
     if config.critic == "value_head":
         actor_model = actor_model.replace(value_head=True)
-        actor_params = merge_params(init_params(actor_model, key), policy.params)
+        actor_params = _with_heads(actor_model, policy.params)
     generation = GenerationConfig(max_new_tokens=completion_len, temperature=config.temperature)
     actor = Actor(
         TrainState(actor_params, opt_actor.init(actor_params), step0),
@@ -298,7 +308,7 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model, key) -
     else:
         source = policy if reward_model is None else reward_model
         critic_model = source.model_config.replace(value_head=True, reward_head=False)
-        critic_params = merge_params(init_params(critic_model, key), source.params)
+        critic_params = _with_heads(critic_model, source.params)
         state = TrainState(critic_params, opt_critic.init(critic_params), step0)
         critic = Critic(critic_params, state, config, critic_model)
     reference = Reference(policy.params, policy.model_config, config.temperature)
@@ -346,7 +356,7 @@ def train_rlhf(
     """
     if init_from is None:
         raise ValueError("train_rlhf needs init_from: the SFT model to start from")
-    init_key, train_key, eval_key = jax.random.split(key, 3)
+    train_key, eval_key = jax.random.split(key)
     policy = resolve_model(init_from)
     if task is None:
         if config.task:
@@ -354,7 +364,7 @@ def train_rlhf(
         else:
             task = policy.task or make_task("preference")
     rm = None if reward_model is None else resolve_model(reward_model)
-    roles = make_rlhf_roles(config, policy, task, rm, init_key)
+    roles = make_rlhf_roles(config, policy, task, rm)
     completion_len = roles.actor.generation.max_new_tokens
     prompt_data = jax.tree_util.tree_map(
         jnp.asarray, task.prompts("train", config.num_train_prompts, seed=5)
