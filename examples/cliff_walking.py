@@ -58,7 +58,7 @@ def train(algorithm: str, seeds: int, episodes: int, task) -> dict:
     keys = jax.random.split(jax.random.key(0), seeds)
     start = time.perf_counter()
     state, metrics = jax.jit(jax.vmap(make_train(config)))(keys)
-    returns = np.asarray(metrics["return"])  # [seeds, episodes]
+    returns = np.asarray(metrics["episode_return"])  # [seeds, episodes]
     seconds = time.perf_counter() - start
     policies = greedy_policy(state.tables.q, task.mdp.action_mask)  # [seeds, S]
     horizon = task.env_params.max_steps_in_episode

@@ -48,7 +48,7 @@ def main():
         )
         start = time.perf_counter()
         _, metrics = jax.jit(jax.vmap(make_train(config)))(keys)
-        lengths = np.asarray(metrics["length"])  # [seeds, episodes]
+        lengths = np.asarray(metrics["episode_length"])  # [seeds, episodes]
         seconds = time.perf_counter() - start
         left[algorithm] = (lengths == 2).mean(axis=0)  # share of runs that went left
         share = left[algorithm]

@@ -1,30 +1,26 @@
 """Tabular TD agents: Q-learning, SARSA, Expected SARSA, Double Q-learning, n-step SARSA.
 
-Each is a ``Config`` and ``make_train(config) -> train(key, hparams=None) -> (state, metrics)``
-like the deep agents. ``train`` runs ``num_episodes`` whole episodes on a
-``TabularEnv`` inside one compiled program (a ``lax.scan`` over episodes, a
-``lax.while_loop`` over the steps of each), so ``jax.jit(jax.vmap(train))(keys)``
-runs many seeds at once.
-
-Static fields of ``Config`` (algorithm, env, episode counts, exploration kind,
-n, step-size schedule) fix the program; the numbers (α, γ, ε, τ, …) become a
-``Hyperparams`` of traced float32 scalars. To sweep them, pass a batched
-``Hyperparams`` next to the keys::
+Each keeps the algorithm contract of the deep agents (see ``jaxrl.agents.base``):
+a ``Config`` (a pytree: static fields fix the program, numeric fields are traced
+leaves), ``make_agent(config) -> EpisodeAgent(init, update, num_updates,
+steps_per_update)`` with one update = one whole episode, so ``jaxrl.run`` can
+run it in chunks, and ``make_train(config) -> train(key, cfg=config)``, pure::
 
     train = make_train(Config(algorithm="sarsa", env="CliffWalking"))
-    hp = Config().hyperparams()._replace(alpha=jnp.array([0.1, 0.5, 0.9]))
-    hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (3,)), hp)
-    state, metrics = jax.jit(jax.vmap(train))(jax.random.split(key, 3), hp)
+    state, metrics = jax.jit(jax.vmap(train))(keys)                 # many seeds
+    configs = stack_configs([Config(algorithm="sarsa", alpha=a) for a in (0.1, 0.5, 0.9)])
+    state, metrics = jax.jit(jax.vmap(train))(keys, configs)        # and step sizes
 
-The ε and τ schedules run from ``epsilon`` to ``epsilon_end`` (``temperature`` to
-``temperature_end``); ``Config.hyperparams()`` sets the end to the start when the
-Config leaves it None, so a sweep over a constant ε must set both.
+(``jaxrl.run.stack_configs`` stacks the traced fields to ``[R]`` arrays.) An
+episode is a ``lax.while_loop`` over its steps inside the ``lax.scan`` over
+episodes.
 
-Metrics (leading axis = episode): ``return`` (undiscounted sum of rewards),
-``length`` (steps), ``greedy_value`` (expected return from the start
-distribution of the greedy policy of the current Q, ties split evenly,
-evaluated exactly on the env's MDP with discount γ over the episode time
-limit: ``finite_horizon_evaluation``).
+Metrics (leading axis = episode): ``episode_return`` (undiscounted sum of
+rewards), ``episode_length`` (steps), and with ``track_greedy_value``
+``greedy_value``: the expected return from the start distribution of the greedy
+policy of the current Q (ties split evenly), evaluated exactly on the env's MDP
+with discount γ over the episode time limit (``finite_horizon_evaluation``; its
+cost grows with S² × time limit per episode).
 
 See Sutton & Barto, Reinforcement Learning: An Introduction (2nd ed.), ch. 6–7:
 http://incompleteideas.net/book/the-book-2nd.html
@@ -32,8 +28,6 @@ http://incompleteideas.net/book/the-book-2nd.html
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -41,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl._config import config, in_range, one_of, positive, positive_int, require, static
 from jaxrl.core.exploration import linear_schedule
 from jaxrl.tabular.dp import finite_horizon_evaluation, greedy_probs
 from jaxrl.tabular.envs import (
@@ -64,121 +59,98 @@ from jaxrl.tabular.updates import (
     step_size,
 )
 
-__all__ = ["ALGORITHMS", "Config", "Hyperparams", "make_train", "q_estimate", "TABULAR_AGENTS"]
+__all__ = [
+    "ALGORITHMS",
+    "Config",
+    "EpisodeAgent",
+    "TrainState",
+    "TabularAgent",
+    "make_agent",
+    "make_train",
+    "q_estimate",
+    "TABULAR_AGENTS",
+]
 
 ALGORITHMS = ("q-learning", "sarsa", "expected-sarsa", "double-q", "n-step-sarsa")
 _ON_POLICY = ("sarsa", "n-step-sarsa")
-_EXPLORATION = ("epsilon-greedy", "boltzmann")
-_STEP_SIZES = ("constant", "visit-count")
 
 
-class Hyperparams(NamedTuple):
-    """The traced numbers of a ``Config`` (float32 scalars, or batched for a sweep)."""
-
-    alpha: jax.Array  # step size α (base value for "visit-count")
-    alpha_power: jax.Array  # ω in α·N(s,a)^(−ω)
-    gamma: jax.Array  # discount γ
-    epsilon: jax.Array  # ε at episode 0
-    epsilon_end: jax.Array  # ε after `decay_episodes`
-    temperature: jax.Array  # τ at episode 0
-    temperature_end: jax.Array  # τ after `decay_episodes`
-    decay_episodes: jax.Array  # length of the linear ε / τ ramps, in episodes
-    q_init: jax.Array  # initial value of every Q(s, a)
+def _non_negative_int(v) -> str | None:
+    ok = isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return None if ok else "an integer >= 0"
 
 
-def _check(ok: bool, field: str, value, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"Config.{field} = {value!r} is invalid; allowed: {allowed}")
+def _finite(v) -> str | None:
+    return None if isinstance(v, int | float) and np.isfinite(v) else "a finite number"
 
 
-@dataclasses.dataclass(frozen=True)
+@config
 class Config:
-    """A tabular TD agent. Validated on construction (``ValueError`` naming the field).
+    """A tabular TD agent; validated on construction (``ValueError`` naming the field).
 
-    Static (fix the compiled program): ``algorithm``, ``env``, ``num_episodes``,
-    ``max_steps_per_episode`` (None: the env's time limit), ``exploration``, ``n``
-    (n-step SARSA), ``step_size`` and ``track_greedy_value``. Traced (see
-    ``Hyperparams``): the rest. ``gamma=None`` takes the env's discount;
-    ``epsilon_end`` / ``temperature_end`` None keep ε / τ constant.
+    With ``schedule="linear"`` ε (or τ) moves linearly from ``epsilon`` to
+    ``epsilon_end`` (``temperature`` to ``temperature_end``) over the first
+    ``decay_fraction`` of the episodes; with ``"constant"`` the ``*_end`` fields
+    are unused. ``step_size="visit-count"`` uses α·N(s, a)^(−alpha_power).
     """
 
-    algorithm: str = "q-learning"
-    env: str = "CliffWalking"
-    num_episodes: int = 500
-    max_steps_per_episode: int | None = None
-    exploration: str = "epsilon-greedy"
-    n: int = 1
-    step_size: str = "constant"
-    track_greedy_value: bool = True
+    algorithm: str = static("q-learning", "one of " + ", ".join(ALGORITHMS))
+    env: str = static("CliffWalking", "a name in jaxrl.tabular.TABULAR_ENVS")
+    num_episodes: int = static(500, "episodes per run (one update = one episode)")
+    max_steps_per_episode: int = static(0, "time limit (truncation); 0: the env's own")
+    exploration: str = static("epsilon-greedy", "epsilon-greedy or boltzmann")
+    schedule: str = static("constant", "constant or linear ε / τ")
+    n: int = static(1, "steps of n-step SARSA")
+    step_size: str = static("constant", "constant or visit-count")
+    track_greedy_value: bool = static(True, "evaluate the greedy policy after every episode")
     alpha: float = 0.5
     alpha_power: float = 0.8
-    gamma: float | None = None
+    gamma: float = 1.0
     epsilon: float = 0.1
-    epsilon_end: float | None = None
+    epsilon_end: float = 0.01
     temperature: float = 1.0
-    temperature_end: float | None = None
-    decay_episodes: int | None = None
+    temperature_end: float = 0.1
+    decay_fraction: float = 1.0
     q_init: float = 0.0
 
-    def __post_init__(self):
-        _check(self.algorithm in ALGORITHMS, "algorithm", self.algorithm, str(ALGORITHMS))
-        _check(self.env in TABULAR_ENVS, "env", self.env, str(sorted(TABULAR_ENVS)))
-        _check(self.num_episodes >= 1, "num_episodes", self.num_episodes, "an int >= 1")
-        m = self.max_steps_per_episode
-        _check(m is None or m >= 1, "max_steps_per_episode", m, "None or an int >= 1")
-        _check(self.exploration in _EXPLORATION, "exploration", self.exploration, _EXPLORATION)
-        _check(self.step_size in _STEP_SIZES, "step_size", self.step_size, str(_STEP_SIZES))
-        _check(
-            self.n == 1 or (self.algorithm == "n-step-sarsa" and self.n >= 1),
-            "n",
-            self.n,
-            "an int >= 1 with algorithm='n-step-sarsa', else 1",
-        )
-        _check(0.0 < self.alpha <= 1.0, "alpha", self.alpha, "0 < alpha <= 1")
-        _check(0.5 < self.alpha_power <= 1.0, "alpha_power", self.alpha_power, "(0.5, 1]")
-        g = self.gamma
-        _check(g is None or 0.0 <= g <= 1.0, "gamma", g, "None or 0 <= gamma <= 1")
-        for name in ("epsilon", "epsilon_end"):
-            v = getattr(self, name)
-            _check(v is None or 0.0 <= v <= 1.0, name, v, "0 <= value <= 1")
-        for name in ("temperature", "temperature_end"):
-            v = getattr(self, name)
-            _check(v is None or v > 0.0, name, v, "a value > 0")
-        d = self.decay_episodes
-        _check(d is None or d >= 1, "decay_episodes", d, "None or an int >= 1")
-        _check(math.isfinite(self.q_init), "q_init", self.q_init, "a finite float")
-
-    def hyperparams(self, task: TabularTask | None = None) -> Hyperparams:
-        """The traced numbers as float32 scalars (γ from ``task`` or the env when None)."""
-        if self.gamma is None:
-            task = make_task(self.env) if task is None else task
-            gamma = float(task.mdp.discount)
-        else:
-            gamma = self.gamma
-        end = lambda v, start: start if v is None else v
-        return Hyperparams(
-            *(
-                jnp.float32(v)
-                for v in (
-                    self.alpha,
-                    self.alpha_power,
-                    gamma,
-                    self.epsilon,
-                    end(self.epsilon_end, self.epsilon),
-                    self.temperature,
-                    end(self.temperature_end, self.temperature),
-                    self.num_episodes if self.decay_episodes is None else self.decay_episodes,
-                    self.q_init,
-                )
+    def validate(self):
+        require(self, "algorithm", one_of(*ALGORITHMS))
+        require(self, "env", one_of(*TABULAR_ENVS))
+        require(self, "num_episodes", positive_int)
+        require(self, "max_steps_per_episode", _non_negative_int)
+        require(self, "exploration", one_of("epsilon-greedy", "boltzmann"))
+        require(self, "schedule", one_of("constant", "linear"))
+        require(self, "n", positive_int)
+        if self.n != 1 and self.algorithm != "n-step-sarsa":
+            raise ValueError(
+                f"Config.n = {self.n} is only used by algorithm='n-step-sarsa'; "
+                f"leave it at 1 for {self.algorithm!r}"
             )
-        )
+        require(self, "step_size", one_of("constant", "visit-count"))
+        require(self, "alpha", in_range(0.0, 1.0, low_open=True))
+        require(self, "alpha_power", in_range(0.5, 1.0, low_open=True))
+        for name in ("gamma", "epsilon", "epsilon_end"):
+            require(self, name, in_range(0.0, 1.0))
+        for name in ("temperature", "temperature_end", "decay_fraction"):
+            require(self, name, positive)
+        require(self, "q_init", _finite)
 
 
 class TrainState(NamedTuple):
-    """What ``train`` returns besides the metrics."""
+    """The agent's state between episodes."""
 
     tables: QTables
     key: jax.Array
+    episode: jax.Array  # [] int32, episodes done
+
+
+class EpisodeAgent(NamedTuple):
+    """``init`` / ``update`` for ``jaxrl.run``: the fields of ``jaxrl.agents.base.Agent``."""
+
+    init: Callable  # (key, config) -> TrainState
+    update: Callable  # (TrainState, config) -> (TrainState, metrics): one episode
+    num_updates: int  # episodes per run
+    steps_per_update: int  # 1: progress is counted in episodes (their lengths vary)
 
 
 class _Episode(NamedTuple):
@@ -194,10 +166,10 @@ class _Episode(NamedTuple):
 
 
 class _Ctx(NamedTuple):
-    config: Config
+    config: Config  # read for its static fields
+    cfg: Config  # read for its numbers (traced leaves under a sweep)
     task: TabularTask
     params: EnvParams
-    hp: Hyperparams
     epsilon: jax.Array
     temperature: jax.Array
 
@@ -226,11 +198,11 @@ def env_step(ctx: _Ctx, ep: _Episode) -> _Episode:
     obs, env_state, r, term, trunc, info = ctx.task.env.step(k_env, ep.env_state, a, ctx.params)
     s_next = info["final_observation"]  # the real next state, also when the episode ended
     done = term | trunc
-    discount = ctx.hp.gamma * (1.0 - term.astype(jnp.float32))
+    discount = ctx.cfg.gamma * (1.0 - term.astype(jnp.float32))
     visits = ep.tables.visits.at[s, a].add(1.0)
     tables = ep.tables._replace(visits=visits)
-    hp, kind = ctx.hp, ctx.config.step_size
-    alpha = step_size(visits[s, a], hp.alpha, hp.alpha_power, kind)
+    cfg, kind = ctx.cfg, ctx.config.step_size
+    alpha = step_size(visits[s, a], cfg.alpha, cfg.alpha_power, kind)
     mask = mdp.action_mask | mdp.terminal[:, None]
     a_next = jnp.int32(0)
     if algo in _ON_POLICY:
@@ -245,10 +217,10 @@ def env_step(ctx: _Ctx, ep: _Episode) -> _Episode:
     elif algo == "double-q":
         tables = double_q_update(tables, k_coin, s, a, r, discount, s_next, mask, alpha)
     else:
-        alphas = step_size(visits, hp.alpha, hp.alpha_power, kind)
+        alphas = step_size(visits, cfg.alpha, cfg.alpha_power, kind)
         alphas = jnp.broadcast_to(alphas, visits.shape)
         transition = (s, a, r, s_next, a_next, term, done)
-        tables, window = n_step_sarsa_update(tables, ep.window, transition, hp.gamma, alphas)
+        tables, window = n_step_sarsa_update(tables, ep.window, transition, cfg.gamma, alphas)
         ep = ep._replace(window=window)
     return ep._replace(
         tables=tables,
@@ -278,9 +250,9 @@ def run_episode(ctx: _Ctx, tables: QTables, key: jax.Array) -> tuple[QTables, di
         done=jnp.bool_(False),
     )
     ep = jax.lax.while_loop(lambda e: ~e.done, lambda e: env_step(ctx, e), ep)
-    metrics = {"return": ep.ret, "length": ep.length}
+    metrics = {"episode_return": ep.ret, "episode_length": ep.length}
     if ctx.config.track_greedy_value:
-        mdp = ctx.task.mdp.replace(discount=ctx.hp.gamma)
+        mdp = ctx.task.mdp.replace(discount=ctx.cfg.gamma)
         q = q_estimate(ep.tables, ctx.config.algorithm)
         policy = greedy_probs(q, mdp.action_mask)
         values = finite_horizon_evaluation(mdp, policy, ctx.params.max_steps_in_episode)
@@ -288,58 +260,81 @@ def run_episode(ctx: _Ctx, tables: QTables, key: jax.Array) -> tuple[QTables, di
     return ep.tables, metrics
 
 
-def make_train(
-    config: Config, task: TabularTask | None = None
-) -> Callable[..., tuple[TrainState, dict]]:
-    """Builds ``train(key, hparams=None) -> (TrainState, metrics)`` for a tabular agent.
+def _schedules(config: Config, cfg: Config, episode: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """ε and τ for this episode."""
+    if config.schedule == "constant":
+        return jnp.asarray(cfg.epsilon, jnp.float32), jnp.asarray(cfg.temperature, jnp.float32)
+    duration = jnp.maximum(cfg.decay_fraction * config.num_episodes, 1.0)
+    eps = linear_schedule(cfg.epsilon, cfg.epsilon_end, duration)(episode)
+    temp = linear_schedule(cfg.temperature, cfg.temperature_end, duration)(episode)
+    return eps, temp
+
+
+def make_agent(config: Config, task: TabularTask | None = None) -> EpisodeAgent:
+    """Builds ``init`` and ``update`` (one episode) for ``config``.
 
     Args:
-      config: the agent's ``Config``.
-      task: the problem to train on; default ``make_task(config.env)``. Pass one to
-        train on a custom ``FiniteMDP`` (wrap it in ``TabularEnv``).
+      config: the Config; its static fields are read here, its numbers from the ``cfg``
+        argument of ``init`` / ``update`` (so they may be traced and vmapped).
+      task: the problem; default ``make_task(config.env)``. Pass one to train on a custom
+        ``FiniteMDP`` (wrapped in a ``TabularEnv``).
 
     Returns:
-      A pure ``train``: ``key`` is a PRNG key, ``hparams`` a ``Hyperparams`` (default
-      ``config.hyperparams(task)``); metrics are ``[num_episodes]`` arrays.
+      ``EpisodeAgent(init, update, num_updates=num_episodes, steps_per_update=1)``.
     """
     task = make_task(config.env) if task is None else task
     params = task.env_params
-    if config.max_steps_per_episode is not None:
+    if config.max_steps_per_episode:
         params = params.replace(max_steps_in_episode=config.max_steps_per_episode)
-    default_hp = config.hyperparams(task)
     shape = (task.mdp.num_states, task.mdp.num_actions)
     if not np.asarray(task.mdp.action_mask | task.mdp.terminal[:, None]).any(-1).all():
         raise ValueError("every state of the task's MDP needs an available action")
 
-    def train(key: jax.Array, hparams: Hyperparams | None = None) -> tuple[TrainState, dict]:
-        hp = default_hp if hparams is None else Hyperparams(*map(jnp.float32, hparams))
-        q0 = jnp.full(shape, hp.q_init, jnp.float32)
+    def init(key: jax.Array, cfg: Config) -> TrainState:
+        q0 = jnp.full(shape, cfg.q_init, jnp.float32)
         q0 = jnp.where(task.mdp.terminal[:, None], 0.0, q0)  # a terminal state's value is 0
         tables = QTables(q=q0, q2=q0, visits=jnp.zeros(shape, jnp.float32))
-        eps = linear_schedule(hp.epsilon, hp.epsilon_end, hp.decay_episodes)
-        temp = linear_schedule(hp.temperature, hp.temperature_end, hp.decay_episodes)
+        return TrainState(tables=tables, key=key, episode=jnp.int32(0))
 
-        def episode(carry, i):
-            tables, key = carry
-            key, k_ep = jax.random.split(key)
-            ctx = _Ctx(config, task, params, hp, eps(i), temp(i))
-            tables, metrics = run_episode(ctx, tables, k_ep)
-            return (tables, key), metrics
+    def update(state: TrainState, cfg: Config) -> tuple[TrainState, dict]:
+        key, k_ep = jax.random.split(state.key)
+        eps, temp = _schedules(config, cfg, state.episode)
+        ctx = _Ctx(config, cfg, task, params, eps, temp)
+        tables, metrics = run_episode(ctx, state.tables, k_ep)
+        return TrainState(tables, key, state.episode + 1), metrics
 
-        (tables, key), metrics = jax.lax.scan(
-            episode, (tables, key), jnp.arange(config.num_episodes)
-        )
-        return TrainState(tables, key), metrics
+    return EpisodeAgent(init, update, config.num_episodes, 1)
+
+
+def make_train(
+    config: Config, task: TabularTask | None = None
+) -> Callable[..., tuple[TrainState, dict]]:
+    """Builds ``train(key, cfg=config) -> (TrainState, metrics)``: all episodes in one scan.
+
+    Args:
+      config: the agent's ``Config``.
+      task: the problem to train on; default ``make_task(config.env)``.
+
+    Returns:
+      A pure ``train``; ``cfg`` may carry traced numbers (e.g. a batch of step sizes under
+      ``vmap``) and must share ``config``'s static fields. Metrics are ``[num_episodes]``.
+    """
+    agent = make_agent(config, task)
+
+    def train(key: jax.Array, cfg: Config = config) -> tuple[TrainState, dict]:
+        state = agent.init(key, cfg)
+        return jax.lax.scan(lambda s, _: agent.update(s, cfg), state, None, agent.num_updates)
 
     return train
 
 
 class TabularAgent(NamedTuple):
-    """A registry entry: the algorithm name, its Config (with ``algorithm`` set) and make_train."""
+    """A registry entry: the name, a Config factory (``algorithm`` set), make_train, make_agent."""
 
     name: str
     config: Callable[..., Config]
     make_train: Callable[..., Callable]
+    make_agent: Callable[..., EpisodeAgent]
 
 
 def _agent(name: str) -> TabularAgent:
@@ -347,7 +342,7 @@ def _agent(name: str) -> TabularAgent:
         return Config(algorithm=name, **kwargs)
 
     config.__doc__ = f"``Config(algorithm={name!r}, **kwargs)``."
-    return TabularAgent(name, config, make_train)
+    return TabularAgent(name, config, make_train, make_agent)
 
 
 TABULAR_AGENTS: dict[str, TabularAgent] = {name: _agent(name) for name in ALGORITHMS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxrl.core.exploration import epsilon_greedy_probs
+from jaxrl.run import stack_configs
 from jaxrl.tabular import (
     TABULAR_AGENTS,
     Config,
@@ -154,6 +156,7 @@ def trainer(algorithm: str, n: int = 1):
         algorithm=algorithm,
         env="RandomMDP",
         num_episodes=EPISODES,
+        gamma=0.5,
         step_size="visit-count",
         n=n,
         track_greedy_value=False,
@@ -161,12 +164,16 @@ def trainer(algorithm: str, n: int = 1):
     return config, jax.jit(jax.vmap(make_train(config, RANDOM)))
 
 
-def run(algorithm, n=1, seeds=4, **hp):  # always 4 seeds: one compiled program per algorithm
-    """Trains with the traced hyperparameters ``hp`` (a constant ε: epsilon_end = epsilon)."""
+def traced(config, **values):
+    """``config`` with the given numbers, every traced field a float32 array (one jit signature)."""
+    config = dataclasses.replace(config, **values)
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), config)
+
+
+def run(algorithm, n=1, seeds=4, **values):  # always 4 seeds: one compiled program per algorithm
+    """Trains ``seeds`` runs of ``algorithm`` on RANDOM with the given traced numbers."""
     config, train = trainer(algorithm, n)
-    hp.setdefault("epsilon_end", hp.get("epsilon", config.epsilon))
-    base = config.hyperparams(RANDOM)._replace(**{k: jnp.float32(v) for k, v in hp.items()})
-    batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (seeds,)), base)
+    batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (seeds,)), traced(config, **values))
     return train(jax.random.split(jax.random.key(0), seeds), batched)
 
 
@@ -219,6 +226,7 @@ def probe_trainer(algorithm: str):
     config = TABULAR_AGENTS[algorithm].config(
         env="RandomMDP",
         num_episodes=600,
+        gamma=0.5,
         epsilon=1.0,
         step_size="visit-count",
         alpha=1.0,
@@ -232,14 +240,36 @@ def probe_trainer(algorithm: str):
 @pytest.mark.parametrize("algorithm", list(TABULAR_AGENTS))
 def test_truncation_bootstraps_and_termination_does_not(algorithm):
     config, train, _ = probe_trainer(algorithm)
-    state, metrics = train(jax.random.key(0), config.hyperparams(PROBE))
+    state, metrics = train(jax.random.key(0), traced(config))
     q = np.asarray(q_estimate(state.tables, algorithm))
     kind = "off-policy" if algorithm in ("q-learning", "double-q") else "on-policy"
     np.testing.assert_allclose(q[:2], PROBE_Q[kind], atol=0.04)  # on/off-policy differ by 0.25
-    lengths = np.asarray(metrics["length"])
+    lengths = np.asarray(metrics["episode_length"])
     assert set(np.unique(lengths)) == {1, 3}  # terminated after 1 step, truncated after 3
     # Greedy-value metric: action 0 everywhere; 1 + γ + γ² from state 0, 1 from state 1.
     np.testing.assert_allclose(metrics["greedy_value"][-1], (1.75 + 1.0) / 2, atol=1e-6)
+
+
+def test_q_learning_with_boltzmann_exploration_learns_the_greedy_values():
+    # Off-policy: any behaviour that keeps trying both actions gives Q-learning's answer.
+    config = Config(
+        algorithm="q-learning",
+        env="RandomMDP",
+        num_episodes=600,
+        gamma=0.5,
+        exploration="boltzmann",
+        schedule="linear",
+        temperature=5.0,
+        temperature_end=0.5,
+        step_size="visit-count",
+        alpha=1.0,
+        alpha_power=0.6,
+    )
+    state, metrics = jax.jit(make_train(config, PROBE))(jax.random.key(2))
+    np.testing.assert_allclose(state.tables.q[:2], PROBE_Q["off-policy"], atol=0.02)
+    # As τ falls the behaviour turns greedy: more reward per step late than early.
+    rate = np.asarray(metrics["episode_return"]) / np.asarray(metrics["episode_length"])
+    assert rate[-100:].mean() > rate[:100].mean() + 0.05
 
 
 def test_expected_sarsa_with_epsilon_zero_is_q_learning():
@@ -247,25 +277,26 @@ def test_expected_sarsa_with_epsilon_zero_is_q_learning():
     runs = {}
     for algorithm in ("q-learning", "expected-sarsa"):
         config, train, _ = probe_trainer(algorithm)
-        zero = jnp.float32(0.0)  # same dtype as the other runs: no recompilation
-        hp = config.hyperparams(PROBE)._replace(epsilon=zero, epsilon_end=zero)
-        runs[algorithm] = train(jax.random.key(1), hp)
+        runs[algorithm] = train(jax.random.key(1), traced(config, epsilon=0.0))
     (a, ma), (b, mb) = runs["q-learning"], runs["expected-sarsa"]
     np.testing.assert_array_equal(a.tables.q, b.tables.q)
-    np.testing.assert_array_equal(ma["return"], mb["return"])
+    np.testing.assert_array_equal(ma["episode_return"], mb["episode_return"])
     # With ε = 1 they learn different things (see the probe test).
 
 
 def test_vmap_over_seeds_and_step_sizes_matches_single_runs():
     config, train, batched_train = probe_trainer("q-learning")
-    hp = config.hyperparams(PROBE)._replace(alpha=jnp.array([0.1, 1.0]))
-    hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (2,)), hp)
+    # Two configurations, one program: jaxrl.run.stack_configs stacks the traced fields.
+    hp = stack_configs([traced(config, alpha=0.1), traced(config, alpha=1.0)])
+    assert hp.alpha.shape == (2,) and hp.algorithm == "q-learning"
     keys = jax.random.split(jax.random.key(5), 2)
     batched, metrics = batched_train(keys, hp)
     for i in range(2):
         one, one_metrics = train(keys[i], jax.tree.map(lambda x: x[i], hp))
         np.testing.assert_allclose(batched.tables.q[i], one.tables.q, atol=1e-6)
-        np.testing.assert_allclose(metrics["return"][i], one_metrics["return"], atol=1e-6)
+        np.testing.assert_allclose(
+            metrics["episode_return"][i], one_metrics["episode_return"], atol=1e-6
+        )
     # α·N^(−0.6) with α = 0.1 is still far from Q(0, 0) = 2; α = 1 has converged.
     assert float(batched.tables.q[0, 0, 0]) < 1.6
     assert abs(float(batched.tables.q[1, 0, 0]) - 2.0) < 0.02
@@ -297,7 +328,7 @@ def test_cliff_walking_sarsa_walks_safe_q_learning_walks_optimal():
         policies = greedy_policy(state.tables.q, CLIFF.mdp.action_mask)
         returns = jax.vmap(lambda p: finite_horizon_evaluation(CLIFF.mdp, p, 1000)[36])(policies)
         paths = [greedy_path(CLIFF.mdp, p) for p in np.asarray(policies)]
-        online = float(np.asarray(metrics["return"])[:, 50:].mean())
+        online = float(np.asarray(metrics["episode_return"])[:, 50:].mean())
         results[algorithm] = (np.asarray(returns), paths, online)
     q_returns, q_paths, q_online = results["q-learning"]
     s_returns, s_paths, s_online = results["sarsa"]
@@ -322,17 +353,19 @@ def test_cliff_walking_sarsa_walks_safe_q_learning_walks_optimal():
 @pytest.mark.parametrize(
     "field, value, match",
     [
-        ("algorithm", "td-lambda", r"Config.algorithm = 'td-lambda'.*q-learning"),
-        ("env", "Pong", r"Config.env = 'Pong'.*CliffWalking"),
-        ("alpha", 0.0, r"Config.alpha = 0.0.*0 < alpha <= 1"),
-        ("epsilon", 1.5, r"Config.epsilon = 1.5"),
+        ("algorithm", "td-lambda", r"Config.algorithm = 'td-lambda'.*'q-learning'"),
+        ("env", "Pong", r"Config.env = 'Pong'.*'CliffWalking'"),
+        ("alpha", 0.0, r"Config.alpha = 0.0.*\(0.0, 1.0\]"),
+        ("epsilon", 1.5, r"Config.epsilon = 1.5.*\[0.0, 1.0\]"),
         ("gamma", -0.1, r"Config.gamma = -0.1"),
         ("temperature", 0.0, r"Config.temperature = 0.0.*> 0"),
-        ("num_episodes", 0, r"Config.num_episodes = 0"),
+        ("num_episodes", 0, r"Config.num_episodes = 0.*integer > 0"),
         ("n", 3, r"Config.n = 3.*n-step-sarsa"),
-        ("exploration", "ucb", r"Config.exploration = 'ucb'.*boltzmann"),
+        ("exploration", "ucb", r"Config.exploration = 'ucb'.*'boltzmann'"),
         ("step_size", "adam", r"Config.step_size = 'adam'"),
-        ("alpha_power", 0.5, r"Config.alpha_power = 0.5.*\(0.5, 1\]"),
+        ("schedule", "cosine", r"Config.schedule = 'cosine'.*'linear'"),
+        ("max_steps_per_episode", -1, r"Config.max_steps_per_episode = -1.*>= 0"),
+        ("alpha_power", 0.5, r"Config.alpha_power = 0.5.*\(0.5, 1.0\]"),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value, match):
@@ -340,7 +373,7 @@ def test_config_rejects_bad_values_naming_the_field(field, value, match):
         Config(**{field: value})
 
 
-def test_registry_and_hyperparams():
+def test_registry_and_the_run_contract():
     assert set(TABULAR_AGENTS) == {
         "q-learning",
         "sarsa",
@@ -348,9 +381,10 @@ def test_registry_and_hyperparams():
         "double-q",
         "n-step-sarsa",
     }
-    config = TABULAR_AGENTS["double-q"].config(env="MaximizationBias", epsilon_end=0.0)
-    assert config.algorithm == "double-q"
-    hp = config.hyperparams()
-    assert float(hp.gamma) == 1.0 and float(hp.epsilon_end) == 0.0
-    assert float(hp.decay_episodes) == config.num_episodes
-    assert all(x.dtype == jnp.float32 and x.shape == () for x in hp)
+    config = TABULAR_AGENTS["double-q"].config(env="MaximizationBias", num_episodes=7)
+    assert config.algorithm == "double-q" and config.gamma == 1.0
+    agent = TABULAR_AGENTS["double-q"].make_agent(config)
+    assert (agent.num_updates, agent.steps_per_update) == (7, 1)
+    # Static fields are pytree metadata, numbers are leaves.
+    leaves = jax.tree.leaves(config)
+    assert len(leaves) == 9 and all(isinstance(x, float) for x in leaves)
