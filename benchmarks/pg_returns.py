@@ -141,14 +141,15 @@ def run_speed(num_envs: int, total: int) -> list[dict]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", default="benchmarks/results")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    ret = sub.add_parser("returns")
+    ret = sub.add_parser("returns", parents=[common])
     ret.add_argument("names", nargs="*", default=list(RUNS))
     ret.add_argument("--seeds", type=int, default=8)
-    spd = sub.add_parser("speed")
+    spd = sub.add_parser("speed", parents=[common])
     spd.add_argument("--num-envs", type=int, default=16)
     spd.add_argument("--total-steps", type=int, default=100_000)
-    parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
