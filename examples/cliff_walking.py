@@ -1,6 +1,6 @@
 """SARSA vs Q-learning on Cliff Walking: Sutton & Barto, figure 6.4 (example 6.6).
 
-    python examples/cliff_walking.py [--seeds 200] [--episodes 500] [--out FILE.png]
+    python examples/cliff_walking.py [--seeds 100] [--episodes 500] [--out FILE.png]
 
 Both agents use α = 0.5, ε = 0.1, γ = 1. All seeds of an algorithm run as one
 `jax.jit(jax.vmap(train))`. Q-learning learns the values of the optimal path
@@ -75,7 +75,7 @@ def train(algorithm: str, seeds: int, episodes: int, task) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--smooth", type=int, default=10)
     parser.add_argument("--out", default="docs/figures/cliff_walking.png")
