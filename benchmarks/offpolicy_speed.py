@@ -12,6 +12,9 @@ Runs (``--runs``):
 * ``dqn-collect``, ``sac-collect``: the same with learning switched off (learning_starts
   beyond the run), i.e. acting, environment steps and replay inserts only. The
   difference to the full run is the cost of sampling and learning.
+* ``dqn-sample``: DQN's loop drawing its replay samples but not learning from them;
+  ``dqn-relu``, ``dqn-single``: DQN with ReLU instead of SiLU, with plain instead of
+  Double DQN (one forward pass fewer): where the learning step's time goes.
 
 For each run the script lowers and compiles ``train`` (the compile time), then calls
 the compiled program ``--repeats`` times with fresh keys and reports the median
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import platform
@@ -34,7 +38,9 @@ import time
 
 import jax
 
-from jaxrl.agents import dqn, sac
+from jaxrl import buffers
+from jaxrl.agents import dqn, off_policy, sac
+from jaxrl.agents.base import make_train_fn
 
 DQN_REJAX = dqn.Config(
     env_id="CartPole-v1",
@@ -83,12 +89,41 @@ RUNS = {
     "dqn-collect": (dqn, DQN_REJAX, {"learning_starts": 10**9}),
     "sac": (sac, SAC_REJAX, {}),
     "sac-collect": (sac, SAC_REJAX, {"learning_starts": 10**9}),
+    # Where DQN's time goes (--runs dqn-sample dqn-relu dqn-single):
+    "dqn-sample": (dqn, DQN_REJAX, {"sample_only": True}),
+    "dqn-relu": (dqn, DQN_REJAX, {"activation": "relu"}),
+    "dqn-single": (dqn, DQN_REJAX, {"double": False}),
 }
 
 
-def measure(module, cfg, seeds: int, repeats: int) -> dict:
+def _sample_only(learner, sample, key, grad_steps, cfg):
+    """A learning step that only draws the sample (profiling: replay cost without learning)."""
+    del key, grad_steps, cfg
+    t = sample.transitions
+    touched = t.obs.sum() + t.next_obs.sum() + t.reward.sum() + t.action.sum()
+    return off_policy.LearnOutput(learner, {"sampled": touched}, None)
+
+
+def sample_only_train(cfg):
+    """DQN's loop with the learning step replaced by :func:`_sample_only`."""
+    agent = dqn.make_agent(cfg)
+    env, env_params, action_info = off_policy.make_env(cfg.env_id, cfg.num_envs)
+    network = dqn.make_network(cfg, action_info)
+    update = off_policy.make_update(
+        env=env,
+        env_params=env_params,
+        action_info=action_info,
+        buffer=buffers.make_replay_buffer(cfg.buffer_size, cfg.num_envs, cfg.batch_size),
+        act_fn=functools.partial(dqn._act, apply_fn=network.apply),
+        learn_fn=_sample_only,
+        loop=off_policy.make_loop(cfg),
+    )
+    return make_train_fn(agent._replace(update=update), cfg)
+
+
+def measure(module, cfg, seeds: int, repeats: int, sample_only: bool = False) -> dict:
     """Compile seconds, median run seconds and CPU seconds of ``train`` for ``cfg``."""
-    train = module.make_train(cfg)
+    train = sample_only_train(cfg) if sample_only else module.make_train(cfg)
     if seeds > 1:
         train = jax.vmap(train)
         keys = [jax.random.split(jax.random.PRNGKey(i), seeds) for i in range(repeats)]
@@ -132,10 +167,12 @@ def main():
     print(header + f" {'cpu s':>7s} {'steps/s':>9s} {'return':>8s}")
     for name in args.runs:
         module, base, changes = RUNS[name]
+        changes = dict(changes)
         if args.steps is not None:
             changes = {**changes, "total_timesteps": args.steps}
+        sample_only = changes.pop("sample_only", False)
         cfg = dataclasses.replace(base, **changes)
-        r = measure(module, cfg, args.seeds, args.repeats)
+        r = measure(module, cfg, args.seeds, args.repeats, sample_only)
         print(
             f"{name:12s} {cfg.total_timesteps:7d} {args.seeds:5d} {r['compile_s']:9.1f} "
             f"{r['run_s']:7.2f} {r['cpu_s']:7.2f} {r['steps_per_s']:9.0f} "
