@@ -187,7 +187,8 @@ def test_q_learning_with_decaying_step_sizes_converges_to_q_star():
 
 def test_n_step_sarsa_converges_to_the_value_of_its_behaviour_policy():
     # With ε = 1 the behaviour is uniform, so on-policy n-step SARSA learns Q^uniform.
-    state, _ = run("n-step-sarsa", n=3, epsilon=1.0, alpha=1.0, alpha_power=1.0)
+    # n = 2 with 3-step episodes: both the regular update and the end-of-episode flush run.
+    state, _ = run("n-step-sarsa", n=2, epsilon=1.0, alpha=1.0, alpha_power=1.0)
     uniform = jnp.full((4, 2), 0.5)
     q_pi = q_from_values(RANDOM.mdp, policy_evaluation(RANDOM.mdp, uniform))
     err = np.abs(np.asarray(state.tables.q) - np.asarray(q_pi)[None]).max(axis=(1, 2))
@@ -222,7 +223,7 @@ PROBE_Q = {
 
 @functools.cache
 def probe_trainer(algorithm: str):
-    """(config, jitted single-seed train, jitted vmapped train), always called with hparams."""
+    """(config, jitted single-seed train, jitted vmapped train), always called with a traced cfg."""
     config = TABULAR_AGENTS[algorithm].config(
         env="RandomMDP",
         num_episodes=600,
