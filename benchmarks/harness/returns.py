@@ -1,0 +1,326 @@
+"""The ``returns`` suite: every algorithm on its environments at the published budgets.
+
+Each run trains all its seeds in one ``jax.jit(jax.vmap(train))`` (compile and run
+timed apart) and records each seed's final return, the mean episode return over the
+last 5% of updates (``jaxrl.run.stats.final_returns``): returns of the *training*
+episodes, exploration noise included, where the published numbers of the SB3 zoo
+are evaluations of the deterministic policy. The row keeps mean, IQM and 95%
+stratified bootstrap intervals over seeds, the learning curve with its band, and
+the published number with its source (TARGETS.md) and the issue's target.
+
+A random policy's return on each environment is measured too (the 0 of the
+normalised scores that the aggregate figure pools across environments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.harness.common import row_provenance, select_names, time_compiled
+from benchmarks.harness.stats import curve_band, summarize_scores
+
+__all__ = [
+    "Published",
+    "RunSpec",
+    "RUNS",
+    "build_config",
+    "random_policy_return",
+    "run_spec",
+    "run_suite",
+]
+
+
+class Published(NamedTuple):
+    """A number to compare with: the published result or the issue's target."""
+
+    value: float
+    source: str
+    spread: float = 0.0  # the ± the source gives (its std over seeds), 0 if none
+    budget: int | None = None  # environment steps the source trained for
+
+
+class RunSpec(NamedTuple):
+    """One row of the returns suite."""
+
+    name: str  # "<algo>-<env>"
+    algo: str  # a key of jaxrl.agents.ALGORITHMS
+    env_id: str
+    overrides: dict[str, Any]  # Config fields besides env_id (total_timesteps included)
+    seeds: int
+    published: Published | None  # the published number, None where TARGETS.md has none
+    target: Published | None  # the issue's acceptance threshold (IQM ≥ value)
+    priority: int = 1  # 1 runs by default; 2 only with --all (long or secondary)
+
+
+CLEANRL = "CleanRL (ppo.py / dqn.py), 3 seeds"
+SB3_ZOO = "SB3 rl-baselines3-zoo, one run"
+
+
+def _pg(name: str) -> dict[str, Any]:
+    """Config fields of a run of benchmarks/pg_returns.py (the policy-gradient settings)."""
+    from benchmarks import pg_returns
+
+    cfg = pg_returns.RUNS[name][1]
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "env_id"}
+
+
+# SB3 zoo's PPO Pendulum-v1 settings (gSDE aside, which jaxrl has not): 4 envs × 1024
+# steps, 10 epochs of minibatches of 64, γ 0.9, λ 0.95, lr 1e-3, no entropy bonus,
+# normalised observations and rewards.
+PPO_PENDULUM = dict(
+    total_timesteps=100_000,
+    num_envs=4,
+    num_steps=1024,
+    num_epochs=10,
+    num_minibatches=64,
+    gamma=0.9,
+    gae_lambda=0.95,
+    learning_rate=1e-3,
+    ent_coef=0.0,
+    anneal_lr=False,
+    normalize_obs=True,
+    normalize_rewards=True,
+)
+
+# SB3 zoo's SAC MountainCarContinuous-v0 settings without gSDE: buffer 50k, batch 512,
+# 32 gradient steps every 32 environment steps, γ 0.9999, τ 0.01, fixed α 0.1, 64-64.
+SAC_MOUNTAINCAR = dict(
+    total_timesteps=50_000,
+    buffer_size=50_000,
+    batch_size=512,
+    train_frequency=32,
+    gradient_steps=32,
+    gamma=0.9999,
+    tau=0.01,
+    hidden_sizes=(64, 64),
+    autotune=False,
+    init_alpha=0.1,
+    actor_lr=3e-4,
+    critic_lr=3e-4,
+    learning_starts=1_000,
+)
+
+
+def _runs() -> list[RunSpec]:
+    t475 = Published(475.0, "issue target: IQM ≥ 475")
+    t100 = Published(-100.0, "issue target: IQM ≥ −100")
+    t200 = Published(-200.0, "issue 11 target: IQM ≥ −200")
+    return [
+        RunSpec(
+            "ppo-CartPole-v1", "ppo", "CartPole-v1", {"total_timesteps": 500_000}, 8,
+            Published(490.0, CLEANRL, 6.0, 500_000), t475,
+        ),
+        RunSpec(
+            "ppo-Acrobot-v1", "ppo", "Acrobot-v1", {"total_timesteps": 500_000}, 8,
+            Published(-86.0, CLEANRL, 1.0, 500_000), t100,
+        ),
+        RunSpec(
+            "ppo-Pendulum-v1", "ppo", "Pendulum-v1", PPO_PENDULUM, 8,
+            Published(-172.0, SB3_ZOO, 0.0, 100_000), Published(-250.0, "issue 3 target: ≥ −250"),
+        ),
+        RunSpec(
+            "dqn-CartPole-v1", "dqn", "CartPole-v1", {"total_timesteps": 500_000}, 5,
+            Published(489.0, "CleanRL dqn.py, 3 seeds", 16.0, 500_000), t475,
+        ),
+        RunSpec(
+            "sac-Pendulum-v1", "sac", "Pendulum-v1", {"total_timesteps": 20_000}, 5,
+            Published(-157.0, SB3_ZOO, 0.0, 20_000), t200,
+        ),
+        RunSpec(
+            "td3-Pendulum-v1", "td3", "Pendulum-v1", {"total_timesteps": 20_000}, 5,
+            Published(-152.0, SB3_ZOO, 0.0, 20_000), t200,
+        ),
+        RunSpec(
+            "ddpg-Pendulum-v1", "ddpg", "Pendulum-v1", {"total_timesteps": 20_000}, 5,
+            Published(-152.0, SB3_ZOO, 0.0, 20_000), t200,
+        ),
+        RunSpec(
+            "a2c-CartPole-v1", "a2c", "CartPole-v1", _pg("cartpole-a2c"), 8,
+            Published(500.0, SB3_ZOO, 0.0, 500_000), t475,
+        ),
+        RunSpec(
+            "trpo-CartPole-v1", "trpo", "CartPole-v1",
+            {**_pg("cartpole-trpo"), "total_timesteps": 100_000}, 8,
+            Published(500.0, SB3_ZOO, 0.0, 100_000), t475,
+        ),
+        RunSpec(
+            "dqn-Acrobot-v1", "dqn", "Acrobot-v1", {"total_timesteps": 500_000}, 5,
+            Published(-92.0, "CleanRL dqn.py, 3 seeds", 7.0, 500_000), t100,
+        ),
+        RunSpec(
+            "trpo-Pendulum-v1", "trpo", "Pendulum-v1", _pg("pendulum-trpo"), 8,
+            Published(-175.0, SB3_ZOO, 0.0, 100_000), Published(-250.0, "issue 4 target: ≥ −250"),
+        ),
+        RunSpec(
+            "a2c-Acrobot-v1", "a2c", "Acrobot-v1", _pg("acrobot-a2c"), 8, None, t100, priority=2,
+        ),
+        RunSpec(
+            "trpo-Acrobot-v1", "trpo", "Acrobot-v1", _pg("acrobot-trpo"), 8, None, t100, priority=2,
+        ),
+        RunSpec(
+            "reinforce-CartPole-v1", "reinforce", "CartPole-v1", _pg("cartpole-reinforce"), 8,
+            None, None, priority=2,
+        ),
+        RunSpec(
+            "sac-MountainCarContinuous-v0", "sac", "MountainCarContinuous-v0", SAC_MOUNTAINCAR, 5,
+            Published(95.0, SB3_ZOO + " (with gSDE)", 0.0, 50_000), None, priority=2,
+        ),
+    ]  # fmt: skip
+
+
+RUNS: list[RunSpec] = _runs()
+
+# --quick: a few updates of each run, 2 seeds; the numbers mean nothing, the code path runs.
+QUICK_SEEDS = 2
+
+
+def _quick_overrides(spec: RunSpec, module) -> dict[str, Any]:
+    cfg = module.Config(env_id=spec.env_id, **spec.overrides)
+    if hasattr(cfg, "learning_starts"):  # off-policy: 3 updates, learning from the second
+        per_update = cfg.steps_per_update
+        return {
+            "total_timesteps": 3 * per_update,
+            "learning_starts": min(cfg.learning_starts, per_update // 2),
+            "buffer_size": min(cfg.buffer_size, 4 * per_update),
+        }
+    per_update = module.make_agent(cfg).steps_per_update
+    return {"total_timesteps": per_update * 4}
+
+
+def build_config(spec: RunSpec, quick: bool = False):
+    """``(module, Config)`` of a run (``quick``: a few updates)."""
+    from jaxrl.agents import get_algorithm
+
+    module = get_algorithm(spec.algo)
+    overrides = dict(spec.overrides)
+    if quick:
+        overrides.update(_quick_overrides(spec, module))
+    return module, module.Config(env_id=spec.env_id, **overrides)
+
+
+def run_spec(spec: RunSpec, quick: bool = False, seeds: int | None = None) -> dict[str, Any]:
+    """Trains one run over its seeds in one vmapped program; returns its row."""
+    from benchmarks.pg_returns import time_train  # the policy-gradient helper's timer
+    from jaxrl._config import config_to_dict
+    from jaxrl.run.stats import final_returns
+
+    module, cfg = build_config(spec, quick)
+    n = seeds or (QUICK_SEEDS if quick else spec.seeds)
+    keys = jax.random.split(jax.random.PRNGKey(0), n)
+    start = time.time()
+    metrics, compile_s, run_s = time_train(module, cfg, keys)
+    wall = time.time() - start
+    per_update = module.make_agent(cfg).steps_per_update
+    returns = np.asarray(metrics["episode_return"], dtype=np.float64)  # [S, U]
+    final = final_returns(returns, 0.05)
+    return {
+        "name": spec.name,
+        "algo": spec.algo,
+        "env_id": spec.env_id,
+        "total_timesteps": int(cfg.total_timesteps),
+        "seeds": n,
+        "config": config_to_dict(cfg),
+        "final_return": summarize_scores(final),
+        "per_seed": [None if not np.isfinite(x) else float(x) for x in final],
+        "final_return_definition": "mean return of training episodes over the last 5% of updates",
+        "curve": curve_band(returns, per_update),
+        "published": None if spec.published is None else spec.published._asdict(),
+        "target": None if spec.target is None else spec.target._asdict(),
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "wall_s": wall,
+        "steps_per_s": n * cfg.total_timesteps / run_s,
+        "provenance": row_provenance(),
+    }
+
+
+def _random_actions(key, info, num_envs: int):
+    if info.discrete:
+        return jax.random.randint(key, (num_envs,), 0, info.num_actions)
+    low, high = jnp.asarray(info.low), jnp.asarray(info.high)
+    return jax.random.uniform(key, (num_envs, *info.shape), minval=low, maxval=high)
+
+
+def random_policy_return(env_id: str, num_envs: int = 16, steps: int = 1_000) -> dict[str, Any]:
+    """Mean return of the episodes a uniformly random policy finishes.
+
+    ``num_envs`` environments take ``steps`` steps each inside one ``lax.scan``.
+
+    Returns:
+      dict: ``mean`` (None if no episode finished), ``episodes``, ``steps`` (all
+      environments together), ``compile_s`` and ``run_s`` of the scan.
+    """
+    from jaxrl import envs
+
+    env, params = envs.make(env_id)
+    info = envs.action_info(env, params)
+    venv = envs.EpisodeStatistics(envs.VecEnv(env, num_envs))
+
+    def run(key):
+        obs, state = venv.reset(key, params)
+
+        def step(carry, k):
+            state, total, count = carry
+            a_key, s_key = jax.random.split(k)
+            actions = _random_actions(a_key, info, num_envs)
+            _, state, _, _, _, out = venv.step(s_key, state, actions, params)
+            done = out["returned_episode"]
+            return (state, total + jnp.sum(out["episode_return"] * done), count + done.sum()), None
+
+        init = (state, jnp.float32(0.0), jnp.int32(0))
+        (_, total, count), _ = jax.lax.scan(step, init, jax.random.split(key, steps))
+        return total, count
+
+    (total, count), compile_s, run_s = time_compiled(run, jax.random.PRNGKey(1))
+    count = int(count)
+    return {
+        "mean": float(total) / count if count else None,
+        "episodes": count,
+        "steps": steps * num_envs,
+        "compile_s": compile_s,
+        "run_s": run_s,
+    }
+
+
+def select(names: list[str] | None, include_all: bool) -> list[RunSpec]:
+    """The runs named (exact names or algorithm/environment substrings), else the defaults."""
+    if not names:
+        return [r for r in RUNS if include_all or r.priority == 1]
+    chosen = select_names([r.name for r in RUNS], names)
+    return [r for r in RUNS if r.name in chosen]
+
+
+def run_suite(
+    quick: bool,
+    names: list[str] | None = None,
+    include_all: bool = False,
+    seeds: int | None = None,
+    log=print,
+) -> tuple[list[dict], dict[str, Any]]:
+    """Runs the selected runs; returns ``(rows, {"random_returns": {env: ...}})``."""
+    specs = select(names, include_all)
+    rows = []
+    for spec in specs:
+        log(f"[returns] {spec.name}: training {'(quick)' if quick else ''}")
+        row = run_spec(spec, quick, seeds)
+        s = row["final_return"]
+        log(
+            f"[returns] {spec.name}: IQM {s['iqm']:.1f} mean {s['mean']:.1f} over {s['n']} seeds"
+            f" | compile {row['compile_s']:.1f} s, run {row['run_s']:.1f} s"
+            if s["n"]
+            else f"[returns] {spec.name}: no finished episode"
+        )
+        rows.append(row)
+    envs_used = sorted({s.env_id for s in specs})
+    randoms = {}
+    for env_id in envs_used:
+        steps = 200 if quick else 2_000
+        randoms[env_id] = random_policy_return(env_id, 16, steps)
+        log(f"[returns] random policy on {env_id}: {randoms[env_id]['mean']}")
+    return rows, {"random_returns": randoms}

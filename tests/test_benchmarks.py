@@ -1,0 +1,266 @@
+"""The benchmark harness: statistics by hand, the report on fake JSON, a quick suite."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks.harness import common, figures, report, report_suites, stats
+from benchmarks.harness.cli import main
+
+# ---------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([1.0, 2.0, 3.0, 4.0], 2.5),  # middle two of four
+        ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], 4.5),  # (3 + 4 + 5 + 6) / 4
+        ([0, 0, 0, 10, 10, 10, 10, 1000], 7.5),  # (0 + 10 + 10 + 10) / 4: outlier gone
+        # n = 5: keep [1.25, 3.75) of the sorted ranks: ¾·2 + 3 + ¾·4 over 2.5 = 3.
+        ([100.0, 4.0, 1.0, 3.0, 2.0], 3.0),
+        ([7.0], 7.0),
+    ],
+)
+def test_iqm_hand_computed(values, expected):
+    assert stats.iqm(values) == pytest.approx(expected)
+
+
+def test_stratified_bootstrap_keeps_each_task_apart():
+    # Every replicate draws three scores from each task: the pooled mean is always 0.5.
+    lo, hi = stats.stratified_bootstrap_ci({"a": [0, 0, 0], "b": [1, 1, 1]}, np.mean)
+    assert (lo, hi) == (0.5, 0.5)
+    # Pooling the six scores into one stratum lets a replicate hold more zeros than ones.
+    lo, hi = stats.stratified_bootstrap_ci([np.array([0, 0, 0, 1, 1, 1])], np.mean)
+    assert lo < 0.5 < hi
+
+
+def test_bootstrap_interval_matches_enumeration():
+    # Task a = [0, 1] resampled twice: sum 0, 1, 2 with probabilities ¼, ½, ¼; task b = [10]
+    # is fixed. The pooled mean (a₁ + a₂ + 10) / 3 has ¼ of its mass at 10/3 and ¼ at 4, so
+    # the 2.5% and 97.5% percentiles are exactly those values.
+    reps = stats.bootstrap_replicates([[0.0, 1.0], [10.0]], np.mean, num_resamples=20_000)
+    values, counts = np.unique(np.round(reps * 3), return_counts=True)
+    assert values.tolist() == [10.0, 11.0, 12.0]
+    freq = counts / reps.size
+    se = math.sqrt(0.25 * 0.75 / reps.size)
+    assert freq == pytest.approx([0.25, 0.5, 0.25], abs=5 * se)
+    lo, hi = stats.stratified_bootstrap_ci([[0.0, 1.0], [10.0]], np.mean, num_resamples=4_000)
+    assert lo == pytest.approx(10 / 3) and hi == pytest.approx(4.0)
+
+
+def test_bootstrap_is_reproducible_and_checks_input():
+    a = stats.stratified_bootstrap_ci([1.0, 5.0, 2.0, 8.0, 3.0], seed=3)
+    assert a == stats.stratified_bootstrap_ci([1.0, 5.0, 2.0, 8.0, 3.0], seed=3)
+    with pytest.raises(ValueError, match="confidence"):
+        stats.stratified_bootstrap_ci([1.0, 2.0], confidence=1.5)
+    with pytest.raises(ValueError, match="task 1 has no finite score"):
+        stats.bootstrap_replicates([[1.0], [np.nan]])
+
+
+def test_summarize_scores_hand_case():
+    s = stats.summarize_scores([4.0, 1.0, np.nan, 3.0, 2.0])
+    assert s["n"] == 4 and s["n_dropped"] == 1
+    assert s["mean"] == pytest.approx(2.5)
+    assert s["std"] == pytest.approx(math.sqrt(5 / 3))  # Σ(x − 2.5)² = 5, ddof 1
+    assert s["iqm"] == pytest.approx(2.5)
+    assert 1.0 <= s["iqm_ci95"][0] <= 2.5 <= s["iqm_ci95"][1] <= 4.0
+    assert stats.summarize_scores([np.nan])["iqm"] is None
+
+
+def test_normalized_score_and_forward_fill():
+    assert stats.normalized_score([20.0, 500.0], random=20.0, reference=500.0).tolist() == [0, 1]
+    assert stats.normalized_score(-600.0, random=-1200.0, reference=-150.0) == pytest.approx(
+        600 / 1050
+    )
+    with pytest.raises(ValueError, match="equals random"):
+        stats.normalized_score(1.0, 3.0, 3.0)
+    filled = stats.forward_fill([[np.nan, 1.0, np.nan, 3.0, np.nan], [2.0, np.nan, 5.0, 6.0, 7.0]])
+    np.testing.assert_array_equal(filled, [[np.nan, 1.0, 1.0, 3.0, 3.0], [2.0, 2.0, 5.0, 6.0, 7.0]])
+
+
+def test_curve_band_windows():
+    # Three runs, six updates of 10 steps; windows of two updates -> three points.
+    values = np.array([[1, 1, 2, 2, 3, np.nan], [1, 1, 2, 2, 3, 3], [4, 4, 5, 5, 6, 6.0]])
+    c = stats.curve_band(values, steps_per_update=10, max_points=3)
+    assert c["steps"] == [20, 40, 60]
+    assert c["mean"] == pytest.approx([2.0, 3.0, 4.0])
+    # IQM of three values [a, a, b] keeps weights ¼, 1, ¼ over [0.75, 2.25): (¼a + a + ¼b)/1.5.
+    assert c["iqm"] == pytest.approx([(1.25 + 1) / 1.5, (2.5 + 1.25) / 1.5, (3.75 + 1.5) / 1.5])
+    assert all(lo <= m <= hi for lo, m, hi in zip(c["lo"], c["iqm"], c["hi"], strict=True))
+
+
+# ---------------------------------------------------------------- report on fake JSON
+
+
+def _summary(values):
+    return stats.summarize_scores(values)
+
+
+def _fake_returns_row(name, algo, env, per_seed, published, target=None, steps=500_000):
+    return {
+        "name": name,
+        "algo": algo,
+        "env_id": env,
+        "total_timesteps": steps,
+        "seeds": len(per_seed),
+        "final_return": _summary(per_seed),
+        "per_seed": per_seed,
+        "curve": stats.curve_band(np.array([per_seed, per_seed]).T * [0.5, 1.0], steps // 2),
+        "published": published,
+        "target": target,
+        "compile_s": 1.5,
+        "run_s": 2.5,
+        "provenance": {"load_avg": [0.5, 0.5, 0.5]},
+    }
+
+
+def _write_fake_results(results):
+    prov = {"commit": "abc123def456", "dirty": False, "time": "2026-01-01T00:00:00+00:00"}
+    prov.update(node_cpu="x86_64", cpu_count=2, backend="cpu", jax="0.10.2", jaxrl="0.1.0")
+    returns = {
+        "suite": "returns",
+        "mode": "full",
+        "provenance": prov,
+        "rows": [
+            _fake_returns_row(
+                "ppo-CartPole-v1", "ppo", "CartPole-v1", [500.0] * 5,
+                {"value": 490.0, "spread": 6.0, "source": "CleanRL", "budget": 500_000},
+                {"value": 475.0, "source": "issue"},
+            ),
+            _fake_returns_row(
+                "dqn-CartPole-v1", "dqn", "CartPole-v1", [470.0, 480.0, 480.0, 480.0, 490.0],
+                {"value": 500.0, "spread": 0.0, "source": "zoo", "budget": 100_000},
+                {"value": 475.0, "source": "issue"},
+            ),
+        ],
+        "notes": ["a note"],
+        "runs": [{"rows": ["ppo-CartPole-v1"], "wall_s": 600.0, "time": prov["time"]},
+                 {"rows": ["dqn-CartPole-v1"], "wall_s": 300.0, "time": prov["time"]}],
+        "random_returns": {"CartPole-v1": {"mean": 20.0}},
+    }  # fmt: skip
+
+    def speed_row(impl, algo, seeds, run_s, r):
+        return {
+            "name": f"algo/{algo}/{impl}/seeds={seeds}/round={r}",
+            "kind": "algo", "algo": algo, "impl": impl, "env_id": "CartPole-v1",
+            "seeds": seeds, "total_timesteps": 100_000, "compile_s": 2.0, "run_s": run_s,
+            "steps_per_s": seeds * 100_000 / run_s,
+        }  # fmt: skip
+
+    speed_rows = [
+        speed_row("jaxrl", "ppo", 1, 1.0, 0), speed_row("rejax", "ppo", 1, 2.0, 0),
+        speed_row("jaxrl", "ppo", 1, 3.0, 1), speed_row("rejax", "ppo", 1, 2.0, 1),
+        speed_row("jaxrl", "ppo", 1, 2.0, 2), speed_row("rejax", "ppo", 1, 4.0, 2),
+        speed_row("jaxrl", "dqn", 1, 10.0, 0), speed_row("rejax", "dqn", 1, 50.0, 0),
+        {"name": "env_limit/CartPole-v1/envs=16", "kind": "env_limit", "env_id": "CartPole-v1",
+         "num_envs": 16, "total_timesteps": 100_000, "compile_s": 0.1, "run_s": 0.1,
+         "steps_per_s": 1e6},
+    ]  # fmt: skip
+    speed = {
+        "suite": "speed",
+        "mode": "full",
+        "provenance": prov,
+        "rows": speed_rows,
+        "runs": [{"rows": [], "wall_s": 120.0, "time": prov["time"]}],
+        "settings": {"ppo": {"jaxrl": {"num_envs": 16}}, "dqn": {"jaxrl": {"num_envs": 1}}},
+    }
+    results.mkdir(parents=True)
+    (results / "returns.json").write_text(json.dumps(returns))
+    (results / "speed.json").write_text(json.dumps(speed))
+
+
+def test_verdict_texts():
+    pub = {"value": 490.0, "spread": 6.0}
+    assert report.verdict(_summary([484.0] * 5), pub).startswith("meets")
+    text = report.verdict(_summary([440.0] * 5), pub, random=20.0)
+    assert text == "short by 44.0, 9% of the random→published range"  # 484 − 440; 44 / 470
+    # The IQM falls short but its interval reaches the bar.
+    assert report.verdict(_summary([400.0, 480.0, 480.0, 490.0, 600.0]), pub).endswith(
+        "(95% CI reaches it)"
+    )
+    assert report.verdict(_summary([1.0]), None) == "no published number"
+
+
+def test_speed_summary_medians_and_ratios():
+    data = {
+        "rows": [
+            {"kind": "algo", "algo": "ppo", "impl": i, "env_id": "E", "seeds": 1,
+             "total_timesteps": 10, "compile_s": 1.0, "run_s": r, "steps_per_s": 10 / r}
+            for i, r in [("jaxrl", 1.0), ("jaxrl", 3.0), ("jaxrl", 2.0), ("rejax", 4.0),
+                         ("rejax", 4.0), ("rejax", 5.0)]
+        ],
+        "settings": {},
+    }  # fmt: skip
+    (e,) = report_suites.speed_summary(data)
+    assert e["jaxrl"]["run_s"] == 2.0 and e["rejax"]["run_s"] == 4.0
+    assert e["run_ratio"] == pytest.approx(0.5)
+    assert e["speedup"] == pytest.approx(5.0 / 2.5)  # medians of 10/r: 5 and 2.5
+    assert report_suites._target_text(e).startswith("✓ run ratio ≤ 0.8")
+
+
+def test_report_from_fake_json(tmp_path):
+    results = tmp_path / "results"
+    _write_fake_results(results)
+    written = report.write_report(results)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert written == [tmp_path / "RESULTS.md", tmp_path / "README_RESULTS.md"]
+    assert report.GENERATED in text
+    ppo_line = next(line for line in text.splitlines() if line.startswith("| ppo-CartPole-v1"))
+    assert "meets (IQM 500.0 ≥ 490 − 6)" in ppo_line and "✓ ≥ 475" in ppo_line
+    dqn_line = next(line for line in text.splitlines() if line.startswith("| dqn-CartPole-v1"))
+    # IQM of [470, 480, 480, 480, 490] is 480: 20 short of 500, 4% of the 480-point range.
+    assert "short by 20.0, 4% of the random→published range" in dqn_line
+    assert "budget differs: ours 500k" in dqn_line and "✓ ≥ 475" in dqn_line
+    assert "Wall time of the full suites recorded here: 17.0 min." in text  # 600 + 300 + 120 s
+    assert "> a note" in text
+    # Speed: median jaxrl run 2.0 s vs rejax 2.0 s -> ratio 1.00, target missed; DQN 5×.
+    ppo_speed = next(
+        line for line in text.splitlines() if line.startswith("| ppo | CartPole-v1 (16)")
+    )
+    assert "| 1.00 |" in ppo_speed and "✗ run ratio ≤ 0.8 (is 1.00)" in ppo_speed
+    assert "✗ ≥ 8× rejax (is 5.00×)" in text
+    readme = (tmp_path / "README_RESULTS.md").read_text()
+    assert "[benchmarks/RESULTS.md](benchmarks/RESULTS.md)" in readme
+    assert "| ppo | CartPole-v1 (500k) | 500.0 [500.0, 500.0] | 490 | meets" in readme
+    for name in ("returns_curves.png", "returns_aggregate.png", "speed.png"):
+        assert (results / "figures" / name).stat().st_size > 1000
+    agg = figures.aggregate_scores(
+        json.loads((results / "returns.json").read_text())["rows"], {"CartPole-v1": {"mean": 20.0}}
+    )
+    assert agg["ppo"]["iqm"] == pytest.approx((500 - 20) / (490 - 20))
+
+
+def test_save_suite_merges_partial_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "provenance", lambda: {"commit": "x"})
+    common.save_suite(tmp_path, "returns", False, [{"name": "a", "v": 1}, {"name": "b", "v": 2}], 0)
+    common.save_suite(tmp_path, "returns", False, [{"name": "b", "v": 3}], 0, extra={"r": {"E": 1}})
+    data = common.load_suite(tmp_path / "returns.json")
+    assert data["rows"] == [{"name": "a", "v": 1}, {"name": "b", "v": 3}]
+    assert len(data["runs"]) == 2 and data["r"] == {"E": 1}
+    # A quick run never mixes with full rows.
+    common.save_suite(tmp_path, "returns", True, [{"name": "c", "v": 4}], 0)
+    assert [r["name"] for r in common.load_suite(tmp_path / "returns.json")["rows"]] == ["c"]
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_quick_suite_end_to_end(tmp_path):
+    """``tabular --quick`` restricted to its fastest row: value iteration on FrozenLake."""
+    assert main(["tabular", "--quick", "--only", "frozenlake-vi", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "tabular.json").read_text())
+    assert data["mode"] == "quick" and data["provenance"]["cpu_count"] >= 1
+    (row,) = data["rows"]
+    assert abs(row["FrozenLake-4x4"]["success_rate"] - 0.74) < 0.01
+    assert row["checks"] == {"frozenlake_4x4_optimum": True}
+    assert "| FrozenLake-4x4 (limit 100) |" in (tmp_path / "tabular.md").read_text()
+
+
+def test_bad_row_name_exits_2(tmp_path, capsys):
+    assert main(["tabular", "--quick", "--only", "no-such-row", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown row(s) ['no-such-row']" in err and "frozenlake-vi" in err
