@@ -65,11 +65,8 @@ def test_continuous_probe_learns_the_right_action():
     assert_trust_region(metrics, cfg.max_kl)
 
 
-def test_values_discount_and_truncation_bootstrap():
-    cfg, env, state, _ = train_probe("Probe3-v0")
-    obs = jnp.array([[0.0], [1.0]])
-    value = trpo.make_network(cfg).value(state.params, obs)
-    np.testing.assert_allclose(value, env.analytic_value(obs, cfg.gamma), atol=0.1)
+def test_truncated_episodes_bootstrap():
+    """On ProbeTruncation the fitted value is 1/(1−γ) only if truncation bootstraps."""
     cfg, env, state, _ = train_probe("ProbeTruncation-v0", gamma=0.5)
     value = trpo.make_network(cfg).value(state.params, jnp.zeros((1, 1)))
     assert float(value[0]) == pytest.approx(2.0, abs=0.1)
