@@ -159,15 +159,37 @@ class ReplayBuffer:
 
         Sample only once ``size(state) >= sequence_length * num_envs``.
         """
-        fbx = self._flashbax()
-        out = fbx.sample(state, key)
         squeeze = self.sequence_length == 1
-        transitions = jax.tree.map(lambda x: x[:, 0] if squeeze else x, out.experience)
         if not self.prioritized:
+            rows, times = self._uniform_windows(state, key)
+            transitions = jax.tree.map(lambda x: x[rows, times], state.experience)
+            transitions = jax.tree.map(lambda x: x[:, 0] if squeeze else x, transitions)
             weights = jnp.ones((self.batch_size,), jnp.float32)
             return ReplaySample(transitions, weights, jnp.zeros((self.batch_size,), jnp.int32))
+        out = self._flashbax().sample(state, key)
+        transitions = jax.tree.map(lambda x: x[:, 0] if squeeze else x, out.experience)
         weights = importance_weights(out.probabilities, beta)
         return ReplaySample(transitions, weights, out.indices.astype(jnp.int32))
+
+    def _uniform_windows(self, state: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Rows ``[N, 1]`` and time indices ``[N, n]`` of N windows drawn uniformly.
+
+        The same windows as flashbax's uniform sampler (those that do not span the write
+        position), drawn with one random word per window instead of two ``randint`` calls:
+        the draw is ``bits mod M`` for M valid windows, whose bias (< M / 2³²) is far below
+        sampling error. Sampling is the costliest part of an environment step after the
+        network update, so it is kept lean.
+        """
+        length, n = self.rows_length, self.sequence_length
+        filled = jnp.where(state.is_full, length, state.current_index)
+        head = jnp.where(state.is_full, state.current_index, 0)
+        per_row = jnp.maximum(filled - n + 1, 1).astype(jnp.uint32)
+        bits = jax.random.bits(key, (self.batch_size,), jnp.uint32)
+        flat = bits % (per_row * self.num_envs)
+        rows = (flat // per_row).astype(jnp.int32)
+        starts = (flat % per_row).astype(jnp.int32)
+        times = (head + starts[:, None] + jnp.arange(n)) % length
+        return rows[:, None], times
 
     def update_priorities(
         self, state: Any, indices: jax.Array, td_errors: jax.Array, alpha, eps=1e-6

@@ -1,5 +1,10 @@
 """Deep Q-Networks, with Double, Dueling, n-step and prioritised-replay options.
 
+The defaults are Double DQN with a hard target update every 500 environment steps
+(``double=False`` gives the original target); on CartPole-v1 (500k steps, 8 seeds)
+Double DQN ended with IQM 494 and no seed below 482, the original target with IQM 443-498
+and single seeds down to 338 (benchmarks/offpolicy_learning.py).
+
 Mnih et al., Human-level control through deep reinforcement learning (2015):
 https://www.nature.com/articles/nature14236. Options: Double DQN (van Hasselt et
 al.: https://arxiv.org/abs/1509.06461), a dueling head (Wang et al.:
@@ -91,7 +96,7 @@ class Config:
     activation: str = static("relu", "a name in jaxrl.nets.ACTIVATIONS (relu, tanh, silu ...)")
     torso: str = static("mlp", "mlp or cnn (MinAtar)")
     dueling: bool = static(False, "dueling head: Q = V + A − mean A")
-    double: bool = static(False, "Double DQN: the online net selects a*, the target evaluates")
+    double: bool = static(True, "Double DQN: the online net selects a*, the target evaluates")
     n_step: int = static(1, "n of the n-step target")
     prioritized: bool = static(False, "prioritised replay (priority ∝ (|δ| + ε)^α)")
     loss: str = static("squared", "squared or huber")

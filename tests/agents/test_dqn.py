@@ -37,7 +37,7 @@ def train_probe(env_id, total=4_000, **overrides):
 @pytest.mark.parametrize(
     "env_id, observations, option",
     [
-        ("Probe1-v0", [[0.0]], {}),
+        ("Probe1-v0", [[0.0]], {"double": False}),
         ("Probe2-v0", [[-1.0], [1.0]], {"dueling": True}),
         ("Probe3-v0", [[0.0], [1.0]], {"n_step": 2}),
         ("Probe4-v0", [[0.0]], {"prioritized": True}),
