@@ -116,7 +116,8 @@ def evaluate_rl(
 ) -> dict[str, float]:
     """Held-out numbers of a policy: task score and, for verifiable tasks, greedy accuracy.
 
-    Completions are sampled at temperature 1 for ``score`` (mean true score), ``kl_ref``
+    Completions are sampled at temperature 1 for ``score`` (mean true score),
+    ``sampled_accuracy`` (verifiable tasks: the share of exact answers), ``kl_ref``
     (mean over prompts of Σₜ log π(yₜ) − log π_ref(yₜ), an unbiased estimate of the
     sequence KL(π ‖ π_ref)), ``kl_ref_k3`` (token-mean k3), ``length`` and, given a
     reward model, ``rm_score``. Verifiable tasks add ``accuracy``, the share of exact
@@ -130,6 +131,8 @@ def evaluate_rl(
     out = {k: float(v) for k, v in out.items()}
     if task.kind == "verifiable":
         out["accuracy"] = float(_eval_greedy(params, model, task, prompts, completion_len))
+    else:
+        del out["sampled_accuracy"]
     return out
 
 
@@ -147,8 +150,10 @@ def _eval_sampled(params, model, ref_params, ref_model, task, prompts, key, comp
     )
     mask = gen.mask.astype(jnp.float32)
     k3 = kl_estimate(gen.log_probs, ref.log_probs, "k3")
+    score = task.score(prompts, gen.tokens, gen.mask)
     return {
-        "score": jnp.mean(task.score(prompts, gen.tokens, gen.mask)),
+        "score": jnp.mean(score),
+        "sampled_accuracy": jnp.mean(score >= 1.0),
         "kl_ref": jnp.mean(jnp.sum((gen.log_probs - ref.log_probs) * mask, axis=-1)),
         "kl_ref_k3": jnp.sum(k3 * mask) / jnp.maximum(jnp.sum(mask), 1.0),
         "length": jnp.mean(jnp.sum(mask, axis=-1)),

@@ -18,7 +18,10 @@ PPO's clipped objective and the critic of PPO's clipped value loss. The critic i
 separate transformer (initialised from the reward model, as in InstructGPT) or a
 value head on the actor (``critic="value_head"``, trained through the actor's loss
 with weight ``vf_coef``). β is fixed, or adapted towards ``target_kl`` (Ziegler et
-al. 2019).
+al. 2019). A completion that has not emitted EOS within ``max_new_tokens`` loses
+``missing_eos_penalty`` from its score: the reward model only saw finished
+completions, and without the penalty the first thing PPO learns here is never to
+stop (the reward model scores unfinished strings far above any finished one).
 
 See Ziegler et al., Fine-Tuning Language Models from Human Preferences:
 https://arxiv.org/abs/1909.08593; Ouyang et al., Training language models to
@@ -62,7 +65,7 @@ from jaxrl.llm.roles import (
     rollout_metrics,
 )
 from jaxrl.llm.tasks import Task, make_task
-from jaxrl.llm.training import TrainResult, TrainState
+from jaxrl.llm.training import TrainResult, TrainState, freeze_options
 from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
 __all__ = [
@@ -95,13 +98,14 @@ class RLHFConfig:
     task: str = static(
         "", "task name; '' = the task recorded with the --from model, else preference"
     )
-    task_options: tuple = static((), "(name, value) pairs of task options")
+    task_options: tuple = static((), "task options: a dict or (name, value) pairs")
     num_steps: int = static(100, "PPO steps (one rollout and its updates each)")
     num_prompts: int = static(64, "prompts (= completions) per step")
     max_new_tokens: int = static(0, "completion columns; 0 = the task's completion length")
     temperature: float = static(1.0, "sampling temperature τ (log-probs at τ)")
     num_epochs: int = static(4, "PPO epochs over each rollout")
     num_minibatches: int = static(4, "minibatches per epoch")
+    warmup_steps: int = static(0, "steps of linear learning-rate warm-up")
     critic: str = static("separate", "separate (own transformer) or value_head (on the actor)")
     whiten_advantages: bool = static(True, "normalise advantages over the batch's tokens")
     adaptive_kl: bool = static(False, "adapt β towards target_kl (Ziegler et al.)")
@@ -125,7 +129,11 @@ class RLHFConfig:
     entropy_coef: float = 0.0
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
-    missing_eos_penalty: float = 0.0
+    missing_eos_penalty: float = 2.0
+
+    def __post_init__(self):
+        # a dict of options is stored as sorted pairs, so the Config hashes (static fields)
+        object.__setattr__(self, "task_options", freeze_options(self.task_options))
 
     def validate(self):
         for name in (
@@ -149,10 +157,10 @@ class RLHFConfig:
             "missing_eos_penalty",
         ):  # fmt: skip
             require(self, name, non_negative)
-        if self.max_new_tokens < 0 or self.max_len_norm < 0:
+        if min(self.max_new_tokens, self.max_len_norm, self.warmup_steps) < 0:
             raise ValueError(
-                f"RLHFConfig.max_new_tokens ({self.max_new_tokens}) and max_len_norm "
-                f"({self.max_len_norm}) must be >= 0"
+                f"RLHFConfig.max_new_tokens ({self.max_new_tokens}), max_len_norm "
+                f"({self.max_len_norm}) and warmup_steps ({self.warmup_steps}) must be >= 0"
             )
         if self.num_prompts % self.num_minibatches:
             raise ValueError(
@@ -286,10 +294,8 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model=None) -
             f"length of task {task.name!r} ({need})"
         )
     config = as_traced(config)
-    opt_actor = make_rl_optimizer(config.learning_rate, config.max_grad_norm, config.weight_decay)
-    opt_critic = make_rl_optimizer(
-        config.critic_learning_rate, config.max_grad_norm, config.weight_decay
-    )
+    opt_actor = make_rl_optimizer(config, config.learning_rate)
+    opt_critic = make_rl_optimizer(config, config.critic_learning_rate)
     step0 = jnp.asarray(0, jnp.int32)
     actor_model, actor_params = policy.model_config, policy.params
     if config.critic == "value_head":

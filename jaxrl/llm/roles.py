@@ -21,7 +21,7 @@ Shapes: ``N`` completions per step (prompts × samples per prompt), ``P`` prompt
 columns, ``C`` completion columns. Layout as in :mod:`jaxrl.llm.transformer`.
 The trainer Config (:class:`jaxrl.llm.grpo.GRPOConfig`,
 :class:`jaxrl.llm.rlhf.RLHFConfig`) provides the fields the roles read:
-``learning_rate``, ``max_grad_norm``, ``weight_decay``, ``clip_eps_low``,
+``learning_rate``, ``max_grad_norm``, ``weight_decay``, ``warmup_steps``, ``clip_eps_low``,
 ``clip_eps_high``, ``kl_coef``, ``kl_estimator``, ``aggregation``, ``max_len_norm``,
 ``entropy_coef``, ``temperature``, ``num_epochs``, ``num_minibatches``,
 ``missing_eos_penalty`` and, for a critic, ``critic_learning_rate``,
@@ -112,11 +112,23 @@ def as_traced(config):
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), config)
 
 
-def make_rl_optimizer(learning_rate, max_grad_norm, weight_decay) -> optax.GradientTransformation:
-    """Global-norm clipping, then AdamW at a constant rate; every argument may be traced."""
+def make_rl_optimizer(cfg, learning_rate) -> optax.GradientTransformation:
+    """Global-norm clipping, then AdamW with a linear warm-up over ``cfg.warmup_steps`` steps.
+
+        η(n) = learning_rate · min(1, (n + 1) / W),  W = warmup_steps·num_epochs·num_minibatches
+
+    (n counts optimiser updates). The warm-up keeps Adam's first, sign-like updates
+    small on the noisy policy gradient. ``learning_rate``, ``cfg.max_grad_norm`` and
+    ``cfg.weight_decay`` may be traced.
+    """
+    warmup = max(cfg.warmup_steps * cfg.num_epochs * cfg.num_minibatches, 1)
+
+    def schedule(count):
+        return learning_rate * jnp.minimum(1.0, (count + 1.0) / warmup)
+
     return optax.chain(
-        optax.clip_by_global_norm(max_grad_norm),
-        optax.adamw(learning_rate, b1=0.9, b2=0.99, weight_decay=weight_decay),
+        optax.clip_by_global_norm(cfg.max_grad_norm),
+        optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=cfg.weight_decay),
     )
 
 
@@ -269,7 +281,7 @@ class Actor:
     def update_actor(self, batch: RolloutBatch, key) -> tuple[Actor, dict]:
         """``num_epochs`` × ``num_minibatches`` steps on :func:`actor_loss`, old log-probs kept."""
         cfg = self.config
-        opt = make_rl_optimizer(cfg.learning_rate, cfg.max_grad_norm, cfg.weight_decay)
+        opt = make_rl_optimizer(cfg, cfg.learning_rate)
         state, metrics = minibatch_updates(
             self.state,
             batch,
@@ -311,7 +323,7 @@ class Critic:
         if self.state is None:
             return self, {}
         cfg = self.config
-        opt = make_rl_optimizer(cfg.critic_learning_rate, cfg.max_grad_norm, cfg.weight_decay)
+        opt = make_rl_optimizer(cfg, cfg.critic_learning_rate)
         state, metrics = minibatch_updates(
             self.state,
             batch,

@@ -21,7 +21,7 @@ from jaxrl.llm.grpo import (
     train_grpo,
 )
 from jaxrl.llm.rl_loop import LoadedModel, load_stage
-from jaxrl.llm.roles import actor_loss
+from jaxrl.llm.roles import actor_loss, make_rl_optimizer
 from jaxrl.llm.tasks import TOKENIZER, AdditionTask
 from jaxrl.llm.transformer import ModelConfig, init_params, save_model
 
@@ -56,7 +56,7 @@ def _prompts(task, n, seed=0):
 def _config(**changes):
     base = dict(
         num_prompts=4, group_size=4, kl_coef=0.0, eval_prompts=8, num_train_prompts=32,
-        num_epochs=2, num_minibatches=2, learning_rate=3e-3,
+        num_epochs=2, num_minibatches=2, learning_rate=3e-3, warmup_steps=0,
     )  # fmt: skip
     return GRPOConfig(**{**base, **changes})
 
@@ -209,3 +209,17 @@ def test_train_grpo_from_a_saved_run_directory(tmp_path, micro_params):
     with pytest.raises(ValueError, match="model_config.json"):
         train_grpo(cfg, jax.random.PRNGKey(0), init_from=str(tmp_path / "nowhere"))
     assert grpo_step.__doc__ and train_grpo.__doc__
+
+
+def test_rl_optimizer_warms_up_linearly():
+    """Adam's first update is ±η(0) per parameter; η(n) = lr·min(1, (n + 1)/W)."""
+    cfg = _config(warmup_steps=2, num_epochs=2, num_minibatches=1, learning_rate=0.1)
+    opt = make_rl_optimizer(cfg, cfg.learning_rate)  # W = 2 steps × 2 epochs = 4 updates
+    params = {"w": jnp.zeros(3)}
+    state = opt.init(params)
+    sizes = []
+    for _ in range(6):
+        updates, state = opt.update({"w": jnp.array([0.1, -0.2, 0.3])}, state, params)
+        sizes.append(float(jnp.max(jnp.abs(updates["w"]))))
+    # a constant gradient keeps m̂/√v̂ = ±1: the update size is the scheduled rate
+    np.testing.assert_allclose(sizes, [0.025, 0.05, 0.075, 0.1, 0.1, 0.1], rtol=1e-4)

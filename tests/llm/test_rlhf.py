@@ -43,7 +43,7 @@ def reward_model(micro_params):
 def _config(**changes):
     base = dict(
         num_prompts=8, num_epochs=2, num_minibatches=2, eval_prompts=8, num_train_prompts=32,
-        kl_coef=0.1, learning_rate=3e-3, critic_learning_rate=3e-3,
+        kl_coef=0.1, learning_rate=3e-3, critic_learning_rate=3e-3, warmup_steps=0,
     )  # fmt: skip
     return RLHFConfig(**{**base, **changes})
 
