@@ -197,3 +197,12 @@ def test_alpha_and_beta_can_be_traced():
     out = jax.jit(jax.vmap(run))(jnp.array([0.0, 1.0]), jnp.array([1.0, 1.0]))
     np.testing.assert_allclose(out[0], 1.0)  # α = 0: uniform priorities, unit weights
     assert float(out[1].min()) < 1.0
+
+
+def test_public_names_have_docstrings():
+    from jaxrl import buffers
+    from jaxrl.agents import ddpg, dqn, off_policy, sac, td3
+
+    for module in (buffers, off_policy, dqn, ddpg, td3, sac):
+        for name in module.__all__:
+            assert getattr(module, name).__doc__, f"{module.__name__}.{name}"

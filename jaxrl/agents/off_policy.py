@@ -25,7 +25,7 @@ import functools
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import flax
 import jax
@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from jaxrl import buffers, envs
+from jaxrl._config import positive_int, require
 
 __all__ = [
     "ActFn",
@@ -99,10 +100,27 @@ class LearnOutput(NamedTuple):
     td_errors: jax.Array | None  # [N] for priority updates (None if the buffer is uniform)
 
 
-# (learner, obs [B, *O], key, env_steps, config) -> (actions [B, ...], metrics dict of scalars)
-ActFn = Callable[[Any, jax.Array, jax.Array, jax.Array, Any], tuple[jax.Array, dict]]
-# (learner, sample, key, grad_steps, config) -> LearnOutput
-LearnFn = Callable[[Any, buffers.ReplaySample, jax.Array, jax.Array, Any], LearnOutput]
+class ActFn(Protocol):
+    """How an algorithm acts: actions ``[B, ...]`` for observations ``[B, *O]``, plus scalar
+    metrics (e.g. ε). ``env_steps`` counts the environment steps taken so far."""
+
+    def __call__(
+        self, learner: Any, obs: jax.Array, key: jax.Array, env_steps: jax.Array, cfg: Any
+    ) -> tuple[jax.Array, dict]: ...
+
+
+class LearnFn(Protocol):
+    """How an algorithm learns from one replay sample; ``grad_steps`` counts learning steps
+    from 1 (for delayed and periodic updates)."""
+
+    def __call__(
+        self,
+        learner: Any,
+        sample: buffers.ReplaySample,
+        key: jax.Array,
+        grad_steps: jax.Array,
+        cfg: Any,
+    ) -> LearnOutput: ...
 
 
 class Loop(NamedTuple):
@@ -122,8 +140,6 @@ class Loop(NamedTuple):
 
 def validate_loop(cfg) -> None:
     """Checks the loop fields every off-policy Config has; raises ValueError naming them."""
-    from jaxrl._config import positive_int, require
-
     for name in (
         "total_timesteps",
         "num_envs",

@@ -34,7 +34,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl import buffers, nets
-from jaxrl._config import config, one_of, positive, positive_int, probability, require, static
+from jaxrl._config import (
+    config,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+    probability,
+    require,
+    static,
+)
 from jaxrl.agents import off_policy
 from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.core import (
@@ -95,7 +104,7 @@ class Config:
             require(self, name, positive)
         for name in ("gamma", "tau", "target_entropy_ratio"):
             require(self, name, probability)
-        require(self, "learning_starts", lambda v: None if v >= 0 else "a number >= 0")
+        require(self, "learning_starts", non_negative)
 
 
 @flax.struct.dataclass

@@ -31,7 +31,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl import buffers, nets
-from jaxrl._config import config, non_negative, one_of, positive, probability, require, static
+from jaxrl._config import (
+    config,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+    probability,
+    require,
+    static,
+)
 from jaxrl.agents import off_policy
 from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.core import dpg_actor_loss, gaussian_noise, squared_loss, td3_target_actions
@@ -45,6 +54,7 @@ __all__ = [
     "make_agent",
     "make_networks",
     "make_train",
+    "validate_common",
 ]
 
 
@@ -74,7 +84,7 @@ class Config:
 
     def validate(self):
         validate_common(self)
-        require(self, "policy_delay", lambda v: None if v >= 1 else "an integer >= 1")
+        require(self, "policy_delay", positive_int)
         require(self, "target_noise", non_negative)
         require(self, "target_noise_clip", non_negative)
 
