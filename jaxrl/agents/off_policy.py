@@ -304,10 +304,13 @@ def clip_norm(max_grad_norm):
 
 def adam(max_grad_norm=None, eps: float = 1e-8) -> optax.GradientTransformation:
     """Adam's direction (the step size is applied by :func:`apply_updates`, so it may be
-    traced), after global-norm clipping when ``max_grad_norm`` is given."""
-    if max_grad_norm is None:
-        return optax.scale_by_adam(eps=eps)
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=eps))
+    traced), after global-norm clipping when ``max_grad_norm`` is given.
+
+    With or without clipping the optimiser state has the same structure (clipping and
+    its stand-in, the identity, keep no state), so a state built with one works with the
+    other."""
+    clip = optax.identity() if max_grad_norm is None else optax.clip_by_global_norm(max_grad_norm)
+    return optax.chain(clip, optax.scale_by_adam(eps=eps))
 
 
 def apply_updates(params, grads, opt_state, tx, learning_rate):
