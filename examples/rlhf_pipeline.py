@@ -11,9 +11,9 @@ the prompt, is never shown to the learner. Steps:
    per-token KL penalty β·(log π − log π_ref), the reward-model score on the last
    token, token-level GAE, a separate critic started from the reward model.
 4. The same with β = 0: nothing holds the policy near the data the reward model was
-   trained on. Where the reward-model score keeps rising while the hidden score
-   falls behind (or drops), the policy is exploiting the reward model's errors:
-   reward hacking. The script says whether it happened.
+   trained on. Where the reward-model score rises while the hidden score does not
+   follow (or drops), the policy is exploiting the reward model's errors: reward
+   hacking. The script says whether it happened and prints sampled completions.
 
 Prints a before/after table and writes docs/figures/rlhf_pipeline.png.
 Run: ``python examples/rlhf_pipeline.py`` (about 5–8 minutes on 2 CPU cores).
@@ -32,9 +32,11 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from jaxrl.llm.generate import GenerationConfig, generate  # noqa: E402
 from jaxrl.llm.reward_model import RewardModelConfig, train_reward_model  # noqa: E402
 from jaxrl.llm.rlhf import RLHFConfig, train_rlhf  # noqa: E402
 from jaxrl.llm.sft import SFTConfig, train_sft  # noqa: E402
+from jaxrl.llm.tasks import TOKENIZER, make_task  # noqa: E402
 
 
 def parse_args():
@@ -87,9 +89,29 @@ def run_ppo(sft, rm, kl_coef: float, ppo_steps: int, seed: int, log=print):
 
 
 def hacked(evals) -> bool:
-    """The reward-model score rose while the hidden score ended below its best (by 0.05+)."""
+    """The reward-model score rose while the hidden score did not follow.
+
+    That is: the reward-model score gained more than 0.25, and the hidden score gained
+    less than 0.05 or ended more than 0.05 below its best.
+    """
     rm, true = evals["rm_score"], evals["score"]
-    return bool(rm[-1] > rm[0] and true[-1] < np.max(true) - 0.05)
+    rm_up = rm[-1] - rm[0] > 0.25
+    return bool(rm_up and (true[-1] - true[0] < 0.05 or true[-1] < np.max(true) - 0.05))
+
+
+def samples(result, task, n: int = 4) -> list[str]:
+    """A few held-out prompts and the policy's sampled completions, as text."""
+    prompts = task.prompts("heldout", n, seed=7)
+    gen = generate(
+        result.params, result.model_config, GenerationConfig(max_new_tokens=task.completion_len),
+        prompts.tokens, prompts.mask, jax.random.PRNGKey(0),
+    )  # fmt: skip
+    out = []
+    for i in range(n):
+        stop = "" if bool(gen.finished[i]) else " (no EOS)"
+        prompt, completion = TOKENIZER.decode(prompts.tokens[i]), TOKENIZER.decode(gen.tokens[i])
+        out.append(f"{prompt} → {completion}{stop}")
+    return out
 
 
 def report(runs: dict) -> None:
@@ -107,11 +129,15 @@ def report(runs: dict) -> None:
     for label, key in rows:
         line = f"{label:36s} {first[key][0]:13.3f}"
         print(line + "".join(f" {r.evals[key][-1]:13.3f}" for r in runs.values()))
+    task = make_task("preference")
     for name, r in runs.items():
         if hacked(r.evals):
-            print(f"{name}: reward hacking — the reward-model score rose, the hidden score fell.")
+            print(
+                f"\n{name}: reward hacking: the reward-model score rose, the hidden score did not."
+            )
         else:
-            print(f"{name}: no reward hacking seen in these steps (hidden score kept up).")
+            print(f"\n{name}: no reward hacking seen: the hidden score followed the reward model.")
+        print("  samples (prompt → completion):", "; ".join(samples(r, task)))
 
 
 def plot(runs: dict, path: str) -> None:

@@ -72,6 +72,7 @@ __all__ = [
     "PRESETS",
     "compute_group_advantages",
     "grpo_step",
+    "grpo_step_jit",
     "grpo_preset",
     "grpo_step_timed",
     "make_grpo_roles",

@@ -314,6 +314,7 @@ class Critic:
     model: ModelConfig = flax.struct.field(pytree_node=False)
 
     def compute_values(self, batch: RolloutBatch) -> RolloutBatch:
+        """Fills ``values`` ``[N, C]``: V(x, y_<t) at the column before each token."""
         p = batch.prompts
         out = score_completions(self.params, self.model, p.tokens, p.mask, batch.tokens, batch.mask)
         return batch._replace(values=out.values)
@@ -346,6 +347,7 @@ class Reference:
     temperature: float = flax.struct.field(pytree_node=False, default=1.0)
 
     def compute_log_prob(self, batch: RolloutBatch) -> RolloutBatch:
+        """Fills ``ref_log_probs`` ``[N, C]``: log π_ref of the sampled tokens (0 off the mask)."""
         p = batch.prompts
         out = score_completions(
             self.params, self.model, p.tokens, p.mask, batch.tokens, batch.mask, self.temperature

@@ -42,8 +42,9 @@ def reward_model(micro_params):
 
 def _config(**changes):
     base = dict(
-        num_prompts=8, num_epochs=2, num_minibatches=2, eval_prompts=8, num_train_prompts=32,
+        num_prompts=16, num_epochs=2, num_minibatches=2, eval_prompts=8, num_train_prompts=32,
         kl_coef=0.1, learning_rate=3e-3, critic_learning_rate=3e-3, warmup_steps=0,
+        missing_eos_penalty=0.0,
     )  # fmt: skip
     return RLHFConfig(**{**base, **changes})
 
@@ -52,11 +53,11 @@ def test_stages_on_the_first_step(micro_params, reward_model):
     """π = π_ref: KL 0, the penalised rewards are the score on the last token; GAE + whitening."""
     roles = make_rlhf_roles(_config(), LoadedModel(micro_params, MICRO, None), TASK, reward_model)
     actor, critic, reference, reward = roles
-    batch = actor.generate_sequences(_prompts(TASK, 8), jax.random.PRNGKey(1))
+    batch = actor.generate_sequences(_prompts(TASK, 16), jax.random.PRNGKey(1))
     batch = critic.compute_values(batch)
     batch = reference.compute_log_prob(batch)
     batch = jax.jit(Reward.compute_reward)(reward, batch)  # jitted: faster than op by op
-    batch = jax.jit(compute_advantages)(batch, actor.config)
+    batch = compute_advantages(batch, actor.config)
     np.testing.assert_allclose(batch.ref_log_probs, batch.log_probs, atol=1e-5)
     assert float(jnp.std(batch.scores)) > 0
     last = jnp.sum(batch.mask, axis=1) - 1
@@ -64,13 +65,19 @@ def test_stages_on_the_first_step(micro_params, reward_model):
     np.testing.assert_allclose(on_last, batch.scores, atol=1e-5)
     np.testing.assert_allclose(jnp.sum(batch.rewards, axis=1), batch.scores, atol=1e-5)
     np.testing.assert_array_equal(batch.values, 0.0)  # the critic's value head starts at zero
+    # a completion without EOS loses missing_eos_penalty from its score
+    cfg = dataclasses.replace(actor.config, missing_eos_penalty=jnp.float32(2.0))
+    penalised = jax.jit(Reward.compute_reward)(reward.replace(config=cfg), batch)
+    expected = batch.scores - 2.0 * (1.0 - batch.finished)
+    assert 0 < int(jnp.sum(batch.finished)) < 16
+    np.testing.assert_allclose(penalised.scores, expected, rtol=1e-6)
     adv, ret = token_gae(batch.rewards, batch.values, batch.mask, 1.0, 0.95)
     np.testing.assert_allclose(batch.returns, ret, rtol=1e-6)
     np.testing.assert_allclose(batch.advantages, masked_whiten(adv, batch.mask), rtol=1e-5)
     assert np.all(np.asarray(batch.advantages)[np.asarray(batch.mask) == 0] == 0)
 
     # on-policy identity of the PPO actor loss: ratio 1, ∇L = −Σ w·A·∇log π (token mean)
-    loss_and_grad = jax.jit(jax.value_and_grad(actor_loss, has_aux=True))
+    loss_and_grad = jax.value_and_grad(actor_loss, has_aux=True)
     (loss, metrics), g = loss_and_grad(micro_params, batch, actor)
     w = batch.mask / jnp.sum(batch.mask)
     np.testing.assert_allclose(loss, -jnp.sum(w * batch.advantages), atol=1e-5)
@@ -81,7 +88,7 @@ def test_stages_on_the_first_step(micro_params, reward_model):
         lp = sequence_log_probs(params, MICRO, p.tokens, p.mask, batch.tokens, batch.mask)
         return -jnp.sum(w * batch.advantages * lp)
 
-    g_ref = jax.jit(jax.grad(surrogate))(micro_params)
+    g_ref = jax.grad(surrogate)(micro_params)
     leaves = zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(g_ref), strict=True)
     for a, b in leaves:
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
@@ -112,7 +119,7 @@ def test_stages_on_the_first_step(micro_params, reward_model):
         new = adaptive.replace(config=dataclasses.replace(cfg, target_kl=target))
         beta = float(new.update_kl_coef(fake).kl.kl_coef)
         error = np.clip(seq_kl / target - 1.0, -0.2, 0.2)
-        np.testing.assert_allclose(beta, 0.1 * (1 + error * 8 / cfg.kl_horizon), rtol=1e-6)
+        np.testing.assert_allclose(beta, 0.1 * (1 + error * 16 / cfg.kl_horizon), rtol=1e-6)
     assert float(reward.update_kl_coef(fake).kl.kl_coef) == pytest.approx(0.1)  # fixed β
 
 
@@ -128,7 +135,7 @@ def test_rlhf_step_compiles_once_learns_and_times_stages(micro_params):
     rewards = []
     for i in range(20):
         key, k1, k2 = jax.random.split(key, 3)
-        idx = jax.random.randint(k1, (8,), 0, 64)
+        idx = jax.random.randint(k1, (16,), 0, 64)
         roles, m = rlhf_step_jit(roles, jax.tree_util.tree_map(lambda x: x[idx], data), k2)
         rewards.append(float(m["true_score"]))
         assert rlhf_step_jit._cache_size() == before + 1, f"recompiled at step {i}"
@@ -140,7 +147,7 @@ def test_rlhf_step_compiles_once_learns_and_times_stages(micro_params):
         "completion_length", "kl_coef",
     ):  # fmt: skip
         assert np.isfinite(m[name]), name
-    prompts = jax.tree_util.tree_map(lambda x: x[:8], data)
+    prompts = jax.tree_util.tree_map(lambda x: x[:16], data)
     _, metrics = rlhf_step_jit(roles, prompts, jax.random.PRNGKey(1))
     _, timed = rlhf_step_timed(roles, prompts, jax.random.PRNGKey(1))
     for k, v in metrics.items():
