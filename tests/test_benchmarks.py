@@ -237,7 +237,7 @@ def test_report_from_fake_json(tmp_path):
 def test_save_suite_merges_partial_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "provenance", lambda: {"commit": "x"})
     common.save_suite(tmp_path, "returns", False, [{"name": "a", "v": 1}, {"name": "b", "v": 2}], 0)
-    common.save_suite(tmp_path, "returns", False, [{"name": "b", "v": 3}], 0, extra={"r": {"E": 1}})
+    common.save_suite(tmp_path, "returns", False, [{"name": "b", "v": 3}], 1, extra={"r": {"E": 1}})
     data = common.load_suite(tmp_path / "returns.json")
     assert data["rows"] == [{"name": "a", "v": 1}, {"name": "b", "v": 3}]
     assert len(data["runs"]) == 2 and data["r"] == {"E": 1}

@@ -57,36 +57,49 @@ def run_suite(args) -> Path:
     out = args.out or common.default_out(args.quick)
     started = time.time()
     notes = list(args.note)
-    extra: dict = {}
+    done: list[dict] = []
+
+    def save(extra: dict) -> Path:
+        # Saved after every row, so a suite stopped half-way keeps what it finished; the
+        # first save of a --fresh run replaces the file, later ones merge with it.
+        return common.save_suite(
+            out, args.suite, args.quick, done, started, notes, extra,
+            merge=not args.fresh or len(done) > 1,
+        )  # fmt: skip
+
+    def on_row(row: dict, extra: dict) -> None:
+        done.append(row)
+        save(extra)
+
+    kw = dict(log=_log, on_row=on_row)
     if args.suite == "returns":
         from benchmarks.harness import returns
 
-        rows, extra = returns.run_suite(args.quick, args.only, args.all, args.seeds, _log)
+        rows, extra = returns.run_suite(args.quick, args.only, args.all, args.seeds, **kw)
     elif args.suite == "speed":
         from benchmarks.harness import speed
 
-        rows, extra = speed.run_suite(args.quick, args.only, args.rounds, not args.no_rejax, _log)
+        rows, extra = speed.run_suite(args.quick, args.only, args.rounds, not args.no_rejax, **kw)
     elif args.suite == "minatar":
         from benchmarks.harness import minatar
 
-        rows, extra = minatar.run_suite(args.quick, args.only, args.steps, args.seeds, _log)
+        rows, extra = minatar.run_suite(args.quick, args.only, args.steps, args.seeds, **kw)
     elif args.suite == "tabular":
         from benchmarks.harness import tabular
 
-        rows, extra = tabular.run_suite(args.quick, args.only, args.seeds, _log)
+        rows, extra = tabular.run_suite(args.quick, args.only, args.seeds, **kw)
     else:
         from benchmarks.harness import llm
 
-        rows, extra = llm.run_suite(args.quick, args.only, args.seeds, _log)
+        rows, extra = llm.run_suite(args.quick, args.only, args.seeds, **kw)
     load = os.getloadavg()[0]
     if load > common.LOADED_ABOVE:
         notes.append(
             f"The machine was under load (1-minute load average {load:.1f} on "
             f"{os.cpu_count()} cores) when this run ended: timings are noisy."
         )
-    path = common.save_suite(
-        out, args.suite, args.quick, rows, started, notes, extra, merge=not args.fresh
-    )
+    done[:] = rows
+    path = save(extra)
     data = common.load_suite(path)
     figures_written = report.draw_figures(data, out / "figures")
     table = report.suite_markdown(data, figures_rel=Path("figures"))

@@ -190,7 +190,16 @@ def save_suite(
         old = None
     wall = time.time() - started
     runs = (old or {}).get("runs", [])
-    runs.append({"rows": [r["name"] for r in rows], "wall_s": round(wall, 1), **row_provenance()})
+    # One entry per invocation: a later save of the same invocation replaces its entry.
+    runs = [r for r in runs if r.get("started") != round(started, 3)]
+    runs.append(
+        {
+            "rows": [r["name"] for r in rows],
+            "started": round(started, 3),
+            "wall_s": round(wall, 1),
+            **row_provenance(),
+        }
+    )
     data = {
         "suite": suite,
         "mode": mode,

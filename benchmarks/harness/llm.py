@@ -187,7 +187,7 @@ def rlhf(quick: bool) -> dict[str, Any]:
 
 
 def run_suite(
-    quick: bool, names: list[str] | None = None, seeds: int | None = None, log=print
+    quick: bool, names: list[str] | None = None, seeds: int | None = None, log=print, on_row=None
 ) -> tuple[list[dict], dict[str, Any]]:
     """Runs the selected rows (all by default)."""
     rows = []
@@ -202,5 +202,7 @@ def run_suite(
         else:
             res = rlhf(quick)
         rows.append({"name": name, **res, "provenance": row_provenance()})
+        if on_row is not None:
+            on_row(rows[-1], {})
         log(f"[llm] {name}: checks {res['checks']} ({res['wall_s']:.0f} s)")
     return rows, {}

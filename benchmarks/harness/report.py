@@ -47,6 +47,13 @@ def _f(x: Any, digits: int = 1) -> str:
     return str(x)
 
 
+def _steps(n: int) -> str:
+    """500000 -> "500k", 10000000 -> "10M"."""
+    if n >= 1_000_000 and n % 100_000 == 0:
+        return f"{n / 1e6:g}M"
+    return f"{n / 1000:.0f}k" if n >= 1000 else str(n)
+
+
 def _g(x: Any) -> str:
     return "–" if x is None else f"{x:g}"
 
@@ -102,9 +109,9 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
     lines = [
         "Final return = mean return of the *training* episodes over the last 5% of updates, "
         "per seed; all seeds of a run in one `jax.jit(jax.vmap(train))`. IQM and its 95% "
-        "stratified bootstrap CI over seeds (Agarwal et al. 2021). The SB3 zoo numbers are "
-        "evaluations of the deterministic policy, so they sit above training returns where "
-        "exploration noise costs reward (Pendulum).",
+        "stratified bootstrap CI over seeds (Agarwal et al. 2021). Published numbers are "
+        "evaluations (the SB3 zoo's of the deterministic policy), so they sit above training "
+        "returns where exploration costs reward.",
         "",
         "| run | env steps | seeds | mean ± std | IQM [95% CI] | published (budget; source) "
         "| vs published | issue target | compile / run s | load |",
@@ -116,15 +123,15 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
         rand = (randoms.get(row["env_id"]) or {}).get("mean")
         if pub:
             spread = f" ± {_g(pub['spread'])}" if pub.get("spread") else ""
-            budget = f"{pub['budget'] // 1000}k; " if pub.get("budget") else ""
+            budget = f"{_steps(pub['budget'])}; " if pub.get("budget") else ""
             pub_text = f"{_g(pub['value'])}{spread} ({budget}{pub['source']})"
             if pub.get("budget") and pub["budget"] != row["total_timesteps"]:
-                pub_text += f" — budget differs: ours {row['total_timesteps'] // 1000}k"
+                pub_text += f" — budget differs: ours {_steps(row['total_timesteps'])}"
         else:
             pub_text = "–"
         ci = s.get("iqm_ci95") or [None, None]
         lines.append(
-            f"| {row['name']} | {row['total_timesteps'] // 1000}k | {s['n']} "
+            f"| {row['name']} | {_steps(row['total_timesteps'])} | {s['n']} "
             f"| {_f(s['mean'])} ± {_f(s['std'])} | {_f(s['iqm'])} [{_f(ci[0])}, {_f(ci[1])}] "
             f"| {pub_text} | {verdict(s, pub, rand)} | {_target(s, row.get('target'))} "
             f"| {_f(row['compile_s'])} / {_f(row['run_s'])} | {_load_note(row)} |"
@@ -297,7 +304,7 @@ def build_readme_section(results_dir: Path = common.RESULTS_DIR) -> str:
             ci = s.get("iqm_ci95") or [None, None]
             rand = (randoms.get(row["env_id"]) or {}).get("mean")
             lines.append(
-                f"| {row['algo']} | {row['env_id']} ({row['total_timesteps'] // 1000}k) "
+                f"| {row['algo']} | {row['env_id']} ({_steps(row['total_timesteps'])}) "
                 f"| {_f(s['iqm'])} [{_f(ci[0])}, {_f(ci[1])}] "
                 f"| {_g(pub['value']) if pub else '–'} | {verdict(s, pub, rand)} |"
             )

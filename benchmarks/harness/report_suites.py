@@ -439,8 +439,9 @@ def readme_lines(data: dict) -> list[str]:
         for r in data["rows"]:
             s, pub = r["final_return"], r.get("published") or {}
             iqm = "–" if s.get("iqm") is None else f"{s['iqm']:.1f}"
+            game = r.get("game", r["env_id"]).replace("-MinAtar", "")
             parts.append(
-                f"{r['env_id'].replace('-MinAtar', '')} {iqm} at {r['total_timesteps'] / 1e6:g}M "
+                f"{game} {iqm} at {r['total_timesteps'] / 1e6:g}M "
                 f"steps (gymnax-blines {pub.get('value', '–'):g} at 10M)"
             )
         return ["MinAtar PPO (no sticky actions): " + "; ".join(parts) + ".", ""]

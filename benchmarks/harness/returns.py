@@ -91,7 +91,8 @@ PPO_PENDULUM = dict(
 # SB3 zoo's SAC MountainCarContinuous-v0 settings without gSDE: buffer 50k, batch 512,
 # 32 gradient steps every 32 environment steps, γ 0.9999, τ 0.01, fixed α 0.1, 64-64.
 SAC_MOUNTAINCAR = dict(
-    total_timesteps=50_000,
+    total_timesteps=49 * 1024,  # ≈ 50k in updates of 1024 steps (a multiple of 32)
+    steps_per_update=1024,
     buffer_size=50_000,
     batch_size=512,
     train_frequency=32,
@@ -302,13 +303,23 @@ def run_suite(
     include_all: bool = False,
     seeds: int | None = None,
     log=print,
+    on_row=None,
 ) -> tuple[list[dict], dict[str, Any]]:
-    """Runs the selected runs; returns ``(rows, {"random_returns": {env: ...}})``."""
+    """Runs the selected runs; returns ``(rows, {"random_returns": {env: ...}})``.
+
+    ``on_row(row, extra)`` is called after each run (the command saves the JSON there,
+    so a suite stopped half-way keeps the runs it finished).
+    """
     specs = select(names, include_all)
-    rows = []
+    rows: list[dict] = []
+    randoms: dict[str, Any] = {}
     for spec in specs:
         log(f"[returns] {spec.name}: training {'(quick)' if quick else ''}")
-        row = run_spec(spec, quick, seeds)
+        try:
+            row = run_spec(spec, quick, seeds)
+        except Exception as e:  # one broken run must not cost the others
+            log(f"[returns] {spec.name}: FAILED: {type(e).__name__}: {e}")
+            continue
         s = row["final_return"]
         log(
             f"[returns] {spec.name}: IQM {s['iqm']:.1f} mean {s['mean']:.1f} over {s['n']} seeds"
@@ -317,10 +328,9 @@ def run_suite(
             else f"[returns] {spec.name}: no finished episode"
         )
         rows.append(row)
-    envs_used = sorted({s.env_id for s in specs})
-    randoms = {}
-    for env_id in envs_used:
-        steps = 200 if quick else 2_000
-        randoms[env_id] = random_policy_return(env_id, 16, steps)
-        log(f"[returns] random policy on {env_id}: {randoms[env_id]['mean']}")
+        if spec.env_id not in randoms:
+            randoms[spec.env_id] = random_policy_return(spec.env_id, 16, 200 if quick else 2_000)
+            log(f"[returns] random policy on {spec.env_id}: {randoms[spec.env_id]['mean']}")
+        if on_row is not None:
+            on_row(row, {"random_returns": randoms})
     return rows, {"random_returns": randoms}

@@ -189,11 +189,13 @@ def run_suite(
     rounds: int | None = None,
     with_rejax: bool = True,
     log=print,
+    on_row=None,
 ) -> tuple[list[dict], dict[str, Any]]:
     """Runs the selected algorithms (all by default) ``rounds`` times, alternating impls."""
     algos = select_names([s.algo for s in SPECS], names)
     rounds = rounds or (1 if quick else 3)
     rows: list[dict] = []
+    settings = {"settings": {s.algo: _settings(s, quick) for s in SPECS if s.algo in algos}}
 
     def record(row: dict, r: int) -> None:
         row = {
@@ -203,6 +205,8 @@ def run_suite(
             "provenance": row_provenance(),
         }
         rows.append(row)
+        if on_row is not None:
+            on_row(row, settings)
         log(
             f"[speed] {row['name']}: compile {row.get('compile_s', 0):.1f} s, "
             f"run {row.get('run_s', row.get('wall_s', 0)):.2f} s, "
@@ -245,7 +249,7 @@ def run_suite(
             row = _measure("jaxrl", algo, short if quick else full, seeds)
             row.update(name=f"vmap/{algo}/seeds={seeds}", kind="vmap")
             record(row, 0)
-    return rows, {"settings": {s.algo: _settings(s, quick) for s in SPECS if s.algo in algos}}
+    return rows, settings
 
 
 def _settings(spec: SpeedSpec, quick: bool) -> dict[str, Any]:

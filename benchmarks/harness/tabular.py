@@ -145,7 +145,7 @@ def frozen_lake() -> dict[str, Any]:
 
 
 def run_suite(
-    quick: bool, names: list[str] | None = None, seeds: int | None = None, log=print
+    quick: bool, names: list[str] | None = None, seeds: int | None = None, log=print, on_row=None
 ) -> tuple[list[dict], dict[str, Any]]:
     """Runs the selected rows; quick: 10 seeds × 100 episodes (max. bias: 200 seeds)."""
     rows = []
@@ -158,5 +158,7 @@ def run_suite(
         else:
             res = frozen_lake()
         rows.append({"name": name, **res, "provenance": row_provenance()})
+        if on_row is not None:
+            on_row(rows[-1], {})
         log(f"[tabular] {name}: checks {res['checks']} ({res['wall_s']:.1f} s)")
     return rows, {}
