@@ -203,6 +203,34 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _cmd_llm(args) -> int:
+    from jaxrl.run.llm import STAGES, run_stage
+
+    if args.stage not in STAGES:
+        raise UsageError(f"unknown stage {args.stage!r}; known: {', '.join(STAGES)}")
+    for path, flag in ((args.from_dir, "--from"), (args.reward_model, "--reward-model")):
+        if path is not None and not path.exists():
+            raise UsageError(f"{flag} {path}: no such directory")
+    out = args.out or Path("runs") / f"llm-{args.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        summary = run_stage(
+            args.stage,
+            task=args.task,
+            from_dir=args.from_dir,
+            reward_model_dir=args.reward_model,
+            overrides=_parse_sets(args.set or []),
+            out=out,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    except ValueError as e:
+        raise UsageError(str(e).splitlines()[0]) from None
+    shown = {k: round(v, 4) for k, v in summary.items() if not k.startswith("before_")}
+    print(", ".join(f"{k}={v}" for k, v in shown.items()))
+    print(f"run directory: {out}")
+    return 0
+
+
 def _cmd_solve(args) -> int:
     from jaxrl.run import rundir
     from jaxrl.tabular import SOLVERS, format_solution, save_solution_heatmap, solve
@@ -270,6 +298,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+
+    lm = sub.add_parser("llm", help="language-model stages: sft, rm, dpo, grpo, rlhf")
+    lm.add_argument("stage", help="sft, rm, dpo, grpo or rlhf")
+    lm.add_argument("--task", default=None, help="addition, sorting, preference, ...")
+    lm.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        default=None,
+        help="run directory of the previous stage (the SFT model)",
+    )
+    lm.add_argument("--reward-model", type=Path, default=None, help="a reward-model run dir")
+    lm.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="any Config field; model.FIELD for model sizes",
+    )
+    lm.add_argument("--seed", type=int, default=0)
+    lm.add_argument("--out", type=Path, default=None, help="run directory")
+    lm.add_argument("--no-progress", action="store_true")
+    lm.set_defaults(func=_cmd_llm)
 
     so = sub.add_parser("solve", help="dynamic programming on a tabular environment")
     so.add_argument("method", help="value-iteration or policy-iteration")

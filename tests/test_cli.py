@@ -171,3 +171,75 @@ def test_console_script_is_installed():
         timeout=120,
     )
     assert out.returncode == 0 and "ppo" in out.stdout
+
+
+def test_llm_stages_chain_through_run_directories(tmp_path):
+    small = [
+        "--no-progress",
+        "--set",
+        "eval_prompts=16",
+        "--set",
+        "model.num_layers=1",
+        "--set",
+        "model.d_model=32",
+        "--set",
+        "model.d_ff=64",
+    ]
+    sft = tmp_path / "sft"
+    assert (
+        main(
+            [
+                "llm",
+                "sft",
+                "--task",
+                "preference",
+                "--out",
+                str(sft),
+                "--set",
+                "num_steps=20",
+                "--set",
+                "eval_every=10",
+                "--set",
+                "num_train_examples=256",
+                "--set",
+                "batch_size=16",
+                *small,
+            ]
+        )
+        == 0
+    )
+    for name in ("config.json", "metrics.csv", "evals.csv", "summary.json", "curves.png"):
+        assert (sft / name).exists(), name
+    assert (sft / "model" / "params.msgpack").exists()
+    assert len((sft / "metrics.csv").read_text().splitlines()) == 21
+    dpo = tmp_path / "dpo"
+    assert (
+        main(
+            [
+                "llm",
+                "dpo",
+                "--from",
+                str(sft),
+                "--out",
+                str(dpo),
+                "--no-progress",
+                "--set",
+                "num_steps=10",
+                "--set",
+                "eval_every=5",
+                "--set",
+                "batch_size=8",
+                "--set",
+                "num_train_pairs=64",
+                "--set",
+                "eval_pairs=16",
+                "--set",
+                "eval_prompts=16",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((dpo / "summary.json").read_text())
+    assert 0.0 <= summary["heldout_pref_accuracy"] <= 1.0
+    config = json.loads((dpo / "config.json").read_text())
+    assert config["task"] == "preference" and config["from"] == str(sft)
