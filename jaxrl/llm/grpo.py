@@ -52,7 +52,7 @@ from jaxrl._config import (
 )
 from jaxrl.core.sequence import AGGREGATIONS, group_advantages, kl_controller_init
 from jaxrl.llm.generate import GenerationConfig
-from jaxrl.llm.rl_loop import evaluate_rl, resolve_model, run_rl, timed_call
+from jaxrl.llm.rl_loop import evaluate_rl, resolve_model, resolve_task, run_rl, timed_call
 from jaxrl.llm.roles import (
     Actor,
     Reference,
@@ -62,7 +62,7 @@ from jaxrl.llm.roles import (
     make_rl_optimizer,
     rollout_metrics,
 )
-from jaxrl.llm.tasks import Task, make_task
+from jaxrl.llm.tasks import Task
 from jaxrl.llm.training import TrainResult, TrainState, default_model_config, freeze_options
 from jaxrl.llm.transformer import init_params
 
@@ -241,14 +241,6 @@ def grpo_step_timed(roles: GRPORoles, prompts, key) -> tuple[GRPORoles, dict]:
     return GRPORoles(actor, reference, reward), metrics
 
 
-def _resolve_task(config: GRPOConfig, task: Task | None, recorded: Task | None) -> Task:
-    if task is not None:
-        return task
-    if config.task:
-        return make_task(config.task, **dict(config.task_options))
-    return recorded or make_task("addition")
-
-
 def make_grpo_roles(config: GRPOConfig, policy, task: Task, reward_model=None) -> GRPORoles:
     """Actor (from ``policy``), frozen reference (a copy of it) and reward (task or model).
 
@@ -316,7 +308,7 @@ def train_grpo(
     else:
         policy = resolve_model(init_from)
         recorded = policy.task
-    task = _resolve_task(config, task, recorded)
+    task = resolve_task(config, task, recorded, "addition")
     rm = None if reward_model is None else resolve_model(reward_model)
     roles = make_grpo_roles(config, policy, task, rm)
     completion_len = roles.actor.generation.max_new_tokens

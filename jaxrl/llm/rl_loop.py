@@ -31,6 +31,7 @@ __all__ = [
     "LoadedModel",
     "load_stage",
     "resolve_model",
+    "resolve_task",
     "evaluate_rl",
     "run_rl",
     "timed_call",
@@ -101,6 +102,22 @@ def resolve_model(source) -> LoadedModel:
         "expected a model directory, a TrainResult or a (params, ModelConfig) pair, "
         f"got {type(source).__name__}"
     )
+
+
+def resolve_task(config, task: Task | None, recorded: Task | None, default: str) -> Task:
+    """The task a trainer runs on.
+
+    In order: ``task`` if given; else the Config's ``task`` with its ``task_options``
+    (the task recorded with the loaded model supplies the options when the names
+    match and the Config gives none); else the recorded task; else ``default``.
+    """
+    if task is not None:
+        return task
+    if config.task:
+        if recorded is not None and recorded.name == config.task and not config.task_options:
+            return recorded
+        return make_task(config.task, **dict(config.task_options))
+    return recorded or make_task(default)
 
 
 def evaluate_rl(

@@ -53,7 +53,7 @@ from jaxrl._config import (
 )
 from jaxrl.core.sequence import AGGREGATIONS, kl_controller_init, masked_whiten, token_gae
 from jaxrl.llm.generate import GenerationConfig
-from jaxrl.llm.rl_loop import evaluate_rl, resolve_model, run_rl, timed_call
+from jaxrl.llm.rl_loop import evaluate_rl, resolve_model, resolve_task, run_rl, timed_call
 from jaxrl.llm.roles import (
     Actor,
     Critic,
@@ -64,7 +64,7 @@ from jaxrl.llm.roles import (
     make_rl_optimizer,
     rollout_metrics,
 )
-from jaxrl.llm.tasks import Task, make_task
+from jaxrl.llm.tasks import Task
 from jaxrl.llm.training import TrainResult, TrainState, freeze_options
 from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
@@ -364,11 +364,7 @@ def train_rlhf(
         raise ValueError("train_rlhf needs init_from: the SFT model to start from")
     train_key, eval_key = jax.random.split(key)
     policy = resolve_model(init_from)
-    if task is None:
-        if config.task:
-            task = make_task(config.task, **dict(config.task_options))
-        else:
-            task = policy.task or make_task("preference")
+    task = resolve_task(config, task, policy.task, "preference")
     rm = None if reward_model is None else resolve_model(reward_model)
     roles = make_rlhf_roles(config, policy, task, rm)
     completion_len = roles.actor.generation.max_new_tokens

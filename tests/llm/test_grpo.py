@@ -20,7 +20,7 @@ from jaxrl.llm.grpo import (
     make_grpo_roles,
     train_grpo,
 )
-from jaxrl.llm.rl_loop import LoadedModel, load_stage
+from jaxrl.llm.rl_loop import LoadedModel, load_stage, resolve_task
 from jaxrl.llm.roles import actor_loss, make_rl_optimizer
 from jaxrl.llm.tasks import TOKENIZER, AdditionTask
 from jaxrl.llm.transformer import ModelConfig, init_params, save_model
@@ -194,6 +194,12 @@ def test_train_grpo_from_a_saved_run_directory(tmp_path, micro_params):
     )
     loaded = load_stage(str(tmp_path))
     assert loaded.task == AdditionTask(num_digits=1) and loaded.model_config == MICRO
+    # the recorded task keeps its options when the Config names it without any
+    recorded = loaded.task
+    assert resolve_task(GRPOConfig(task="addition"), None, recorded, "sorting") == recorded
+    given = GRPOConfig(task="addition", task_options={"num_digits": 3})
+    assert resolve_task(given, None, recorded, "sorting") == AdditionTask(num_digits=3)
+    assert resolve_task(GRPOConfig(), None, None, "sorting").name == "sorting"
     cfg = _config(num_steps=2, eval_every=1)
     calls = []
     result = train_grpo(
