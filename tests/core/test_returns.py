@@ -17,8 +17,9 @@ SETTINGS = settings(max_examples=25, deadline=None)
 @st.composite
 def rollouts(draw):
     """A random [T, B] rollout with terminations and truncations anywhere."""
-    T = draw(st.integers(1, 10))
-    B = draw(st.integers(1, 3))
+    # Few distinct shapes: every new shape costs an XLA compile; values vary freely.
+    T = draw(st.sampled_from([1, 5, 9]))
+    B = draw(st.sampled_from([1, 3]))
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
     terminated = rng.random((T, B)) < draw(st.sampled_from([0.0, 0.2, 0.5]))
@@ -57,7 +58,7 @@ def test_discounted_returns_matches_reference(x):
 
 
 @SETTINGS
-@given(rollouts(), st.integers(1, 12))
+@given(rollouts(), st.sampled_from([1, 2, 3, 12]))
 def test_n_step_returns_matches_reference(x, n):
     got = n_step_returns(*args4(x), x["gamma"], n)
     want = columns(x, lambda c: ref.n_step_returns(*args4(c), c["gamma"], n))
@@ -181,7 +182,7 @@ def test_lambda_returns_equal_gae_targets(x):
 
 
 @SETTINGS
-@given(rollouts(), st.integers(0, 5))
+@given(rollouts(), st.sampled_from([0, 3]))
 def test_n_step_with_n_at_least_T_is_lambda_one(x, extra):
     T = x["rewards"].shape[0]
     got = n_step_returns(*args4(x), x["gamma"], T + extra)
