@@ -1,4 +1,4 @@
-"""Small causal transformers as policies: generation, SFT, reward model and DPO.
+"""Small causal transformers as policies: generation, SFT, reward model, DPO, GRPO, RLHF-PPO.
 
 Modules: ``transformer`` (the model, KV cache, save/load), ``generate`` (sampling with
 and without a KV cache, log-probs of given completions), ``tasks`` (tokenizer,
@@ -10,11 +10,26 @@ left-padded prompt ``[B, P]`` followed by a right-padded completion ``[B, C]``; 
 are 1 on real tokens (a completion's EOS included); positions count real tokens only.
 """
 
-from jaxrl.llm import dpo, reward_model, sft, tasks, training, transformer
+from jaxrl.llm import (
+    dpo,
+    grpo,
+    reward_model,
+    rl_loop,
+    rlhf,
+    roles,
+    sft,
+    tasks,
+    training,
+    transformer,
+)
 from jaxrl.llm.dpo import *
 from jaxrl.llm.generate import *
 from jaxrl.llm.generate import __all__ as _generate_all  # the function shadows the module
+from jaxrl.llm.grpo import *
 from jaxrl.llm.reward_model import *
+from jaxrl.llm.rl_loop import *
+from jaxrl.llm.rlhf import *
+from jaxrl.llm.roles import *
 from jaxrl.llm.sft import *
 from jaxrl.llm.tasks import *
 from jaxrl.llm.training import *
@@ -28,4 +43,8 @@ __all__ = [
     *sft.__all__,
     *reward_model.__all__,
     *dpo.__all__,
+    *roles.__all__,
+    *rl_loop.__all__,
+    *grpo.__all__,
+    *rlhf.__all__,
 ]

@@ -59,7 +59,7 @@ def build_config(stage: str, task: str | None, overrides: dict[str, str], model_
                 raise ValueError(f"{cls.__name__} has no model sizes to set ({name})")
             model_changes[name[6:]] = parse_value(ModelConfig, name[6:], text)
         else:
-            values[name] = parse_value(cls, name, text)
+            values[name] = parse_value(cls, name, text) if isinstance(text, str) else text
     if task is not None:
         values["task"] = task
     if "model" in names:
@@ -132,6 +132,9 @@ def run_stage(
         raise ValueError(f"jaxrl llm {stage} needs --from DIR (an SFT run directory)")
     if task is None and loaded is not None and loaded.task is not None:
         task = loaded.task.name
+        recorded = _recorded_options(from_dir)
+        if recorded and "task_options" not in (overrides or {}):
+            overrides = {**(overrides or {}), "task_options": recorded}
     model_config = loaded.model_config if loaded is not None and stage in ("dpo",) else None
     config = build_config(stage, task, overrides or {}, model_config)
     out = Path(out)
@@ -180,6 +183,18 @@ def run_stage(
     rundir.write_json(out / "summary.json", summary)
     _plot(out / "curves.png", result, stage)
     return summary
+
+
+def _recorded_options(run_dir: Path) -> tuple:
+    """The task options a previous stage recorded in its config.json (as pairs)."""
+    import json
+
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        return ()
+    record = json.loads(path.read_text())
+    options = record.get("task_options") or record.get("config", {}).get("task_options") or ()
+    return tuple(tuple(p) for p in options)
 
 
 def _jsonable(d):
