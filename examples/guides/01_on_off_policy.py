@@ -144,6 +144,23 @@ def run(quick: bool, out_dir: Path) -> dict:
         else ("short of it in the median seed")
     )
     pi = tr["pi_next"]
+    horizon = task.env_params.max_steps_in_episode
+    looping = {
+        a: float(np.mean(np.round(results[a]["greedy_returns"]) <= -horizon)) for a in ALGORITHMS
+    }
+    out["greedy_loops"] = looping
+    loops = ""
+    if looping["sarsa"] > 0:
+        others = [ALGORITHMS[a] for a in ALGORITHMS if a != "sarsa" and looping[a] == 0]
+        loops = (
+            f"- SARSA's final table is a noisy estimate (α = {config.alpha} and a sampled "
+            "next action): "
+            f"in {looping['sarsa']:.0%} of seeds its greedy policy contains a loop and never "
+            f"reaches the goal (return −{horizon}, the time limit), while the ε-greedy behaviour "
+            "that generated the data still does"
+            + (f"; {' and '.join(others)} show none." if others else ".")
+            + "\n"
+        )
 
     def better(a: dict, b: dict) -> str:
         return "higher" if a["online_mean"] > b["online_mean"] else "not higher"
@@ -251,7 +268,7 @@ What the numbers show:
 - SARSA learned the value of the ε-greedy policy, including its falls, and so prefers
   a path further from the edge (median greedy return {sarsa["greedy_median"]:.0f}). Its online
   return, {sarsa["online_mean"]:.1f}, is {better(sarsa, q)} than Q-learning's.
-- Expected SARSA (online return {exp["online_mean"]:.1f}) learns the same thing as SARSA
+{loops}- Expected SARSA (online return {exp["online_mean"]:.1f}) learns the same thing as SARSA
   without the sampling noise in its target, so it tolerates α = {config.alpha} better and
   its online return is {better(exp, sarsa)} than SARSA's.
 

@@ -31,6 +31,7 @@ __all__ = [
     "load_example",
     "parse_args",
     "plt",
+    "run_seeds",
     "smooth",
     "source",
     "table",
@@ -63,6 +64,43 @@ def load_example(name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def run_seeds(agent, configs, keys):
+    """Every config × seed of an ``Agent`` in one compiled program; each ``init`` unbatched.
+
+    The same numbers as ``jax.jit(jax.vmap(make_train(config)))(keys)`` per config; the
+    configs must share their static fields (their traced numbers are stacked, as in
+    ``jaxrl.run.stack_configs``). The network initialisation runs once per (config, key)
+    outside ``vmap``: on this jax (0.10.2, CPU) a vmapped orthogonal initialiser is a
+    batched LAPACK QR, and two batched QRs running at once on a 2-thread CPU pool can
+    deadlock (both workers wait for work only they could run); unbatched ones cannot.
+
+    Args:
+      agent: an ``Agent`` (``init``, ``update``, ``num_updates``), e.g. ``ppo.make_agent(c)``.
+      configs: a Config or a list of Configs.
+      keys: ``[S]`` PRNG keys.
+
+    Returns:
+      ``(states, metrics)`` with leading axes ``[C, S]`` (``[S]`` for a single Config).
+    """
+    single = not isinstance(configs, list | tuple)
+    configs = [configs] if single else list(configs)
+    init = jax.jit(agent.init)
+    states = [[init(k, c) for k in keys] for c in configs]
+    stack = lambda xs: jax.tree.map(lambda *x: jax.numpy.stack(x), *xs)  # noqa: E731
+    states = stack([stack(row) for row in states])
+    stacked = stack(configs)
+
+    def updates(state, config):
+        step = lambda s, _: agent.update(s, config)  # noqa: E731
+        return jax.lax.scan(step, state, None, length=agent.num_updates)
+
+    over_seeds = jax.vmap(updates, in_axes=(0, None))
+    states, metrics = jax.jit(jax.vmap(over_seeds))(states, stacked)
+    if single:
+        states, metrics = jax.tree.map(lambda x: x[0], (states, metrics))
+    return states, metrics
 
 
 def source(fn) -> str:
