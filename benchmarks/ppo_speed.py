@@ -25,8 +25,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REJAX_VENV = HERE / ".venv-rejax"
-SETTINGS = dict(total_timesteps=500_000, num_envs=16, num_steps=128, num_epochs=4,
-                num_minibatches=4)
+SETTINGS = dict(
+    total_timesteps=500_000, num_envs=16, num_steps=128, num_epochs=4, num_minibatches=4
+)
 
 
 def measure_jaxrl(seeds: int) -> dict:
@@ -45,8 +46,13 @@ def measure_jaxrl(seeds: int) -> dict:
     _, metrics = jax.block_until_ready(compiled(keys))
     run_s = time.perf_counter() - t0
     ret = metrics["episode_return"]
-    return {"impl": "jaxrl", "seeds": seeds, "compile_s": compile_s, "run_s": run_s,
-            "final_return": float(jax.numpy.nanmean(ret[..., -10:]))}
+    return {
+        "impl": "jaxrl",
+        "seeds": seeds,
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "final_return": float(jax.numpy.nanmean(ret[..., -10:])),
+    }
 
 
 REJAX_CODE = """
@@ -69,7 +75,6 @@ print(json.dumps({"impl": "rejax", "seeds": seeds, "compile_s": compile_s, "run_
 
 def measure_env_limit(num_envs: int = 16, steps: int = 500_000) -> dict:
     import jax
-    import jax.numpy as jnp
 
     from jaxrl import envs
 
@@ -100,8 +105,19 @@ def ensure_rejax() -> Path:
     python = REJAX_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(REJAX_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "jax[cpu]==0.10.2",
-                        "rejax==0.1.3", "gymnax<1.0"], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "jax[cpu]==0.10.2",
+                "rejax==0.1.3",
+                "gymnax<1.0",
+            ],
+            check=True,
+        )
     return python
 
 
@@ -148,14 +164,19 @@ def report(rows) -> str:
         v = [r[key] for r in rows if r["impl"] == impl and r.get("seeds") == seeds]
         return float(np.median(v)) if v else float("nan")
 
-    lines = ["| run | jaxrl compile s | jaxrl run s | rejax compile s | rejax run s | run ratio |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| run | jaxrl compile s | jaxrl run s | rejax compile s | rejax run s | run ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for seeds in (1, 8):
         j, x = med("jaxrl", seeds, "run_s"), med("rejax", seeds, "run_s")
-        lines.append(f"| {seeds} seed(s) | {med('jaxrl', seeds, 'compile_s'):.2f} | {j:.2f} | "
-                     f"{med('rejax', seeds, 'compile_s'):.2f} | {x:.2f} | {j / x:.2f} |")
-    lines.append(f"\n8 seeds / 1 seed run time: jaxrl {med('jaxrl', 8, 'run_s') / med('jaxrl', 1, 'run_s'):.2f}×, "
-                 f"rejax {med('rejax', 8, 'run_s') / med('rejax', 1, 'run_s'):.2f}×")
+        lines.append(
+            f"| {seeds} seed(s) | {med('jaxrl', seeds, 'compile_s'):.2f} | {j:.2f} | "
+            f"{med('rejax', seeds, 'compile_s'):.2f} | {x:.2f} | {j / x:.2f} |"
+        )
+    scale_j = med("jaxrl", 8, "run_s") / med("jaxrl", 1, "run_s")
+    scale_r = med("rejax", 8, "run_s") / med("rejax", 1, "run_s")
+    lines.append(f"\n8 seeds / 1 seed run time: jaxrl {scale_j:.2f}x, rejax {scale_r:.2f}x")
     return "\n".join(lines)
 
 
