@@ -268,6 +268,15 @@ def run(quick: bool, out_dir: Path) -> dict:
         )
         for name in ESTIMATORS
     }
+    none_var = [variance[u]["none"]["variance"] for u in updates]
+    if all(b > a for a, b in zip(none_var, none_var[1:], strict=False)):
+        grows = (
+            "The variance grows as the policy improves: longer episodes "
+            f"({variance[updates[0]]['episode_length']:.0f} → "
+            f"{variance[updates[-1]]['episode_length']:.0f} steps) sum more noisy terms."
+        )
+    else:
+        grows = "The variance does not simply grow with the episode length in this run."
     td_cos = min(variance[u]["td"]["cosine"] for u in updates)
     finals = {name: float(np.nanmean(r["final"])) for name, r in curves.items()}
     best = max(finals, key=finals.get)
@@ -354,7 +363,7 @@ well below 1 is bias. γ = {GAMMA}.
   further, to ×{ratios["gae"]:.2f} and ×{ratios["td"]:.2f}. The price shows in the
   cosine: TD(0)'s mean direction is as low as {td_cos:.2f} of the unbiased one where V
   is a rough fit. GAE's λ is the knob between the two ends.
-- The variance grows as the policy improves: longer episodes sum more noisy terms.""",
+- {grows}""",
         f"""\
 ## Learning curves, same seeds
 
