@@ -171,7 +171,7 @@ def learning_curves(seeds: int, total_steps: int) -> dict:
     for name, config in runs.items():
         start = time.perf_counter()
         module = modules.get(name, reinforce)
-        _, metrics = jax.jit(jax.vmap(module.make_train(config)))(keys)
+        _, metrics = _guide.run_seeds(module.make_agent(config), config, keys)
         returns = np.asarray(metrics["episode_return"])
         out[name] = {
             "returns": returns,
