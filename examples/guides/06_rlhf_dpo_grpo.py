@@ -271,6 +271,15 @@ def run(quick: bool, out_dir: Path) -> dict:
     rlhf_stage = stage_times(rlhf.metrics, RLHF_STAGES)
     top_rlhf = max(rlhf_stage, key=rlhf_stage.get)
     top_grpo = max(grpo_times, key=grpo_times.get)
+    top_rlhf_share = rlhf_stage[top_rlhf] / sum(rlhf_stage.values())
+    top_grpo_share = grpo_times[top_grpo] / sum(grpo_times.values())
+    if top_rlhf.startswith("update") and top_grpo.startswith("update"):
+        dominant = (
+            "With a model this small and completions this short, the epochs of updates "
+            "outweigh generation, which dominates at LLM scale."
+        )
+    else:
+        dominant = "Sampling the completions is a large share of an RL step."
     critic_share = (rlhf_stage["compute_values"] + rlhf_stage["update_critic"]) / sum(
         rlhf_stage.values()
     )
@@ -367,11 +376,10 @@ steps, seconds, this CPU:
 
 A DPO update takes {dpo_step / rlhf_steps:.0%} of the time of an RLHF-PPO step and
 {dpo_step / grpo_step:.0%} of a GRPO step here: no generation, no critic, one pass. The
-most expensive stage of an RLHF-PPO step is {top_rlhf} ({rlhf_stage[top_rlhf] / sum(rlhf_stage.values()):.0%}
-of the stage times), of a GRPO step {top_grpo} ({grpo_times[top_grpo] / sum(grpo_times.values()):.0%}); with
-a model this small and completions this short, the epochs of updates outweigh
-generation, which dominates at LLM scale. RLHF-PPO pays for a critic that GRPO does
-not have ({critic_share:.0%} of its stage times go to `compute_values` and `update_critic`).""",
+most expensive stage of an RLHF-PPO step is `{top_rlhf}` ({top_rlhf_share:.0%} of the
+stage times), of a GRPO step `{top_grpo}` ({top_grpo_share:.0%}). {dominant}
+RLHF-PPO pays for a critic that GRPO does not have ({critic_share:.0%} of its stage times
+go to `compute_values` and `update_critic`).""",
         f"""\
 ## What they reach
 
