@@ -45,6 +45,7 @@ __all__ = [
     "save_suite",
     "select_names",
     "time_compiled",
+    "time_train",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -236,3 +237,38 @@ def time_compiled(fn: Callable, *args) -> Timed:
     out = jax.block_until_ready(compiled(*args))
     out = jax.tree.map(np.asarray, out)
     return Timed(out, compile_s, time.perf_counter() - start)
+
+
+def time_train(module, cfg, keys) -> tuple[dict, float, float]:
+    """Trains ``len(keys)`` seeds of ``module`` at ``cfg``: ``(metrics, compile_s, run_s)``.
+
+    ``train(key) = init(key) then num_updates × update`` (the algorithm contract), with
+    the updates of all seeds in one ``jax.jit(jax.vmap(...))`` program. ``init`` runs
+    for each seed on its own (jitted once): under a vmap over seeds the orthogonal
+    initialisation becomes a batched LAPACK QR, which jaxlib 0.10.2 spreads over the
+    CPU thread pool and which deadlocks when two such calls wait for the pool's only
+    two threads (seen here as a hang in ``lapack_sorgqr_ffi`` / ``ParallelBatchMap``).
+    The numbers are those of ``jax.vmap(make_train(cfg))``; the run time covers the
+    updates, the compile time both programs.
+
+    Returns:
+      metrics as NumPy arrays ``[S, U, ...]``, compile seconds, run seconds.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    agent = module.make_agent(cfg)
+
+    def run(state):
+        return jax.lax.scan(lambda s, _: agent.update(s, cfg), state, None, agent.num_updates)
+
+    start = time.perf_counter()
+    init = jax.jit(agent.init).lower(keys[0], cfg).compile()
+    states = [init(k, cfg) for k in keys]
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    compiled = jax.jit(jax.vmap(run)).lower(state).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    _, metrics = compiled(state)
+    metrics = jax.tree.map(np.asarray, jax.block_until_ready(metrics))
+    return metrics, compile_s, time.perf_counter() - start

@@ -207,7 +207,7 @@ def build_config(spec: RunSpec, quick: bool = False):
 
 def run_spec(spec: RunSpec, quick: bool = False, seeds: int | None = None) -> dict[str, Any]:
     """Trains one run over its seeds in one vmapped program; returns its row."""
-    from benchmarks.pg_returns import time_train  # the policy-gradient helper's timer
+    from benchmarks.harness.common import time_train
     from jaxrl._config import config_to_dict
     from jaxrl.run.stats import final_returns
 

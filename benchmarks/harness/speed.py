@@ -105,7 +105,7 @@ def measure_jaxrl(algo: str, steps: int, seeds: int) -> dict[str, Any]:
     """Compile and run seconds of ``seeds`` seeds of ``algo`` at its fixed settings."""
     import jax
 
-    from benchmarks.pg_returns import time_train  # the policy-gradient helper's timer
+    from benchmarks.harness.common import time_train
 
     module, cfg = _config(_spec(algo), steps)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
