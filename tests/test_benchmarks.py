@@ -264,3 +264,25 @@ def test_bad_row_name_exits_2(tmp_path, capsys):
     assert main(["tabular", "--quick", "--only", "no-such-row", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown row(s) ['no-such-row']" in err and "frozenlake-vi" in err
+
+
+def test_time_train_equals_make_train_per_seed():
+    """Per-seed init + one vmapped program of updates gives each seed's own ``train(key)``."""
+    import jax
+
+    from benchmarks.harness.common import time_train
+    from jaxrl.agents import ppo
+
+    cfg = ppo.Config(
+        env_id="CartPole-v1", num_envs=2, num_steps=8, num_epochs=1, num_minibatches=1,
+        hidden_sizes=(8,), total_timesteps=32,
+    )  # fmt: skip
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    metrics, compile_s, run_s = time_train(ppo, cfg, keys)
+    assert compile_s > 0 and run_s > 0
+    train = jax.jit(ppo.make_train(cfg))
+    for i, key in enumerate(keys):
+        _, ref = train(key)
+        assert set(ref) == set(metrics)
+        for name, value in ref.items():
+            np.testing.assert_allclose(metrics[name][i], value, rtol=1e-4, atol=1e-5)

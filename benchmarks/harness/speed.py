@@ -91,14 +91,18 @@ def _spec(algo: str) -> SpeedSpec:
     return next(s for s in SPECS if s.algo == algo)
 
 
+def _fields(spec: SpeedSpec, steps: int) -> dict[str, Any]:
+    fields = {**spec.config, "total_timesteps": steps}
+    if "learning_starts" in fields:  # short runs still learn for most of their steps
+        fields["learning_starts"] = min(fields["learning_starts"], steps // 4)
+    return fields
+
+
 def _config(spec: SpeedSpec, steps: int):
     from jaxrl.agents import get_algorithm
 
     module = get_algorithm(spec.algo)
-    fields = {**spec.config, "total_timesteps": steps}
-    if "learning_starts" in fields:  # short runs still learn for most of their steps
-        fields["learning_starts"] = min(fields["learning_starts"], steps // 4)
-    return module, module.Config(env_id=spec.env_id, **fields)
+    return module, module.Config(env_id=spec.env_id, **_fields(spec, steps))
 
 
 def measure_jaxrl(algo: str, steps: int, seeds: int) -> dict[str, Any]:
@@ -162,8 +166,12 @@ def _measure(impl: str, algo: str, steps: int, seeds: int) -> dict[str, Any]:
     if impl == "rejax":
         from benchmarks.ppo_speed import ensure_rejax  # the lead's rejax venv maker
 
+        kwargs = dict(spec.rejax)
+        fields = _fields(spec, steps)
+        if "learning_starts" in fields:  # the same warm-up on both sides
+            kwargs["fill_buffer"] = fields["learning_starts"]
         payload = {"algo": algo, "env_id": spec.env_id, "steps": steps, "seeds": seeds,
-                   "kwargs": spec.rejax}  # fmt: skip
+                   "kwargs": kwargs}  # fmt: skip
         result = _subprocess([str(ensure_rejax()), "-c", REJAX_CODE, json.dumps(payload)])
     else:
         payload = {"measure": "jaxrl", "algo": algo, "steps": steps, "seeds": seeds}
