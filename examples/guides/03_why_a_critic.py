@@ -214,7 +214,7 @@ def figure(page, variance: dict, curves: dict, total: int) -> str:
         ]
     )
     ax_v.set(ylabel="E‖g − ḡ‖² (log scale)", title="variance of the policy-gradient estimate")
-    ax_v.legend(fontsize=8)
+    ax_v.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax_v.grid(alpha=0.3, axis="y")
     bins = 50
     for name, r in curves.items():

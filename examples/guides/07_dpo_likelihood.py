@@ -91,6 +91,12 @@ def own_sample_logp(params, model_config, prompts, key, length: int) -> float:
     return float(jnp.mean(jnp.sum(gen.log_probs * gen.mask, -1)))
 
 
+def num(x: float, digits: int) -> str:
+    """x with ``digits`` decimals, without a minus sign on a value that rounds to zero."""
+    text = f"{x:.{digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text
+
+
 def run(quick: bool, out_dir: Path) -> dict:
     page = _guide.Page(__file__, quick, out_dir)
     example = _guide.load_example("dpo_preferences")
@@ -142,10 +148,7 @@ def run(quick: bool, out_dir: Path) -> dict:
         ("KL to the reference (nats per completion)", "kl", 2),
         ("completion length", "length", 1),
     ]
-    rows = [
-        [label, f"{d[k][0]:.{p}f}", *(f"{ev[n][k][-1]:.{p}f}" for n in runs)]
-        for label, k, p in keys
-    ]
+    rows = [[label, num(d[k][0], p), *(num(ev[n][k][-1], p) for n in runs)] for label, k, p in keys]
     rows.append(["log π(own samples)", *(f"{own[n]:.2f}" for n in ("SFT", "DPO", "RPO"))])
     c0, c1 = d["train_logps_chosen"][0], d["train_logps_chosen"][-1]
     r0, r1 = d["train_logps_rejected"][0], d["train_logps_rejected"][-1]
@@ -174,31 +177,31 @@ def run(quick: bool, out_dir: Path) -> dict:
         )
     cos = align["cosine"]
     mean_c, mean_r = align["chosen_change"].mean(), align["rejected_change"].mean()
-    if np.median(cos) > 0.2:
-        shared_title = "Chosen and rejected look alike."
-        intro = (
-            "Both are completions of the same prompt from the same base distribution, and "
-            f"their gradients point in similar directions: the cosine between ∇log π(y_c) and "
-            f"∇log π(y_r) has median {np.median(cos):.2f}"
+    similar = "similar" if np.median(cos) > 0.2 else "only weakly aligned"
+    chosen_path = np.asarray(d["train_logps_chosen"])
+    peak = int(np.argmax(chosen_path))
+    if peak > 0 and chosen_path[-1] < chosen_path[0]:
+        path_text = (
+            f"In the run the chosen log-probability first rises, to {chosen_path[peak]:.2f} "
+            f"after {int(d['step'][peak])} updates, and then falls."
         )
+    elif chosen_path[-1] < chosen_path[0]:
+        path_text = "In the run the chosen log-probability falls from the first evaluation on."
     else:
-        shared_title = "The batch's push-down spills onto the chosen responses."
-        intro = (
-            "Per pair the two gradients are only weakly aligned (the cosine between "
-            f"∇log π(y_c) and ∇log π(y_r) has median {np.median(cos):.2f}"
-        )
-    close = ")" if "(" in intro else ""
+        path_text = "In this run the chosen log-probability did not end below its start."
     shared_text = (
-        f"{intro} over {cos.size} training pairs at the SFT model, 10th–90th percentile "
-        f"{np.percentile(cos, 10):.2f} to {np.percentile(cos, 90):.2f}{close}. "
-        "What moves the log-probabilities is the batch's step, along G = mean(g_c − g_r): to "
-        "first order it changes log π(y_c) by η·g_c·G and log π(y_r) by η·g_r·G. At the SFT "
-        f"model that step lowers {align['rejected_falls']:.0%} of the rejected log-probabilities "
-        f"and also {align['chosen_falls']:.0%} of the chosen ones (mean change per unit step: "
-        f"{mean_c:+.3g} for chosen, {mean_r:+.3g} for rejected): every rejected response "
-        "pushed down drags down the chosen responses that share its features, and the "
-        "chosen ones pulled up drag up the rejected ones; DPO only needs the second effect "
-        "to be smaller than the first."
+        "Per pair, ∇log π(y_c) and ∇log π(y_r) are "
+        f"{similar} (cosine: median {np.median(cos):.2f} over {cos.size} training pairs at "
+        f"the SFT model, 10th–90th percentile {np.percentile(cos, 10):.2f} to "
+        f"{np.percentile(cos, 90):.2f}). But a step on a batch moves every sequence that "
+        "shares features with the batch, not only the batch's own pairs: along the batch "
+        "direction G = mean(g_c − g_r), log π(y_c) changes by η·g_c·G and log π(y_r) by "
+        f"η·g_r·G to first order. At the SFT model that step lowers {align['rejected_falls']:.0%} "
+        f"of the rejected log-probabilities and also {align['chosen_falls']:.0%} of the chosen "
+        f"ones; on average it lifts a chosen response by {mean_c / abs(mean_r):.2f} of what "
+        f"it takes from a rejected one. {path_text} Nothing in the loss holds the chosen "
+        "responses at their level: once the margin is being won, lowering both sides "
+        "serves it as well as raising one."
     )
     grad = toy["grad_both_down"]
 
@@ -244,7 +247,7 @@ drawn at temperature 1 from {configs["DPO"].eval_prompts} held-out prompts.
 
 1. **Only the gap is trained.** As above: any move that lowers log π(y_r) by more than
    it lowers log π(y_c) lowers the loss.
-2. **{shared_title}** {shared_text}
+2. **One step moves every response.** {shared_text}
 3. **The data is off-policy.** Both responses were sampled from the base distribution,
    not from the policy being trained. Pushing the rejected responses down frees
    probability mass, and it goes wherever the network's generalisation puts it: the
