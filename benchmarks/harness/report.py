@@ -108,7 +108,10 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
     randoms = data.get("random_returns", {})
     lines = [
         "Final return = mean return of the *training* episodes over the last 5% of updates, "
-        "per seed; all seeds of a run in one `jax.jit(jax.vmap(train))`. IQM and its 95% "
+        "per seed. The updates of all seeds of a run are one `jax.jit(jax.vmap(...))` program "
+        "(each seed's `init` runs on its own first, see `benchmarks/harness/common.py`: "
+        "a batched LAPACK QR in the orthogonal initialisation deadlocks jaxlib 0.10.2 on "
+        "2 CPU threads). IQM and its 95% "
         "stratified bootstrap CI over seeds (Agarwal et al. 2021). Published numbers are "
         "evaluations (the SB3 zoo's of the deterministic policy), so they sit above training "
         "returns where exploration costs reward.",
@@ -136,6 +139,10 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
             f"| {pub_text} | {verdict(s, pub, rand)} | {_target(s, row.get('target'))} "
             f"| {_f(row['compile_s'])} / {_f(row['run_s'])} | {_load_note(row)} |"
         )
+    notes = [(row["name"], _note(row)) for row in data["rows"] if _note(row)]
+    if notes:
+        lines += ["", "Notes on the runs:", ""]
+        lines += [f"- **{name}**: {note}" for name, note in notes]
     if randoms:
         lines += [
             "",
@@ -164,6 +171,15 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
         f"![aggregate]({figures_rel / (prefix + '_aggregate.png')})",
     ]
     return lines
+
+
+def _note(row: dict) -> str:
+    """The row's note, or (for rows written before notes existed) its run's current note."""
+    if row.get("note"):
+        return row["note"]
+    from benchmarks.harness.returns import RUNS
+
+    return next((r.note for r in RUNS if r.name == row["name"]), "")
 
 
 def _generic_md(data: dict, figures_rel: Path) -> list[str]:

@@ -306,30 +306,56 @@ def llm_md(data: dict, figures_rel: Path) -> list[str]:
     if "grpo" in rows:
         r = rows["grpo"]
         per_seed = ", ".join(
-            f"{b:.0%} → {a:.0%}"
-            for b, a in zip(r["accuracy_before"], r["accuracy_after"], strict=True)
+            f"seed {x['seed']}: {x['greedy_before']:.0%} → {x['greedy_after']:.0%}"
+            for x in r["runs"]
         )
-        g = r["gain_points"]
+        g, kl = r["greedy_gain_points"], r["kl_ref_after"]
         lines += [
-            f"**GRPO** on addition: SFT {r['sft_steps']} updates (greedy exact match "
-            f"{r['sft_accuracy']:.0%}), then GRPO {r['grpo_steps']} steps, {r['seeds']} seeds: "
-            f"exact match {per_seed}; gain {g['mean']:.1f} points (IQM {_ci(g)}); KL to the "
-            f"reference {', '.join(f'{k:.2f}' for k in r['kl_ref'])} nats. Target +30 points: "
+            f"**GRPO** on 2-digit addition: SFT {r['sft_steps']} updates, then GRPO "
+            f"{r['grpo_steps']} steps, {len(r['runs'])} seeds. Greedy exact match {per_seed}; "
+            f"gain {_f(g.get('mean'), 1)} points (95% CI of the mean "
+            f"[{_f((g.get('mean_ci95') or [None])[0], 1)}, "
+            f"{_f((g.get('mean_ci95') or [None, None])[1], 1)}]); KL to the reference "
+            f"{_f(kl.get('mean'), 2)} nats. Target +30 points: "
             f"{_check(r['checks']['gain_at_least_30_points'])}.",
             "",
         ]
     if "rlhf" in rows:
         r = rows["rlhf"]
+        per_seed = ", ".join(
+            f"seed {x['seed']}: {x['score_before']:.3f} → {x['score_after']:.3f} "
+            f"(KL {x['kl_ref_after']:.2f})"
+            for x in r["runs"]
+        )
+        g = r["score_gain"]
         lines += [
-            f"**RLHF-PPO** on the preference task: SFT {r['sft_steps']}, reward model "
-            f"{r['rm_steps']} updates (held-out accuracy {r['rm_heldout_accuracy']:.2f}), PPO "
-            f"{r['ppo_steps']} steps: hidden score {_f(r['score_before'], 3)} → "
-            f"{_f(r['score_after'], 3)}, reward-model score {_f(r['rm_score_before'], 3)} → "
-            f"{_f(r['rm_score_after'], 3)}, KL to the reference {_f(r['kl_ref_after'], 3)} "
-            f"nats; {_f(r['step_s_median'], 3)} s per step. "
+            f"**RLHF-PPO** on the preference task (β = {r.get('kl_coef')}): SFT "
+            f"{r['sft_steps']}, reward model {r['rm_steps']}, PPO {r['ppo_steps']} steps. "
+            f"Hidden true score {per_seed}; mean gain {_f(g.get('mean'), 3)}. "
             f"{_check(r['checks']['rlhf_raises_hidden_score'])} hidden score raised.",
             "",
         ]
+    if "rl-speed" in rows:
+        r = rows["rl-speed"]
+        lines += [
+            "**Throughput** of one compiled step (default sizes):",
+            "",
+            "| step | completions | s per step | steps/s | tokens/s | share of time per stage |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in ("grpo", "rlhf"):
+            if name not in r:
+                continue
+            e = r[name]
+            shares = ", ".join(
+                f"{k} {v:.0%}"
+                for k, v in sorted(e["stages"]["share"].items(), key=lambda kv: -kv[1])
+            )
+            lines.append(
+                f"| {name} | {e['completions_per_step']} | {e['step_s_median']:.3f} "
+                f"| {e['steps_per_s']:.2f} | {_f(e['tokens_per_s'], 0)} | {shares} |"
+            )
+        lines.append("")
     return lines
 
 
@@ -458,13 +484,14 @@ def readme_lines(data: dict) -> list[str]:
         if "grpo" in rows:
             g = rows["grpo"]
             parts.append(
-                f"GRPO on addition +{g['gain_points']['mean']:.0f} exact-match points over SFT "
-                f"({g['seeds']} seeds)"
+                f"GRPO on addition {_f(g['greedy_gain_points'].get('mean'), 0)} exact-match "
+                f"points over SFT ({len(g['runs'])} seeds)"
             )
         if "rlhf" in rows:
             r = rows["rlhf"]
             parts.append(
-                f"RLHF-PPO hidden score {_f(r['score_before'], 3)} → {_f(r['score_after'], 3)}"
+                f"RLHF-PPO hidden score gain {_f(r['score_gain'].get('mean'), 3)} "
+                f"({len(r['runs'])} seeds)"
             )
         if "dpo" in rows:
             fl = rows["dpo"]["DPO"]["first_last"]["score"]

@@ -56,6 +56,7 @@ class RunSpec(NamedTuple):
     published: Published | None  # the published number, None where TARGETS.md has none
     target: Published | None  # the acceptance threshold (IQM ≥ value)
     priority: int = 1  # 1 runs by default; 2 only with --all (long or secondary)
+    note: str = ""  # settings worth knowing, and what was tried where a run falls short
 
 
 CLEANRL = "CleanRL (ppo.py / dqn.py), 3 seeds"
@@ -233,6 +234,7 @@ def run_spec(spec: RunSpec, quick: bool = False, seeds: int | None = None) -> di
         "curve": curve_band(returns, per_update),
         "published": None if spec.published is None else spec.published._asdict(),
         "target": None if spec.target is None else spec.target._asdict(),
+        "note": spec.note,
         "compile_s": compile_s,
         "run_s": run_s,
         "wall_s": wall,
