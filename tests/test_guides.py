@@ -127,7 +127,8 @@ def test_guide_06_rlhf_grpo_dpo_costs(tmp_path):
         assert all(np.isfinite(v) for v in r.values()), (name, r)
     assert out["results"]["SFT (start)"]["kl"] == 0.0
     assert 0.0 <= min(out["best_of_n"]["score"].values()) <= 1.0
-    assert ("reward hacking" in text) and ("best-of-n" in text.lower())
+    assert "reward hacking" in text.lower() and "best-of-n" in text.lower()
+    assert set(out["hacked"]) == {"RLHF-PPO", "GRPO"}
 
 
 def test_guide_07_dpo_margin_rises_rpo_keeps_chosen(tmp_path):

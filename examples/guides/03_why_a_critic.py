@@ -239,7 +239,7 @@ def run(quick: bool, out_dir: Path) -> dict:
     page = _guide.Page(__file__, quick, out_dir)
     updates = [0, 10] if quick else [0, 20, 40]
     batches, per_batch, horizon = (24, 4, 200) if quick else (200, 8, 500)
-    seeds, total = (2, 8_192) if quick else (5, 150_000)
+    seeds, total = (2, 4_096) if quick else (5, 150_000)
     checkpoints, ck_config = policy_checkpoints(updates)
     variance = measure_variance(checkpoints, ck_config, batches, per_batch, horizon)
     curves = learning_curves(seeds, total)

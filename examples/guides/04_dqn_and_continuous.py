@@ -59,8 +59,8 @@ def _discrete_pendulum(**kwargs):
 envs.register(DISCRETE_ID, _discrete_pendulum, overwrite=True)
 
 
-def configs(total: int) -> dict:
-    common = dict(total_timesteps=total, hidden_sizes=HIDDEN)
+def configs(total: int, learning_starts: int) -> dict:
+    common = dict(total_timesteps=total, hidden_sizes=HIDDEN, learning_starts=learning_starts)
     return {
         f"DQN, {NUM_TORQUES} torques": (
             dqn,
@@ -68,7 +68,6 @@ def configs(total: int) -> dict:
                 env_id=DISCRETE_ID,
                 **common,
                 double=True,
-                learning_starts=1_000,
                 buffer_size=total,
                 batch_size=128,
                 train_frequency=1,
@@ -181,11 +180,11 @@ def figure(page, results: dict) -> str:
 
 def run(quick: bool, out_dir: Path) -> dict:
     page = _guide.Page(__file__, quick, out_dir)
-    seeds, total = (2, 3_000) if quick else (5, 15_000)
+    seeds, total, starts = (2, 2_000, 500) if quick else (5, 15_000, 1_000)
     grid = jnp.linspace(-1.0, 1.0, 201)
     keys = jax.random.split(jax.random.key(0), seeds)
     results = {}
-    for name, (module, config) in configs(total).items():
+    for name, (module, config) in configs(total, starts).items():
         start = time.perf_counter()
         states, metrics = _guide.run_seeds(module.make_agent(config), config, keys)
         r = {

@@ -121,7 +121,7 @@ def stage_times(metrics: dict, stages) -> dict[str, float]:
 
 def figure(page, rlhf, grpo, dpo, bon: dict) -> str:
     plt = _guide.plt()
-    fig, (ax_score, ax_kl, ax_bon) = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, (ax_score, ax_rm, ax_kl, ax_bon) = plt.subplots(1, 4, figsize=(19, 4.2))
     runs = (
         ("RLHF-PPO", rlhf.evals, "kl_ref", "o-"),
         ("GRPO", grpo.evals, "kl_ref", "s-"),
@@ -131,6 +131,9 @@ def figure(page, rlhf, grpo, dpo, bon: dict) -> str:
         x = np.asarray(ev["step"]) / max(ev["step"][-1], 1)
         ax_score.plot(x, ev["score"], style, label=name)
         ax_kl.plot(x, ev[kl_key], style, label=name)
+        if "rm_score" in ev:
+            ax_rm.plot(x, ev["rm_score"], style, label=name)
+    ax_rm.set(title="reward-model score (held-out)", xlabel="fraction of the run")
     ax_score.set(title="hidden true score of samples (held-out)", xlabel="fraction of the run")
     ax_kl.set(title="KL(π ‖ π_ref) per completion", xlabel="fraction of the run")
     ns = sorted(bon["score"])
@@ -141,10 +144,11 @@ def figure(page, rlhf, grpo, dpo, bon: dict) -> str:
         xlabel="n samples per prompt",
         ylabel="hidden score of the pick",
     )
-    for ax in (ax_score, ax_kl, ax_bon):
+    for ax in (ax_score, ax_rm, ax_kl, ax_bon):
         ax.grid(alpha=0.3)
     ax_score.legend(fontsize=8)
     ax_kl.legend(fontsize=8)
+    ax_rm.legend(fontsize=8)
     return page.save(fig, "compare")
 
 
@@ -152,7 +156,7 @@ def run(quick: bool, out_dir: Path) -> dict:
     page = _guide.Page(__file__, quick, out_dir)
     example = _guide.load_example("rlhf_pipeline")
     if quick:
-        sft_steps, rm_steps, rl_steps, dpo_steps, ns, prompts = 40, 40, 4, 16, (1, 2, 4), 64
+        sft_steps, rm_steps, rl_steps, dpo_steps, ns, prompts = 24, 24, 3, 8, (1, 2, 4), 64
     else:
         sft_steps, rm_steps, rl_steps, dpo_steps = 500, 500, 100, 400
         ns, prompts = (1, 2, 4, 8, 16), 256
@@ -167,9 +171,9 @@ def run(quick: bool, out_dir: Path) -> dict:
     times["SFT + reward model"] = time.perf_counter() - start
     task = make_task("preference")
 
-    rlhf_config = RLHFConfig(
-        task="preference", num_steps=rl_steps, eval_every=max(rl_steps // 10, 1), kl_coef=0.05
-    )
+    # quick mode: evaluate only before and after, on fewer prompts
+    evals = dict(eval_every=rl_steps, eval_prompts=64) if quick else dict(eval_every=rl_steps // 10)
+    rlhf_config = RLHFConfig(task="preference", num_steps=rl_steps, kl_coef=0.05, **evals)
     start = time.perf_counter()
     rlhf = train_rlhf(rlhf_config, jax.random.PRNGKey(1000 + seed), sft, rm, time_stages=True)
     times["RLHF-PPO"] = time.perf_counter() - start
@@ -179,14 +183,17 @@ def run(quick: bool, out_dir: Path) -> dict:
         num_steps=rl_steps,
         num_prompts=8,
         group_size=8,  # 64 completions per step, as RLHF-PPO's 64 prompts
-        eval_every=max(rl_steps // 10, 1),
         missing_eos_penalty=2.0,  # as RLHF's default: the reward model likes unfinished text
+        **evals,
     )
     start = time.perf_counter()
     grpo = train_grpo(grpo_config, jax.random.PRNGKey(2000 + seed), sft, rm, time_stages=True)
     times["GRPO"] = time.perf_counter() - start
 
-    dpo_config = DPOConfig(num_steps=dpo_steps, eval_every=dpo_steps // 8, learning_rate=1e-3)
+    dpo_evals = dict(eval_every=dpo_steps // 2, eval_prompts=64, eval_pairs=128) if quick else {}
+    dpo_config = DPOConfig(
+        num_steps=dpo_steps, learning_rate=1e-3, **{"eval_every": dpo_steps // 8, **dpo_evals}
+    )
     start = time.perf_counter()
     dpo = train_dpo(dpo_config, jax.random.PRNGKey(3000 + seed), sft.params)
     times["DPO"] = time.perf_counter() - start
@@ -202,7 +209,7 @@ def run(quick: bool, out_dir: Path) -> dict:
         "policy": num_params(sft.params),
         "reward model": num_params(rm.params),
     }
-    hacked = example.hacked(rlhf.evals)
+    hacked = {"RLHF-PPO": example.hacked(rlhf.evals), "GRPO": example.hacked(grpo.evals)}
 
     first = rlhf.evals
     results = {
@@ -238,6 +245,14 @@ def run(quick: bool, out_dir: Path) -> dict:
         [name, f"{r['score']:.3f}", f"{r['rm']:.3f}", f"{r['kl']:.2f}", f"{r['length']:.1f}"]
         for name, r in results.items()
     ]
+    sft_score = results["SFT (start)"]["score"]
+    per_nat = {  # hidden-score gain over SFT per nat of KL to the reference
+        k: (results[k]["score"] - sft_score) / max(results[k]["kl"], 1e-6)
+        for k in ("RLHF-PPO", "GRPO", "DPO")
+    }
+    thrifty = max(per_nat, key=per_nat.get)
+    for row in reach_rows:
+        row.append(f"{per_nat[row[0]]:+.3f}" if row[0] in per_nat else "—")
     p, rmp = sizes["policy"], sizes["reward model"]
     design_rows = [
         [
@@ -313,14 +328,21 @@ def run(quick: bool, out_dir: Path) -> dict:
         "step_seconds": {"RLHF-PPO": rlhf_steps, "GRPO": grpo_step, "DPO": dpo_step},
         "rm_summary": dict(rm.summary),
         "hacked": hacked,
+        "per_nat": per_nat,
         "sizes": sizes,
     }
-    hack_text = (
-        "the reward-model score rose while the hidden score did not follow: reward hacking"
-        if hacked
-        else "no reward hacking was detected (`hacked` of examples/rlhf_pipeline.py: the "
-        "reward-model score up by more than 0.25 while the hidden score does not follow)"
-    )
+    hacking = [name for name, h in hacked.items() if h]
+    if hacking:
+        hack_text = (
+            f"Reward hacking in {' and '.join(hacking)}: the reward-model score rose by more "
+            "than 0.25 while the hidden score did not follow (`hacked` of "
+            "examples/rlhf_pipeline.py); the policy found what the reward model overrates."
+        )
+    else:
+        hack_text = (
+            "No reward hacking was detected (`hacked` of examples/rlhf_pipeline.py: the "
+            "reward-model score up by more than 0.25 while the hidden score does not follow)."
+        )
     corr = bon["correlation"]
     if corr > 0.2:
         scoring = (
@@ -369,8 +391,8 @@ classification loss whose optimum is the same KL-regularised policy
         f"""\
 ## Cost per step
 
-Stages timed one by one (each compiled alone; the fused step is faster), median over
-steps, seconds, this CPU:
+Each stage compiled and timed on its own; median over the steps after the first,
+seconds, this CPU:
 
 {_guide.table(["method", "one step", "what a step does", "stages (s)"], cost_rows)}
 
@@ -395,14 +417,22 @@ the training runs' own evaluations otherwise):
 
 {
             _guide.table(
-                ["policy", "hidden score", "reward-model score", "KL to π_ref (nats)", "length"],
+                [
+                    "policy",
+                    "hidden score",
+                    "reward-model score",
+                    "KL to π_ref (nats)",
+                    "length",
+                    "hidden-score gain per nat of KL",
+                ],
                 reach_rows,
             )
         }
 
 {fig_link}
 
-Highest hidden score here: **{best}**. In RLHF-PPO {hack_text}. Wall time of the runs:
+Highest hidden score here: **{best}**; the most hidden score per nat of KL from the
+reference: **{thrifty}** ({per_nat[thrifty]:+.3f}). {hack_text} Wall time of the runs:
 {", ".join(f"{k} {v:.0f} s" for k, v in times.items())}.""",
         f"""\
 ## What the reward model is good for afterwards
