@@ -140,6 +140,12 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
             f"| {_f(row['compile_s'])} / {_f(row['run_s'])} | {_load_note(row)} |"
         )
     notes = [(row["name"], _note(row)) for row in data["rows"] if _note(row)]
+    notes += [
+        (row["name"], f"final return over the last {row['final_window']:.0%} of updates "
+         "(no episode ended in the last 5% for some seed)")
+        for row in data["rows"]
+        if row.get("final_window", 0.05) > 0.05
+    ]  # fmt: skip
     if notes:
         lines += ["", "Notes on the runs:", ""]
         lines += [f"- **{name}**: {note}" for name, note in notes]
