@@ -94,7 +94,7 @@ def test_guide_04_actor_finds_its_critics_argmax(tmp_path):
     for name in ("DDPG", "TD3", "SAC"):
         # What the actor's action leaves below its critic's max over a dense grid of
         # actions, as a share of what a uniformly random action leaves: well below 1.
-        assert out[name]["relative_gap_mean"] < 0.5, (name, out[name])
+        assert out[name]["relative_gap"] < 0.5, (name, out[name])
     for row in out.values():
         assert np.isfinite(row["final_mean"])
 

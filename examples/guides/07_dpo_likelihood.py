@@ -204,6 +204,14 @@ def run(quick: bool, out_dir: Path) -> dict:
         "serves it as well as raising one."
     )
     grad = toy["grad_both_down"]
+    kl_r, kl_d = ev["RPO"]["kl"][-1], d["kl"][-1]
+    sc_r, sc_d, sc_0 = ev["RPO"]["score"][-1], d["score"][-1], d["score"][0]
+    anchor = (
+        f"With α = {nll_coef}, RPO ends {'closer to' if kl_r < kl_d else 'further from'} the "
+        f"reference (KL {num(kl_r, 2)} against DPO's {num(kl_d, 2)} nats) and moves the hidden "
+        f"score {'less' if abs(sc_r - sc_0) < abs(sc_d - sc_0) else 'more'} ({sc_r:.3f} against "
+        f"{sc_d:.3f}; SFT {sc_0:.3f}): α sets the balance between the anchor and the margin."
+    )
 
     sections = [
         f"""\
@@ -265,10 +273,9 @@ the very responses it was told to prefer falls.""",
 Adding α·(−log π(y_c)/|y_c|) (`dpo_loss(..., nll_coef=α, chosen_lengths=...)`, the RPO
 loss of Pang et al. 2024) gives the chosen responses an absolute pull upward: after RPO
 their log-probability is {rpo_c:.2f}, against {c1:.2f} after plain DPO (SFT: {c0:.2f}),
-with a margin of {ev["RPO"]["train_margin"][-1]:.2f} (DPO: {m1:.2f}). See the table for
-what it costs or gains in held-out accuracy and hidden score. Guide 6 compares DPO with
-RLHF-PPO and GRPO, which sample from the policy itself (on-policy) and so do not have
-this mismatch.""",
+with a margin of {ev["RPO"]["train_margin"][-1]:.2f} (DPO: {m1:.2f}). {anchor}
+Guide 6 compares DPO with RLHF-PPO and GRPO, which sample from the policy itself
+(on-policy) and so do not have this mismatch.""",
     ]
     page.write(TITLE, sections)
     return out
