@@ -358,6 +358,7 @@ def run(quick: bool, out_dir: Path) -> dict:
         )
     gain = "a gain" if bon_gain > 0 else "a change"
 
+    rm_acc, rm_true = rm.summary["heldout_accuracy"], rm.summary["heldout_true_accuracy"]
     sections = [
         f"""\
 Three ways to turn preferences into a policy, all in `jaxrl.llm`, all starting from the
@@ -405,15 +406,13 @@ go to `compute_values` and `update_critic`).""",
         f"""\
 ## What they reach
 
-SFT {sft_steps} updates, reward model {rm_steps} updates (held-out accuracy
-{rm.summary["heldout_accuracy"]:.3f} on the sampled labels, {
-            rm.summary["heldout_true_accuracy"]:.3f}
-against the hidden score); RLHF-PPO (β = {rlhf_config.kl_coef}) and GRPO (β = {grpo_config.kl_coef})
-{rl_steps} steps of 64 completions each; DPO (β = {dpo_config.beta}) {dpo_steps} updates of
-{dpo_config.batch_size} pairs. Held-out numbers ({
-            prompts
-        } prompts for the reward-model score of DPO;
-the training runs' own evaluations otherwise):
+SFT {sft_steps} updates; reward model {rm_steps} updates (held-out accuracy {rm_acc:.3f}
+on the sampled labels, {rm_true:.3f} against the hidden score); RLHF-PPO
+(β = {rlhf_config.kl_coef}) and GRPO (β = {grpo_config.kl_coef}) {rl_steps} steps of
+{rlhf_config.num_prompts} completions each; DPO (β = {dpo_config.beta}) {dpo_steps} updates of
+{dpo_config.batch_size} pairs. Held-out numbers: each run's own evaluation (the SFT row is
+RLHF-PPO's first one), and {prompts} fresh prompts for the reward-model score of DPO's
+samples:
 
 {
             _guide.table(
