@@ -153,7 +153,9 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
         lines += [
             "",
             "Random policy (0 of the normalised scores): "
-            + ", ".join(f"{k} {_f(v.get('mean'))}" for k, v in sorted(randoms.items()))
+            + ", ".join(
+                f"{k.removesuffix('-flat')} {_f(v.get('mean'))}" for k, v in sorted(randoms.items())
+            )
             + ".",
         ]
     agg = figures.aggregate_scores(data["rows"], randoms)
@@ -168,7 +170,8 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
         ]
         for k, a in sorted(agg.items()):
             lines.append(
-                f"| {k} | {', '.join(sorted(a['strata']))} | {a['iqm']:.2f} "
+                f"| {k} | {', '.join(e.removesuffix('-flat') for e in sorted(a['strata']))} "
+                f"| {a['iqm']:.2f} "
                 f"[{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}] |"
             )
     lines += [
