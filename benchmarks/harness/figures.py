@@ -113,7 +113,15 @@ def plot_aggregate(aggregate: dict, path: Path, title: str = ""):
         lo, hi = a["ci95"]
         ax.barh(i, hi - lo, left=lo, height=0.6, color=f"C{i}", alpha=0.45)
         ax.plot([a["iqm"], a["iqm"]], [i - 0.3, i + 0.3], color="k", lw=2)
-        ax.text(hi + 0.01, i, f"{len(a['strata'])} env", va="center", fontsize=7)
+        ax.annotate(
+            f"{len(a['strata'])} env",
+            xy=(1.0, i),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
     ax.axvline(1.0, color="k", ls="--", lw=1)
     ax.set_yticks(range(len(keys)), keys)
     ax.set_xlabel("IQM of normalised score (0 = random policy, 1 = published)")
