@@ -289,8 +289,7 @@ figure 6.5: Q-learning vs Double Q-learning).""",
 
 
 def main(argv=None):
-    args = _guide.parse_args(__doc__.splitlines()[0], argv)
-    run(args.quick, args.out_dir)
+    _guide.main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -389,8 +389,7 @@ bias for much less variance. PPO and TRPO (guide 5) use GAE for exactly that."""
 
 
 def main(argv=None):
-    args = _guide.parse_args(__doc__.splitlines()[0], argv)
-    run(args.quick, args.out_dir)
+    _guide.main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

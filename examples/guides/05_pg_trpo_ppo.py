@@ -298,8 +298,7 @@ why it became the default (and why RLHF uses it, guide 6).""",
 
 
 def main(argv=None):
-    args = _guide.parse_args(__doc__.splitlines()[0], argv)
-    run(args.quick, args.out_dir)
+    _guide.main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

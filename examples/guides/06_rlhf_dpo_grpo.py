@@ -456,8 +456,7 @@ KL penalty to π_ref is for.""",
 
 
 def main(argv=None):
-    args = _guide.parse_args(__doc__.splitlines()[0], argv)
-    run(args.quick, args.out_dir)
+    _guide.main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -282,8 +282,7 @@ Guide 6 compares DPO with RLHF-PPO and GRPO, which sample from the policy itself
 
 
 def main(argv=None):
-    args = _guide.parse_args(__doc__.splitlines()[0], argv)
-    run(args.quick, args.out_dir)
+    _guide.main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
+import json
 import os
 import platform
 import sys
@@ -29,21 +30,51 @@ __all__ = [
     "Page",
     "fmt_ci",
     "load_example",
+    "main",
     "parse_args",
     "plt",
     "run_seeds",
     "smooth",
     "source",
     "table",
+    "to_json",
 ]
 
 
 def parse_args(description: str, argv=None) -> argparse.Namespace:
-    """``--quick`` (tiny budgets, seconds) and ``--out-dir`` (default docs/guides)."""
+    """``--quick`` (tiny budgets), ``--out-dir`` (default docs/guides), ``--results FILE``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="tiny budgets (seconds), for tests")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--results", type=Path, help="also write the page's numbers as JSON")
     return parser.parse_args(argv)
+
+
+def to_json(x):
+    """The numbers a guide returns, as JSON-able Python (arrays to lists, keys to str)."""
+    if isinstance(x, dict):
+        return {str(k): to_json(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [to_json(v) for v in x]
+    if isinstance(x, np.ndarray | jax.Array):
+        return to_json(np.asarray(x).tolist())
+    if isinstance(x, np.bool_ | bool):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating | float):
+        return float(x)
+    return x
+
+
+def main(run, description: str, argv=None) -> dict:
+    """Parses the arguments, runs the guide, writes ``--results`` if asked; returns the numbers."""
+    args = parse_args(description, argv)
+    out = run(args.quick, args.out_dir)
+    if args.results is not None:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(to_json(out), allow_nan=True))
+    return out
 
 
 def plt():
