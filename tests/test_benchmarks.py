@@ -205,9 +205,12 @@ def test_speed_summary_medians_and_ratios():
 def test_report_from_fake_json(tmp_path):
     results = tmp_path / "results"
     _write_fake_results(results)
+    readme_path = tmp_path / "README.md"
+    marked = f"# x\n\n{report.README_START}\nold\n{report.README_END}\n\n## after\n"
+    readme_path.write_text(marked)
     written = report.write_report(results)
     text = (tmp_path / "RESULTS.md").read_text()
-    assert written == [tmp_path / "RESULTS.md", tmp_path / "README_RESULTS.md"]
+    assert written == [tmp_path / "RESULTS.md", readme_path]
     assert report.GENERATED in text
     ppo_line = next(line for line in text.splitlines() if line.startswith("| ppo-CartPole-v1"))
     assert "meets (IQM 500.0 ≥ 490 − 6)" in ppo_line and "✓ ≥ 475" in ppo_line
@@ -223,7 +226,10 @@ def test_report_from_fake_json(tmp_path):
     )
     assert "| 1.00 |" in ppo_speed and "✗ run ratio ≤ 0.8 (is 1.00)" in ppo_speed
     assert "✗ ≥ 8× rejax (is 5.00×)" in text
-    readme = (tmp_path / "README_RESULTS.md").read_text()
+    readme = readme_path.read_text()
+    # The section replaced what lay between the markers; the rest of the README is kept.
+    assert readme.startswith("# x\n\n") and readme.endswith(f"{report.README_END}\n\n## after\n")
+    assert "old" not in readme and readme.count(report.README_START) == 1
     assert "[benchmarks/RESULTS.md](benchmarks/RESULTS.md)" in readme
     assert "| ppo | CartPole-v1 (500k) | 500.0 [500.0, 500.0] | 490 | meets" in readme
     for name in ("returns_curves.png", "returns_aggregate.png", "speed.png"):
@@ -286,3 +292,30 @@ def test_time_train_equals_make_train_per_seed():
         assert set(ref) == set(metrics)
         for name, value in ref.items():
             np.testing.assert_allclose(metrics[name][i], value, rtol=1e-4, atol=1e-5)
+
+
+def test_sweep_report_section():
+    from benchmarks.harness import sweep
+
+    def agents(devices, n, run_s):
+        return {"name": f"agents/devices={devices}/n={n}", "kind": "agents", "agents": n,
+                "steps": 1000, "devices": devices, "compile_s": 2.0, "run_s": run_s,
+                "run_s_per_agent": run_s / n, "steps_per_s": n * 1000 / run_s}  # fmt: skip
+
+    data = {
+        "rows": [
+            agents(1, 1, 2.0), agents(1, 8, 4.0), agents(4, 1, 3.0), agents(4, 8, 12.0),
+            {"name": "checkpoint/off", "kind": "checkpoint", "steps": 500_000, "run_s": 10.0,
+             "compile_s": 1.0, "chunks": 20},
+            {"name": "checkpoint/on", "kind": "checkpoint", "steps": 500_000, "run_s": 10.4,
+             "compile_s": 1.0, "chunks": 20},
+        ]
+    }  # fmt: skip
+    assert sweep.checkpoint_overhead(data) == pytest.approx(0.04)
+    lines = sweep.sweep_md(data, None)
+    # 8 agents on one device: 0.5 s each, a quarter of one agent's 2 s.
+    assert "| 1 | 8 | 1,000 | 2.0 | 4.00 | 0.500 | 2,000 | 0.25 |" in lines
+    assert "| 4 | 8 | 1,000 | 2.0 | 12.00 | 1.500 | 667 | 0.50 |" in lines
+    assert lines[-1].endswith("+4.0% (✓ target ≤ 5%).")
+    (readme,) = [x for x in sweep.readme_lines(data) if x]
+    assert "1 agents 2.000 s each; 8 agents 0.500 s each." in readme

@@ -1,7 +1,8 @@
 """``python -m benchmarks <suite> [--quick] [...]``: run a suite, write its JSON, figures, table.
 
-Suites: ``speed``, ``returns``, ``minatar``, ``tabular``, ``llm``; ``report`` regenerates
-benchmarks/RESULTS.md and benchmarks/README_RESULTS.md from benchmarks/results/*.json.
+Suites: ``speed``, ``returns``, ``minatar``, ``tabular``, ``llm``, ``sweep``; ``report``
+regenerates benchmarks/RESULTS.md and the README's results section from
+benchmarks/results/*.json.
 
     python -m benchmarks returns --quick                # minutes, tiny budgets -> benchmarks/out
     python -m benchmarks returns                        # full -> benchmarks/results + RESULTS.md
@@ -24,7 +25,7 @@ from benchmarks.harness import common
 
 __all__ = ["SUITES", "main"]
 
-SUITES = ("speed", "returns", "minatar", "tabular", "llm")
+SUITES = ("speed", "returns", "minatar", "tabular", "llm", "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,6 +89,10 @@ def run_suite(args) -> Path:
         from benchmarks.harness import tabular
 
         rows, extra = tabular.run_suite(args.quick, args.only, args.seeds, **kw)
+    elif args.suite == "sweep":
+        from benchmarks.harness import sweep
+
+        rows, extra = sweep.run_suite(args.quick, args.only, **kw)
     else:
         from benchmarks.harness import llm
 

@@ -266,7 +266,13 @@ def time_train(module, cfg, keys) -> tuple[dict, float, float]:
     init = jax.jit(agent.init).lower(keys[0], cfg).compile()
     states = [init(k, cfg) for k in keys]
     state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-    compiled = jax.jit(jax.vmap(run)).lower(state).compile()
+    if len(keys) == 1:  # as jaxrl.run.run_seeds: unbatched, not a vmap of size 1
+        def one(state):
+            return jax.tree.map(lambda x: x[None], run(jax.tree.map(lambda x: x[0], state)))
+
+        compiled = jax.jit(one).lower(state).compile()
+    else:
+        compiled = jax.jit(jax.vmap(run)).lower(state).compile()
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
     _, metrics = compiled(state)

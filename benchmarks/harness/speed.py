@@ -145,7 +145,11 @@ algo = cls.create(env=spec["env_id"], total_timesteps=steps, eval_freq=steps,
 algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
 seeds = spec["seeds"]
 keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-train = jax.jit(jax.vmap(cls.train, in_axes=(None, 0)))
+if seeds == 1:  # one seed: rejax's own train, as on the jaxrl side (no vmap of size 1)
+    keys = keys[0]
+    train = jax.jit(cls.train)
+else:
+    train = jax.jit(jax.vmap(cls.train, in_axes=(None, 0)))
 t0 = time.perf_counter(); compiled = train.lower(algo, keys).compile()
 compile_s = time.perf_counter() - t0
 t0 = time.perf_counter(); jax.block_until_ready(compiled(algo, keys))
