@@ -267,6 +267,7 @@ def time_train(module, cfg, keys) -> tuple[dict, float, float]:
     states = [init(k, cfg) for k in keys]
     state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
     if len(keys) == 1:  # as jaxrl.run.run_seeds: unbatched, not a vmap of size 1
+
         def one(state):
             return jax.tree.map(lambda x: x[None], run(jax.tree.map(lambda x: x[0], state)))
 
