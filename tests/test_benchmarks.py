@@ -305,10 +305,9 @@ def test_sweep_report_section():
     data = {
         "rows": [
             agents(1, 1, 2.0), agents(1, 8, 4.0), agents(4, 1, 3.0), agents(4, 8, 12.0),
-            {"name": "checkpoint/off", "kind": "checkpoint", "steps": 500_000, "run_s": 10.0,
-             "compile_s": 1.0, "chunks": 20},
-            {"name": "checkpoint/on", "kind": "checkpoint", "steps": 500_000, "run_s": 10.4,
-             "compile_s": 1.0, "chunks": 20},
+            {"name": "checkpoint", "kind": "checkpoint", "steps": 500_000, "compile_s": 1.0,
+             "chunks": 20, "run_s_off": 10.0, "run_s_on": 10.4, "runs_off": [10.0, 9.0],
+             "runs_on": [10.4, 11.0]},
         ]
     }  # fmt: skip
     assert sweep.checkpoint_overhead(data) == pytest.approx(0.04)
@@ -316,6 +315,7 @@ def test_sweep_report_section():
     # 8 agents on one device: 0.5 s each, a quarter of one agent's 2 s.
     assert "| 1 | 8 | 1,000 | 2.0 | 4.00 | 0.500 | 2,000 | 0.25 |" in lines
     assert "| 4 | 8 | 1,000 | 2.0 | 12.00 | 1.500 | 667 | 0.50 |" in lines
+    assert "run s without/with: 10.00/10.40, 9.00/11.00)" in lines[-1]
     assert lines[-1].endswith("+4.0% (✓ target ≤ 5%).")
     (readme,) = [x for x in sweep.readme_lines(data) if x]
     assert "1 agents 2.000 s each; 8 agents 0.500 s each." in readme
