@@ -318,4 +318,4 @@ def test_sweep_report_section():
     assert "run s without/with: 10.00/10.40, 9.00/11.00)" in lines[-1]
     assert lines[-1].endswith("+4.0% (✓ target ≤ 5%).")
     (readme,) = [x for x in sweep.readme_lines(data) if x]
-    assert "1 agents 2.000 s each; 8 agents 0.500 s each." in readme
+    assert "1 agent 2.000 s each; 8 agents 0.500 s each." in readme

@@ -224,7 +224,7 @@ def readme_lines(data: dict) -> list[str]:
     """One line for the README's results section."""
     agents = {(r["devices"], r["agents"]): r for r in data["rows"] if r["kind"] == "agents"}
     parts = [
-        f"{n} agents {agents[(1, n)]['run_s_per_agent']:.3f} s each"
+        f"{n} agent{'s' if n > 1 else ''} {agents[(1, n)]['run_s_per_agent']:.3f} s each"
         for n in sorted(n for d, n in agents if d == 1)
     ]
     text = "PPO CartPole agents in one program (run time per agent, 1 CPU device): "
