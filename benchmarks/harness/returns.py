@@ -109,6 +109,14 @@ SAC_MOUNTAINCAR = dict(
 )
 
 
+OFF_POLICY_NOTE = (
+    "Training returns of the exploring policy (SAC: sampled actions; TD3 and DDPG: Gaussian "
+    "noise 0.1) against the zoo's evaluation of the deterministic one; jaxrl's defaults "
+    "(256-256 MLPs, Adam 1e-3, batch 256, τ 0.005, 1 000 random steps first); no other "
+    "settings were tried."
+)
+
+
 def _runs() -> list[RunSpec]:
     t475 = Published(475.0, "issue target: IQM ≥ 475")
     t100 = Published(-100.0, "issue target: IQM ≥ −100")
@@ -138,14 +146,17 @@ def _runs() -> list[RunSpec]:
         RunSpec(
             "sac-Pendulum-v1", "sac", "Pendulum-v1", {"total_timesteps": 20_000}, 5,
             Published(-157.0, SB3_ZOO, 0.0, 20_000), t200,
+            note=OFF_POLICY_NOTE,
         ),
         RunSpec(
             "td3-Pendulum-v1", "td3", "Pendulum-v1", {"total_timesteps": 20_000}, 5,
             Published(-152.0, SB3_ZOO, 0.0, 20_000), t200,
+            note=OFF_POLICY_NOTE,
         ),
         RunSpec(
             "ddpg-Pendulum-v1", "ddpg", "Pendulum-v1", {"total_timesteps": 20_000}, 5,
             Published(-152.0, SB3_ZOO, 0.0, 20_000), t200,
+            note=OFF_POLICY_NOTE,
         ),
         RunSpec(
             "a2c-CartPole-v1", "a2c", "CartPole-v1", _pg("cartpole-a2c"), 8,
