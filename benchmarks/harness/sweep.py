@@ -8,8 +8,9 @@ Rows (each measured in a fresh process):
   1e-3 (a swept traced field, ``config_axis=0``), one seed each, all in one vmapped
   program run in chunks. Once on the machine's one CPU device, once with 4 host
   devices forced through ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (the
-  run axis sharded across them; on a 2-core machine the 4 devices share the same 2
-  cores, so this row shows the cost of sharding, not a speed-up).
+  run axis sharded across them). The 4 devices share the machine's cores, but each
+  runs its shard on its own thread, whereas one device runs the program mostly on one
+  core: on a multi-core CPU forced devices are a way to use every core.
 * ``checkpoint``: ``jaxrl train ppo``'s defaults (4 seeds, 500k steps, about 20
   chunks), with an orbax checkpoint saved after every chunk and without.
 
@@ -189,7 +190,8 @@ def sweep_md(data: dict, figures_rel) -> list[str]:
         "rate 2.5e-4, half at 1e-3) trained by `jaxrl.run.run_seeds` in one vmapped program "
         '(about 20 chunks), each row in a fresh process. "4 devices": 4 host devices forced '
         "with `XLA_FLAGS=--xla_force_host_platform_device_count=4`, the run axis sharded "
-        "across them (padded to a multiple of 4); they share the machine's cores.",
+        "across them (padded to a multiple of 4); they share the machine's cores, each "
+        "device's shard running on its own thread.",
         "",
         "| devices | agents | env steps per agent | compile s | run s | run s per agent "
         "| steps/s (all agents) | per-agent time vs 1 agent |",
