@@ -54,6 +54,7 @@ def test_sweep_equals_separate_runs():
 def test_run_seeds_equals_each_seeds_own_train():
     """run_seeds (inits one run after another, updates vmapped) gives train(PRNGKey(seed))."""
     res = run_seeds(ppo.make_agent(tiny()), tiny(), [5, 6], chunk_updates=4)
+    single = run_seeds(ppo.make_agent(tiny()), tiny(), [6], chunk_updates=4)  # unbatched path
     train = jax.jit(ppo.make_train(tiny()))
     for i, seed in enumerate([5, 6]):
         _, ref = train(jax.random.PRNGKey(seed))
@@ -61,6 +62,11 @@ def test_run_seeds_equals_each_seeds_own_train():
             np.testing.assert_allclose(
                 res.metrics[name][i], values, rtol=1e-4, atol=1e-6, err_msg=name
             )
+            if seed == 6:
+                assert single.metrics[name].shape == (1, len(values))
+                np.testing.assert_allclose(
+                    single.metrics[name][0], values, rtol=1e-4, atol=1e-6, err_msg=name
+                )
 
 
 def test_static_field_sweep_splits_programs():
