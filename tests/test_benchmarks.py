@@ -319,3 +319,23 @@ def test_sweep_report_section():
     assert lines[-1].endswith("+4.0% (✓ target ≤ 5%).")
     (readme,) = [x for x in sweep.readme_lines(data) if x]
     assert "1 agent 2.000 s each; 8 agents 0.500 s each." in readme
+
+
+def test_report_header_notes_loaded_rows_only():
+    prov = {"cpu_count": 2, "commit": "abc", "time": "2026-01-01T00:00:00+00:00"}
+    data = {
+        "suite": "sweep",
+        "mode": "full",
+        "provenance": prov,
+        "notes": ["The machine was under load (1-minute load average 9.0 on 2 cores) ...", "kept"],
+        "rows": [
+            {"provenance": {"load_avg": [5.5, 1, 1]}},
+            {"provenance": {"load_avg": [1.2, 1, 1]}},
+        ],
+        "runs": [],
+    }
+    text = "\n".join(report._header(data))
+    assert "> kept" in text and "9.0" not in text  # an old whole-suite load note is dropped
+    assert "> 1 of 2 rows were measured at a 1-minute load average above 2.5 (up to 5.5" in text
+    data["rows"][0]["provenance"]["load_avg"][0] = 1.0
+    assert "rows were measured" not in "\n".join(report._header(data))

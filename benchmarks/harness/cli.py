@@ -16,7 +16,6 @@ benchmarks/results/*.json.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -97,12 +96,6 @@ def run_suite(args) -> Path:
         from benchmarks.harness import llm
 
         rows, extra = llm.run_suite(args.quick, args.only, args.seeds, **kw)
-    load = os.getloadavg()[0]
-    if load > common.LOADED_ABOVE:
-        notes.append(
-            f"The machine was under load (1-minute load average {load:.1f} on "
-            f"{os.cpu_count()} cores) when this run ended: timings are noisy."
-        )
     done[:] = rows
     path = save(extra)
     data = common.load_suite(path)

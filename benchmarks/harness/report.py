@@ -233,8 +233,29 @@ def _header(data: dict) -> list[str]:
         f"jaxrl {p.get('jaxrl')}.",
     ]
     for note in data.get("notes", []):
-        lines += ["", f"> {note}"]
-    return lines
+        if not note.startswith(_OLD_LOAD_NOTE):  # suites saved before loads were per row
+            lines += ["", f"> {note}"]
+    return lines + _load_note(data)
+
+
+_OLD_LOAD_NOTE = "The machine was under load"
+
+
+def _load_note(data: dict) -> list[str]:
+    """A note naming the rows measured at a 1-minute load average above LOADED_ABOVE."""
+    rows = data.get("rows", [])
+    loads = [(r.get("provenance") or {}).get("load_avg", [0.0])[0] for r in rows]
+    high = [x for x in loads if x > common.LOADED_ABOVE]
+    if not high:
+        return []
+    return [
+        "",
+        f"> {len(high)} of {len(rows)} rows were measured at a 1-minute load average above "
+        f"{common.LOADED_ABOVE:g} (up to {max(high):.1f} on "
+        f"{data.get('provenance', {}).get('cpu_count')} cores; the benchmark's own threads count "
+        "too, and each row's load is in the suite JSON): their timings are noisy; learning "
+        "results do not depend on it.",
+    ]
 
 
 def suite_markdown(data: dict, figures_rel: Path = Path("figures")) -> str:
