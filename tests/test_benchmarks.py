@@ -339,3 +339,14 @@ def test_report_header_notes_loaded_rows_only():
     assert "> 1 of 2 rows were measured at a 1-minute load average above 2.5 (up to 5.5" in text
     data["rows"][0]["provenance"]["load_avg"][0] = 1.0
     assert "rows were measured" not in "\n".join(report._header(data))
+
+
+def test_wall_time_counts_only_invocations_whose_rows_remain():
+    runs = [
+        {"rows": ["a", "b"], "started": 1.0, "wall_s": 100.0},  # both rows redone later
+        {"rows": ["a"], "started": 2.0, "wall_s": 10.0},
+        {"rows": ["b", "c"], "started": 3.0, "wall_s": 20.0},
+    ]
+    live = report.live_runs({"runs": runs})
+    assert [r["started"] for r in live] == [2.0, 3.0]
+    assert report._wall({"runs": runs}) == 30.0

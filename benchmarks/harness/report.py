@@ -26,6 +26,7 @@ __all__ = [
     "build_report",
     "draw_returns_like",
     "draw_figures",
+    "live_runs",
     "returns_like_md",
     "splice_readme",
     "suite_markdown",
@@ -217,14 +218,26 @@ def _formatter(suite: str):
     }.get(suite, _generic_md)
 
 
+def live_runs(data: dict) -> list[dict]:
+    """The invocations that made at least one row still in the suite (later ones replace rows)."""
+    runs = sorted(data.get("runs", []), key=lambda r: r.get("started", 0.0))
+    live = []
+    for i, run in enumerate(runs):
+        later = {name for r in runs[i + 1 :] for name in r.get("rows", [])}
+        names = run.get("rows") or []
+        if not names or any(name not in later for name in names):  # rows unknown: kept
+            live.append(run)
+    return live
+
+
 def _wall(data: dict) -> float:
-    return sum(r.get("wall_s", 0.0) for r in data.get("runs", []))
+    return sum(r.get("wall_s", 0.0) for r in live_runs(data))
 
 
 def _header(data: dict) -> list[str]:
     p = data["provenance"]
     commit = (p.get("commit") or "?")[:10] + (" (dirty)" if p.get("dirty") else "")
-    runs = data.get("runs", [])
+    runs = live_runs(data)
     span = f"{runs[0]['time'][:16]} – {runs[-1]['time'][:16]} UTC" if runs else p.get("time")
     lines = [
         f"Mode **{data['mode']}**; wall time of the suite {_wall(data) / 60:.1f} min over "
