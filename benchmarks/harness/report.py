@@ -248,13 +248,13 @@ def _header(data: dict) -> list[str]:
     for note in data.get("notes", []):
         if not note.startswith(_OLD_LOAD_NOTE):  # suites saved before loads were per row
             lines += ["", f"> {note}"]
-    return lines + _load_note(data)
+    return lines + _loaded_rows_note(data)
 
 
 _OLD_LOAD_NOTE = "The machine was under load"
 
 
-def _load_note(data: dict) -> list[str]:
+def _loaded_rows_note(data: dict) -> list[str]:
     """A note naming the rows measured at a 1-minute load average above LOADED_ABOVE."""
     rows = data.get("rows", [])
     loads = [(r.get("provenance") or {}).get("load_avg", [0.0])[0] for r in rows]
