@@ -288,9 +288,5 @@ figure 6.5: Q-learning vs Double Q-learning).""",
     return out
 
 
-def main(argv=None):
-    _guide.main(run, __doc__.splitlines()[0], argv)
-
-
 if __name__ == "__main__":
-    main()
+    _guide.main(run, __doc__.splitlines()[0])

@@ -378,9 +378,5 @@ target entropy (guide 4).""",
     return out
 
 
-def main(argv=None):
-    _guide.main(run, __doc__.splitlines()[0], argv)
-
-
 if __name__ == "__main__":
-    main()
+    _guide.main(run, __doc__.splitlines()[0])

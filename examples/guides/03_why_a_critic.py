@@ -388,9 +388,5 @@ bias for much less variance. PPO and TRPO (guide 5) use GAE for exactly that."""
     return out
 
 
-def main(argv=None):
-    _guide.main(run, __doc__.splitlines()[0], argv)
-
-
 if __name__ == "__main__":
-    main()
+    _guide.main(run, __doc__.splitlines()[0])

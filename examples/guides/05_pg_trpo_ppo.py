@@ -297,9 +297,5 @@ why it became the default (and why RLHF uses it, guide 6).""",
     return out
 
 
-def main(argv=None):
-    _guide.main(run, __doc__.splitlines()[0], argv)
-
-
 if __name__ == "__main__":
-    main()
+    _guide.main(run, __doc__.splitlines()[0])

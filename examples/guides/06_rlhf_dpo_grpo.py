@@ -455,9 +455,5 @@ KL penalty to π_ref is for.""",
     return out
 
 
-def main(argv=None):
-    _guide.main(run, __doc__.splitlines()[0], argv)
-
-
 if __name__ == "__main__":
-    main()
+    _guide.main(run, __doc__.splitlines()[0])

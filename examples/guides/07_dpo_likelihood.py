@@ -281,9 +281,5 @@ Guide 6 compares DPO with RLHF-PPO and GRPO, which sample from the policy itself
     return out
 
 
-def main(argv=None):
-    _guide.main(run, __doc__.splitlines()[0], argv)
-
-
 if __name__ == "__main__":
-    main()
+    _guide.main(run, __doc__.splitlines()[0])
