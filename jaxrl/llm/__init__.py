@@ -1,6 +1,7 @@
 """Small causal transformers as policies: generation, SFT, reward model, DPO, GRPO, RLHF-PPO.
 
-Modules: ``transformer`` (the model, KV cache, save/load), ``generate`` (sampling with
+Modules: ``transformer`` (the model: the toy configuration and the Llama/Qwen decoders, KV
+cache, save/load), ``checkpoint`` (Hugging Face directories in and out), ``generate`` (sampling with
 and without a KV cache, log-probs of given completions), ``tasks`` (tokenizer,
 verifiable and preference tasks, registry), ``sft``, ``reward_model``, ``dpo``
 (trainers: a Config and a ``train_*`` function each) and ``training`` (shared pieces).
@@ -11,6 +12,7 @@ are 1 on real tokens (a completion's EOS included); positions count real tokens 
 """
 
 from jaxrl.llm import (
+    checkpoint,
     dpo,
     grpo,
     reward_model,
@@ -22,6 +24,7 @@ from jaxrl.llm import (
     training,
     transformer,
 )
+from jaxrl.llm.checkpoint import *
 from jaxrl.llm.dpo import *
 from jaxrl.llm.generate import *
 from jaxrl.llm.generate import __all__ as _generate_all  # the function shadows the module
@@ -37,6 +40,7 @@ from jaxrl.llm.transformer import *
 
 __all__ = [
     *transformer.__all__,
+    *checkpoint.__all__,
     *_generate_all,
     *tasks.__all__,
     *training.__all__,

@@ -49,7 +49,9 @@ class GenerationConfig:
         top_k: keep the ``k`` most likely tokens (0 keeps all).
         top_p: keep the smallest set of most likely tokens whose mass reaches ``p`` (1 keeps all).
         greedy: take the most likely token instead of sampling (log-probs at τ = 1).
-        eos_id: the token that ends a completion.
+        eos_id: the token that ends a completion, or a tuple of such tokens (a pretrained
+            model's stop tokens, e.g. ``<|eot_id|>`` and ``<|end_of_text|>``).
+        pad_id: the token written after a row has finished.
     """
 
     max_new_tokens: int = 16
@@ -57,7 +59,8 @@ class GenerationConfig:
     top_k: int = 0
     top_p: float = 1.0
     greedy: bool = False
-    eos_id: int = EOS
+    eos_id: int | tuple[int, ...] = EOS
+    pad_id: int = PAD
 
     def __post_init__(self):
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -70,6 +73,13 @@ class GenerationConfig:
             raise ValueError(f"GenerationConfig.top_k must be an int >= 0, got {self.top_k!r}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"GenerationConfig.top_p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.eos_id, list):
+            object.__setattr__(self, "eos_id", tuple(self.eos_id))
+
+    @property
+    def eos_ids(self) -> tuple[int, ...]:
+        """The stop tokens as a tuple."""
+        return self.eos_id if isinstance(self.eos_id, tuple) else (self.eos_id,)
 
 
 class Generation(NamedTuple):
@@ -144,12 +154,13 @@ def _sample(logits, key, finished, config: GenerationConfig) -> _Step:
     pick = functools.partial(jnp.take_along_axis, indices=token[:, None], axis=-1)
     log_prob = pick(jax.nn.log_softmax(policy, axis=-1))[:, 0]
     sampler_log_prob = pick(jax.nn.log_softmax(sampler, axis=-1))[:, 0]
+    is_eos = jnp.isin(token, jnp.asarray(config.eos_ids, jnp.int32))
     return _Step(
-        token=jnp.where(real, token, PAD),
+        token=jnp.where(real, token, config.pad_id),
         real=real.astype(jnp.int32),
         log_prob=jnp.where(real, log_prob, 0.0),
         sampler_log_prob=jnp.where(real, sampler_log_prob, 0.0),
-        finished=finished | (real & (token == config.eos_id)),
+        finished=finished | (real & is_eos),
     )
 
 

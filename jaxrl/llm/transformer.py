@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from jaxrl.llm.layers import Linear, RMSNorm, apply_rope, rope_frequencies
+
 __all__ = [
     "ModelConfig",
     "ModelOutput",
@@ -51,23 +53,49 @@ __all__ = [
     "load_model",
 ]
 
+MODEL_TYPES = ("toy", "llama", "qwen2", "qwen3")
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _NEG = -1e30  # finite "minus infinity": exp underflows to exactly 0, rows of all-masked stay finite
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the transformer. Frozen and hashable, so it can be a static jit argument.
+    """Sizes and architecture of the transformer. Frozen and hashable: a static jit argument.
+
+    ``model_type = "toy"`` (the default) is jaxrl's small from-scratch model: learned
+    positions, LayerNorm, GELU MLP, fused q/k/v. ``"llama"``, ``"qwen2"`` and ``"qwen3"``
+    are the Hugging Face decoders (rotary positions, RMSNorm, SwiGLU MLP, grouped-query
+    attention), usually built by :func:`jaxrl.llm.load_pretrained` from a ``config.json``.
 
     Attributes:
         vocab_size: number of token ids ``V``.
-        max_len: most positions a sequence may have (prompt + completion), the size of
-            the learned position table.
+        max_len: most positions a sequence may have (prompt + completion): the size of
+            the learned position table (toy) or ``max_position_embeddings``.
         d_model: width ``D``.
-        num_heads: attention heads ``H``; must divide ``d_model``.
+        num_heads: attention heads ``H``; must divide ``d_model`` unless ``head_dim`` is set.
         num_layers: transformer blocks ``N``.
         d_ff: hidden width of each block's MLP.
         value_head: add a per-token scalar value head (critic).
         reward_head: add a scalar reward head read at the last real token.
+        model_type: "toy", "llama", "qwen2" or "qwen3".
+        num_kv_heads: key/value heads (grouped-query attention); 0 means ``num_heads``.
+        head_dim: per-head width ``K``; 0 means ``d_model // num_heads``.
+        norm_eps: ε of RMSNorm (pretrained types).
+        rope_theta: rotary base θ.
+        rope_scaling: the ``rope_scaling`` dict of config.json as sorted (key, value) pairs.
+        qkv_bias: biases on the q/k/v projections (Qwen2; Llama's ``attention_bias``).
+        o_bias: bias on the attention output projection (Llama's ``attention_bias``).
+        mlp_bias: biases in the MLP (Llama's ``mlp_bias``).
+        qk_norm: RMSNorm over each head of q and k before the rotation (Qwen3).
+        tie_embeddings: the LM head is the transposed token embedding.
+        dtype: compute dtype, "float32" or "bfloat16" (params may be float32 master copies).
+        remat: rematerialise each block in the backward pass (``jax.checkpoint``).
+        lora_rank: LoRA rank ``r`` on the ``lora_targets`` projections; 0 adds none.
+        lora_alpha: LoRA ``α`` (the update is scaled by ``α / r``).
+        lora_targets: projection names that get adapters (q/k/v/o_proj, gate/up/down_proj).
+        lora_active: use the adapters; False gives the base model from the same params.
+        hf_extra: other config.json entries as sorted (key, JSON text) pairs, written back
+            by ``save_pretrained``.
     """
 
     vocab_size: int = 32
@@ -78,21 +106,77 @@ class ModelConfig:
     d_ff: int = 256
     value_head: bool = False
     reward_head: bool = False
+    model_type: str = "toy"
+    num_kv_heads: int = 0
+    head_dim: int = 0
+    norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    rope_scaling: tuple = ()
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+    qk_norm: bool = False
+    tie_embeddings: bool = False
+    dtype: str = "float32"
+    remat: bool = False
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
+    lora_targets: tuple = LORA_TARGETS
+    lora_active: bool = True
+    hf_extra: tuple = ()
 
     def __post_init__(self):
+        for name in ("rope_scaling", "lora_targets", "hf_extra"):  # JSON gives lists
+            object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         for name in ("vocab_size", "max_len", "d_model", "num_heads", "num_layers", "d_ff"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
-        if self.d_model % self.num_heads:
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(
+                f"ModelConfig.model_type {self.model_type!r} is not supported; "
+                f"supported: {', '.join(MODEL_TYPES)}"
+            )
+        if not self.head_dim and self.d_model % self.num_heads:
             raise ValueError(
                 f"ModelConfig.d_model ({self.d_model}) must be divisible by "
                 f"num_heads ({self.num_heads})"
             )
+        if self.num_heads % self.kv_heads:
+            raise ValueError(
+                f"ModelConfig.num_heads ({self.num_heads}) must be divisible by "
+                f"num_kv_heads ({self.num_kv_heads})"
+            )
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"ModelConfig.dtype must be float32 or bfloat16, got {self.dtype!r}")
+        bad = sorted(set(self.lora_targets) - set(LORA_TARGETS))
+        if bad:
+            raise ValueError(f"ModelConfig.lora_targets {bad} unknown; allowed: {LORA_TARGETS}")
+        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise ValueError(f"ModelConfig.lora_rank must be an int >= 0, got {self.lora_rank!r}")
+        if self.lora_rank and self.model_type == "toy":
+            raise ValueError("ModelConfig.lora_rank needs a pretrained model_type (llama/qwen)")
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads (``num_heads`` without grouped-query attention)."""
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def k_dim(self) -> int:
+        """Per-head width ``K``."""
+        return self.head_dim or self.d_model // self.num_heads
 
     def replace(self, **changes) -> ModelConfig:
         """Returns a copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+
+def _as_tuple(value):
+    """Lists (from JSON) as tuples, recursively, so a config stays hashable."""
+    if isinstance(value, list | tuple):
+        return tuple(_as_tuple(v) for v in value)
+    return value
 
 
 class KVCache(NamedTuple):
@@ -184,6 +268,93 @@ class _Block(nn.Module):
         return x, cache_kv
 
 
+def _linear(cfg: ModelConfig, features: int, name: str, use_bias: bool) -> Linear:
+    rank = cfg.lora_rank if name in cfg.lora_targets else 0
+    return Linear(features, use_bias, cfg.dtype, rank, cfg.lora_alpha, cfg.lora_active, name=name)
+
+
+class _DecoderAttention(nn.Module):
+    """Grouped-query attention with rotary positions (Llama/Qwen); G = H / H_kv queries per key."""
+
+    config: ModelConfig
+    layer: int
+
+    @nn.compact
+    def __call__(self, x, positions, allowed, cache_kv, index):
+        cfg = self.config
+        b, t = x.shape[:2]
+        h, hk, k_dim = cfg.num_heads, cfg.kv_heads, cfg.k_dim
+        q = _linear(cfg, h * k_dim, "q_proj", cfg.qkv_bias)(x).reshape(b, t, h, k_dim)
+        k = _linear(cfg, hk * k_dim, "k_proj", cfg.qkv_bias)(x).reshape(b, t, hk, k_dim)
+        v = _linear(cfg, hk * k_dim, "v_proj", cfg.qkv_bias)(x).reshape(b, t, hk, k_dim)
+        if cfg.qk_norm:
+            q = RMSNorm(cfg.norm_eps, name="q_norm")(q)
+            k = RMSNorm(cfg.norm_eps, name="k_norm")(k)
+        inv_freq = rope_frequencies(k_dim, cfg.rope_theta, dict(cfg.rope_scaling) or None)
+        q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+        if cache_kv is not None:
+            keys, values = cache_kv
+            start = (self.layer, 0, index, 0, 0)
+            keys = jax.lax.dynamic_update_slice(keys, k[None].astype(keys.dtype), start)
+            values = jax.lax.dynamic_update_slice(values, v[None].astype(values.dtype), start)
+            cache_kv = (keys, values)
+            k, v = keys[self.layer].astype(q.dtype), values[self.layer].astype(q.dtype)
+        q = q.reshape(b, t, hk, h // hk, k_dim)
+        scores = jnp.einsum("bqhgk,bshk->bhgqs", q, k).astype(jnp.float32)
+        scores = scores / np.sqrt(k_dim).astype(np.float32)
+        scores = jnp.where(allowed[:, None, None], scores, _NEG)
+        weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+        out = jnp.einsum("bhgqs,bshk->bqhgk", weights, v).reshape(b, t, h * k_dim)
+        return _linear(cfg, cfg.d_model, "o_proj", cfg.o_bias)(out), cache_kv
+
+
+class _DecoderBlock(nn.Module):
+    """Pre-norm block: ``x += Attn(RMSNorm(x))``, ``x += W_down(silu(W_gate x̂) ⊙ W_up x̂)``."""
+
+    config: ModelConfig
+    layer: int
+
+    @nn.compact
+    def __call__(self, x, positions, allowed, cache_kv, index):
+        cfg = self.config
+        normed = RMSNorm(cfg.norm_eps, name="input_layernorm")(x)
+        attn, cache_kv = _DecoderAttention(cfg, self.layer, name="self_attn")(
+            normed, positions, allowed, cache_kv, index
+        )
+        x = x + attn
+        normed = RMSNorm(cfg.norm_eps, name="post_attention_layernorm")(x)
+        mlp = _MLP(cfg, name="mlp")(normed)
+        return x + mlp, cache_kv
+
+
+class _MLP(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x):
+        cfg = self.config
+        gate = _linear(cfg, cfg.d_ff, "gate_proj", cfg.mlp_bias)(x)
+        up = _linear(cfg, cfg.d_ff, "up_proj", cfg.mlp_bias)(x)
+        return _linear(cfg, cfg.d_model, "down_proj", cfg.mlp_bias)(jax.nn.silu(gate) * up)
+
+
+def _decoder_trunk(cfg: ModelConfig, tokens, positions, allowed, cache_kv, index):
+    """Embedding, blocks and final norm of a pretrained-type model (inside a compact call)."""
+    embed = nn.Embed(cfg.vocab_size, cfg.d_model, param_dtype=jnp.float32, name="embed_tokens")
+    x = embed(tokens).astype(jnp.dtype(cfg.dtype))
+    block = nn.remat(_DecoderBlock) if cfg.remat else _DecoderBlock
+    for layer in range(cfg.num_layers):
+        x, cache_kv = block(cfg, layer, name=f"layers_{layer}")(
+            x, positions, allowed, cache_kv, index
+        )
+    hidden = RMSNorm(cfg.norm_eps, name="norm")(x)
+    if cfg.tie_embeddings:
+        logits = hidden @ embed.embedding.astype(hidden.dtype).T
+    else:
+        logits = _linear(cfg, cfg.vocab_size, "lm_head", False)(hidden)
+    return hidden.astype(jnp.float32), logits.astype(jnp.float32), cache_kv
+
+
 class Transformer(nn.Module):
     """Decoder-only transformer with LM head and optional value and reward heads.
 
@@ -225,13 +396,19 @@ class Transformer(nn.Module):
         # a query sees the real keys at or before its own column
         allowed = (k_cols[None, :] <= q_cols[:, None])[None] & (key_mask[:, None, :] > 0)
 
-        x = nn.Embed(cfg.vocab_size, cfg.d_model, name="embed")(tokens)
-        x = x + nn.Embed(cfg.max_len, cfg.d_model, name="pos_embed")(positions)
         cache_kv = None if cache is None else (cache.keys, cache.values)
-        for layer in range(cfg.num_layers):
-            x, cache_kv = _Block(cfg, layer, name=f"block_{layer}")(x, allowed, cache_kv, index)
-        hidden = nn.LayerNorm(name="ln_final")(x)
-        logits = nn.Dense(cfg.vocab_size, name="lm_head")(hidden)
+        if cfg.model_type == "toy":
+            x = nn.Embed(cfg.vocab_size, cfg.d_model, name="embed")(tokens)
+            x = x + nn.Embed(cfg.max_len, cfg.d_model, name="pos_embed")(positions)
+            for layer in range(cfg.num_layers):
+                block = _Block(cfg, layer, name=f"block_{layer}")
+                x, cache_kv = block(x, allowed, cache_kv, index)
+            hidden = nn.LayerNorm(name="ln_final")(x)
+            logits = nn.Dense(cfg.vocab_size, name="lm_head")(hidden)
+        else:
+            hidden, logits, cache_kv = _decoder_trunk(
+                cfg, tokens, positions, allowed, cache_kv, index
+            )
         values = reward = None
         if cfg.value_head:
             values = nn.Dense(1, kernel_init=nn.initializers.zeros, name="value_head")(hidden)
@@ -269,11 +446,11 @@ def init_cache(config: ModelConfig, batch_size: int, num_columns: int) -> KVCach
         raise ValueError(
             f"num_columns ({num_columns}) must be <= ModelConfig.max_len ({config.max_len})"
         )
-    k_dim = config.d_model // config.num_heads
-    shape = (config.num_layers, batch_size, num_columns, config.num_heads, k_dim)
+    shape = (config.num_layers, batch_size, num_columns, config.kv_heads, config.k_dim)
+    dtype = jnp.dtype(config.dtype)
     return KVCache(
-        keys=jnp.zeros(shape, jnp.float32),
-        values=jnp.zeros(shape, jnp.float32),
+        keys=jnp.zeros(shape, dtype),
+        values=jnp.zeros(shape, dtype),
         mask=jnp.zeros((batch_size, num_columns), jnp.int32),
         length=jnp.asarray(0, jnp.int32),
     )
