@@ -1,0 +1,589 @@
+"""Evaluation of trained runs: restore a run directory, act, and measure returns.
+
+``evaluate(RUN)`` loads the newest checkpoint of every run (seed × configuration)
+in a run directory, runs ``episodes`` episodes per run of the deterministic
+policy (argmax for discrete actions, the mean for continuous ones) or of the
+stochastic one, all runs in one compiled program, and writes ``eval.json``: per
+run and over runs, the mean, the IQM and 95% bootstrap intervals
+(:mod:`jaxrl.run.stats`). ``load(RUN)`` returns a :class:`LoadedPolicy` whose
+``act(obs)`` needs none of the training state.
+
+A policy is taken out of an agent's state per family (:func:`policy_fn`): the
+actor-critic agents (PPO, A2C), the policy/value agents (REINFORCE, TRPO), DQN,
+SAC, TD3/DDPG and the tabular agents. Every policy acts in the environment's own
+action space (off-policy actors' [−1, 1] actions are mapped to the bounds, as the
+training wrapper ``RescaleAction`` does) and on raw observations (the training
+statistics of ``normalize_obs`` travel with the parameters).
+
+Shapes: ``R`` runs in a run directory, ``E`` evaluation episodes per run, ``N``
+observations in a batch, ``*O`` one observation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "LoadedPolicy",
+    "Policy",
+    "RestoredRun",
+    "cmd_eval",
+    "evaluate",
+    "load",
+    "policy_fn",
+    "restore_run",
+    "run_episodes",
+]
+
+ON_POLICY = ("ppo", "a2c", "reinforce", "trpo")
+OFF_POLICY = ("dqn", "ddpg", "td3", "sac")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """How a trained agent acts, apart from its training state.
+
+    ``act(params, obs [N, *O], key, deterministic) -> actions [N, *A]`` is pure (jit it,
+    vmap it over runs); ``deterministic`` is a Python bool. ``params`` holds one set of
+    parameters per run (leaves ``[R, ...]``).
+    """
+
+    act: Callable[[Any, Any, Any, bool], Any]
+    params: Any  # leaves [R, ...]
+    env: Any  # the single evaluation environment (gymnax interface)
+    env_params: Any
+    obs_shape: tuple[int, ...]  # *O
+    discrete: bool
+
+
+class RestoredRun(NamedTuple):
+    """A run directory read back: its record and the final state of every run."""
+
+    algo: str
+    config: Any  # the base Config
+    seeds: list[int]  # the seed of each run, in run order
+    labels: list[dict]  # the swept values of each run's configuration
+    states: list[Any]  # one state per compiled group, leaves [R_group, ...]
+    updates_done: list[int]  # the checkpoint's update count, per group
+    policies: list[Policy]  # one per group
+
+
+def _usage(message: str) -> ValueError:
+    return ValueError(message)
+
+
+def read_record(run_dir: str | Path) -> tuple[dict, Any, Any]:
+    """``(record, module, config)`` from a run directory's config.json; ValueError if not a run."""
+    from jaxrl._config import config_from_overrides
+    from jaxrl.agents import get_algorithm
+
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise _usage(f"{run_dir}: no such directory")
+    if not path.exists():
+        raise _usage(f"{run_dir} is not a run directory (no config.json; made by `jaxrl train`)")
+    try:
+        record = json.loads(path.read_text())
+        algo = record["algo"]
+        values = record["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise _usage(f"{path}: not a training run's config.json ({type(e).__name__}: {e})") from e
+    module = get_algorithm(algo)
+    hints = typing.get_type_hints(module.Config)
+    values = {
+        k: tuple(v) if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple else v
+        for k, v in values.items()
+    }
+    return record, module, config_from_overrides(module.Config, values)
+
+
+def _env_of(config) -> str:
+    return str(getattr(config, "env_id", None) or getattr(config, "env", ""))
+
+
+def _obs_stats(env_state):
+    from jaxrl.envs import get_obs_stats
+
+    try:
+        return get_obs_stats(env_state)
+    except ValueError:
+        return None
+
+
+def _to_env_bounds(a, info, rescale: bool):
+    """Clip (and, for off-policy actors on [−1, 1], rescale) actions to the env's bounds."""
+    import jax.numpy as jnp
+
+    low, high = jnp.asarray(info.low), jnp.asarray(info.high)
+    if rescale:
+        a = jnp.clip(a, -1.0, 1.0)
+        return low + (a + 1.0) * (high - low) / 2.0
+    return jnp.clip(a, low, high)
+
+
+def policy_fn(algo: str, config, state) -> Policy:
+    """The policy of agent ``algo`` (its Config ``config``) held in ``state`` (leaves ``[R, ...]``).
+
+    Args:
+      algo: an algorithm name (``jaxrl.agents.ALGORITHMS`` or a tabular one).
+      config: the run's Config (static fields select the networks).
+      state: the agent's state after training, with a leading run axis.
+
+    Returns:
+      A :class:`Policy`.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxrl import envs
+    from jaxrl.agents import get_algorithm
+    from jaxrl.core.normalize import normalize
+
+    module = get_algorithm(algo)
+    if algo not in ON_POLICY + OFF_POLICY:
+        return _tabular_policy(config, state)
+    env, env_params = envs.make(config.env_id)
+    info = envs.action_info(env, env_params)
+    obs_shape = tuple(
+        jax.eval_shape(lambda k: env.reset(k, env_params)[0], jax.random.key(0)).shape
+    )
+
+    if algo in ON_POLICY:
+        net = module.make_network(config, info)
+        stats = _obs_stats(state.env_state) if getattr(config, "normalize_obs", False) else None
+        params = {"net": state.params, "obs_stats": stats}
+
+        def dist(p, obs):
+            if p["obs_stats"] is not None:
+                obs = normalize(p["obs_stats"], obs, 1e-8, 10.0)
+            if algo in ("ppo", "a2c"):
+                return net.apply(p["net"], obs)[0]
+            return net.distribution(p["net"], obs)
+
+        def act(p, obs, key, deterministic):
+            d = dist(p, obs)
+            a = d.mode() if deterministic else d.sample(seed=key)
+            return a if info.discrete else _to_env_bounds(a, info, rescale=False)
+
+    elif algo == "dqn":
+        from jaxrl.core.exploration import epsilon_greedy
+
+        net = module.make_network(config, info)
+        params = {"net": state.learner.params}
+
+        def act(p, obs, key, deterministic):
+            q = net.apply(p["net"], obs)
+            eps = 0.0 if deterministic else config.eps_end
+            return (
+                jnp.argmax(q, -1).astype(jnp.int32)
+                if deterministic
+                else epsilon_greedy(key, q, eps)
+            )
+
+    elif algo == "sac":
+        from jaxrl.nets.off_policy import squashed_mode
+
+        unit = info if info.discrete else info._replace(low=-np.ones(info.shape, np.float32))
+        actor, _ = module.make_networks(config, unit)
+        params = {"net": state.learner.actor_params}
+
+        def act(p, obs, key, deterministic):
+            d = actor.apply(p["net"], obs)
+            if info.discrete:
+                return d.mode() if deterministic else d.sample(seed=key)
+            a = squashed_mode(d) if deterministic else d.sample(seed=key)
+            return _to_env_bounds(a, info, rescale=True)
+
+    else:  # td3, ddpg
+        from jaxrl.core.exploration import gaussian_noise
+
+        unit = info._replace(low=-np.ones(info.shape, np.float32)) if not info.discrete else info
+        actor, _ = module.make_networks(config, unit)
+        params = {"net": state.learner.actor_params}
+
+        def act(p, obs, key, deterministic):
+            a = actor.apply(p["net"], obs)
+            if not deterministic:
+                a = gaussian_noise(key, a, config.exploration_noise, -1.0, 1.0)
+            return _to_env_bounds(a, info, rescale=True)
+
+    return Policy(act, params, env, env_params, obs_shape, info.discrete)
+
+
+def _tabular_policy(config, state) -> Policy:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxrl.tabular.agents import q_estimate
+    from jaxrl.tabular.envs import make_task
+    from jaxrl.tabular.updates import policy_probs
+
+    task = make_task(config.env)
+    env_params = task.env_params
+    if config.max_steps_per_episode:
+        env_params = env_params.replace(max_steps_in_episode=config.max_steps_per_episode)
+    mask = jnp.asarray(task.mdp.action_mask | task.mdp.terminal[:, None])
+    params = {"q": q_estimate(state.tables, config.algorithm)}
+    eps = getattr(config, "epsilon_end" if config.schedule == "linear" else "epsilon")
+    temp = getattr(config, "temperature_end" if config.schedule == "linear" else "temperature")
+
+    def act(p, obs, key, deterministic):
+        s = jnp.asarray(obs, jnp.int32)
+        q, m = p["q"][s], mask[s]
+        if deterministic:
+            return jnp.argmax(jnp.where(m, q, -jnp.inf), -1).astype(jnp.int32)
+        probs = policy_probs(q, m, config.exploration, eps, temp)
+        return jax.random.categorical(key, jnp.log(probs)).astype(jnp.int32)
+
+    return Policy(act, params, task.env, env_params, (), True)
+
+
+def _groups(configs) -> list[list[int]]:
+    from jaxrl.run.train import _groups
+
+    return _groups(configs)
+
+
+def restore_run(run_dir: str | Path) -> RestoredRun:
+    """Reads a run directory and the newest readable checkpoint of every run in it.
+
+    Raises:
+      ValueError: not a run directory, no checkpoints, or none of them readable (naming them).
+    """
+    import jax
+
+    from jaxrl.run.checkpoint import Checkpointer
+    from jaxrl.run.experiment import seed_keys, stack_configs
+    from jaxrl.run.train import expand_grid
+
+    run_dir = Path(run_dir)
+    record, module, config = read_record(run_dir)
+    seeds = [int(s) for s in record.get("seeds", [0])]
+    grid = record.get("grid") or {}
+    configs, labels = expand_grid(config, grid)
+    groups = _groups(configs)
+    states, done, policies, run_labels = [], [], [], []
+    for g, idx in enumerate(groups):
+        sub = run_dir / ("checkpoints" if len(groups) == 1 else f"checkpoints/group-{g}")
+        if not sub.is_dir() or not any(p.name.isdigit() for p in sub.iterdir()):
+            raise _usage(
+                f"{run_dir}: no checkpoints in {sub} (was it trained with --no-checkpoint?)"
+            )
+        group_cfgs = [configs[i] for i in idx]
+        agent = module.make_agent(group_cfgs[0])
+        runs = [c for c in group_cfgs for _ in seeds]
+        batched = stack_configs(runs) if grid else group_cfgs[0]
+        axis = 0 if grid else None
+        keys = seed_keys(seeds * len(group_cfgs))
+        padded = _padded(len(runs))
+        if padded != len(runs):
+            keys = jax.numpy.concatenate([keys, jax.numpy.repeat(keys[:1], padded - len(runs), 0)])
+            if grid:
+                batched = jax.tree.map(
+                    lambda x: jax.numpy.concatenate(
+                        [x, jax.numpy.repeat(x[:1], padded - len(runs), 0)]
+                    ),
+                    batched,
+                )
+        if axis is None:
+            init = lambda k, c: jax.lax.map(lambda kk: agent.init(kk, c), k)  # noqa: E731
+        else:
+            init = lambda k, c: jax.lax.map(lambda kc: agent.init(*kc), (k, c))  # noqa: E731
+        abstract = jax.eval_shape(init, keys, batched)
+        _, metric_shapes = jax.eval_shape(
+            jax.vmap(agent.update, in_axes=(0, axis)), abstract, batched
+        )
+        ckpt = Checkpointer(sub, keep=10_000, asynchronous=False)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                restored = ckpt.restore(abstract, {k: v.dtype for k, v in metric_shapes.items()})
+            steps = ckpt.steps()
+        finally:
+            ckpt.close()
+        if restored is None:
+            why = "; ".join(str(w.message) for w in caught)[:400]
+            raise _usage(f"{run_dir}: no readable checkpoint among {steps} in {sub} ({why})")
+        state = jax.tree.map(lambda x: x[: len(runs)], restored.state)
+        states.append(state)
+        done.append(int(restored.updates_done))
+        policies.append(policy_fn(record["algo"], group_cfgs[0], state))
+        run_labels.extend(labels[i] for i in idx for _ in seeds)
+    run_seeds = [s for idx in groups for _ in idx for s in seeds]
+    return RestoredRun(record["algo"], config, run_seeds, run_labels, states, done, policies)
+
+
+def _padded(num_runs: int) -> int:
+    import math
+
+    import jax
+
+    n = len(jax.devices())
+    return num_runs if n < 2 else math.ceil(num_runs / n) * n
+
+
+def _max_steps(env_params) -> int:
+    return int(getattr(env_params, "max_steps_in_episode", 10_000))
+
+
+def run_episodes(policy: Policy, keys, episodes: int, deterministic: bool = True):
+    """``episodes`` episodes per run, all runs in one compiled program.
+
+    Each of the ``E`` environments runs until its first episode ends (at most the env's
+    time limit), with the policy of its run.
+
+    Args:
+      policy: a :class:`Policy` (``params`` leaves ``[R, ...]``).
+      keys: ``[R]`` PRNG keys.
+      episodes: ``E``.
+      deterministic: the mode of the policy (else samples from it).
+
+    Returns:
+      ``(returns [R, E], lengths [R, E])`` as NumPy arrays.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxrl.envs import EpisodeStatistics, VecEnv
+
+    env = EpisodeStatistics(VecEnv(policy.env, episodes))
+    env_params = policy.env_params
+    limit = _max_steps(env_params)
+
+    def one_run(params, key):
+        reset_key, key = jax.random.split(key)
+        obs, state = env.reset(reset_key, env_params)
+        zeros = jnp.zeros((episodes,), jnp.float32)
+        carry = (state, obs, key, zeros, zeros, jnp.zeros((episodes,), bool), jnp.int32(0))
+
+        def cond(c):
+            return jnp.logical_and(~jnp.all(c[5]), c[6] < limit)
+
+        def body(c):
+            state, obs, key, rets, lens, finished, t = c
+            key, act_key, env_key = jax.random.split(key, 3)
+            actions = policy.act(params, obs, act_key, deterministic)
+            obs, state, _, _, _, info = env.step(env_key, state, actions, env_params)
+            new = jnp.logical_and(info["returned_episode"], ~finished)
+            rets = jnp.where(new, info["episode_return"], rets)
+            lens = jnp.where(new, info["episode_length"], lens)
+            return state, obs, key, rets, lens, finished | new, t + 1
+
+        _, _, _, rets, lens, finished, _ = jax.lax.while_loop(cond, body, carry)
+        return jnp.where(finished, rets, jnp.nan), jnp.where(finished, lens, jnp.nan)
+
+    rets, lens = jax.jit(jax.vmap(one_run))(policy.params, keys)
+    return np.asarray(rets), np.asarray(lens)
+
+
+def _eval_keys(seeds, eval_seed: int):
+    import jax
+    import jax.numpy as jnp
+
+    base = jax.random.PRNGKey(eval_seed)
+    return jnp.stack([jax.random.fold_in(base, 1_000_003 + int(s)) for s in seeds])
+
+
+def evaluate(
+    run_dir: str | Path,
+    episodes: int = 10,
+    deterministic: bool = True,
+    seed: int = 0,
+    write: bool = True,
+    restored: RestoredRun | None = None,
+) -> dict:
+    """Evaluates every run of a run directory and writes ``eval.json`` there.
+
+    Args:
+      run_dir: a directory written by ``jaxrl train`` (config.json + checkpoints/).
+      episodes: episodes per run (``E``).
+      deterministic: act with the policy's mode (argmax / mean), else sample.
+      seed: seed of the evaluation episodes.
+      write: write ``RUN/eval.json``.
+      restored: a :func:`restore_run` result to reuse.
+
+    Returns:
+      The content of eval.json: ``runs`` (per run: seed, configuration, returns, mean, IQM,
+      CI) and ``over_runs`` (statistics of the per-run means over runs).
+    """
+    from jaxrl.run import rundir
+    from jaxrl.run.stats import summarize
+
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise _usage(f"--episodes must be an integer >= 1, got {episodes!r}")
+    restored = restored or restore_run(run_dir)
+    runs, offset = [], 0
+    for g, policy in enumerate(restored.policies):
+        n = len(_leading(restored.states[g]))
+        seeds = restored.seeds[offset : offset + n]
+        rets, lens = run_episodes(policy, _eval_keys(seeds, seed), episodes, deterministic)
+        for r in range(n):
+            stats = summarize(rets[r])
+            runs.append(
+                {
+                    "seed": seeds[r],
+                    "config": restored.labels[offset + r],
+                    "checkpoint_updates": restored.updates_done[g],
+                    "returns": [None if not np.isfinite(x) else float(x) for x in rets[r]],
+                    "mean_length": float(np.nanmean(lens[r]))
+                    if np.isfinite(lens[r]).any()
+                    else None,
+                    **{k: stats[k] for k in ("mean", "std", "iqm", "iqm_ci95", "mean_ci95")},
+                }
+            )
+        offset += n
+    means = [r["mean"] for r in runs if r["mean"] is not None]
+    result = {
+        "algo": restored.algo,
+        "env": _env_of(restored.config),
+        "episodes_per_run": episodes,
+        "policy": "deterministic" if deterministic else "stochastic",
+        "eval_seed": seed,
+        "runs": runs,
+        "over_runs": summarize(means),
+        "over_runs_definition": "statistics over runs of each run's mean evaluation return",
+        "machine": rundir.machine_info(),
+    }
+    if write:
+        rundir.write_json(Path(run_dir) / "eval.json", result)
+    return result
+
+
+def _leading(state) -> list:
+    import jax
+
+    return range(jax.tree.leaves(state)[0].shape[0])
+
+
+def format_table(result: dict) -> str:
+    """A text table of an ``evaluate`` result: one row per run, then the aggregate."""
+    lines = [
+        f"{result['algo']} on {result['env']}: {result['episodes_per_run']} {result['policy']} "
+        "episodes per run",
+        f"{'seed':>6} {'config':<24} {'mean':>10} {'IQM':>10} {'min':>10} {'max':>10} "
+        f"{'length':>8}",
+    ]
+    for r in result["runs"]:
+        rets = np.array([np.nan if x is None else x for x in r["returns"]], float)
+        cfg = ", ".join(f"{k}={v}" for k, v in r["config"].items()) or "-"
+
+        def f(v):
+            return "-" if v is None or not np.isfinite(v) else f"{v:.2f}"
+
+        lo = np.nanmin(rets) if np.isfinite(rets).any() else None
+        hi = np.nanmax(rets) if np.isfinite(rets).any() else None
+        ml = r["mean_length"]
+        lines.append(
+            f"{r['seed']:>6} {cfg[:24]:<24} {f(r['mean']):>10} {f(r['iqm']):>10} {f(lo):>10} "
+            f"{f(hi):>10} {'-' if ml is None else f'{ml:.1f}':>8}"
+        )
+    o = result["over_runs"]
+    if o["n"]:
+        ci = o["iqm_ci95"]
+        lines.append(
+            f"over {o['n']} runs: IQM {o['iqm']:.2f} (95% CI {ci[0]:.2f} to {ci[1]:.2f}), "
+            f"mean {o['mean']:.2f} ± {o['std']:.2f}"
+        )
+    else:
+        lines.append("no evaluation episode finished")
+    return "\n".join(lines)
+
+
+class LoadedPolicy:
+    """A trained policy to act with: ``act(obs, key=None, deterministic=True)``.
+
+    ``obs`` is one observation ``[*O]`` or a batch ``[N, *O]`` (NumPy, JAX, a Gymnasium
+    observation, a Python number for a tabular state); the actions come back as NumPy
+    arrays in the environment's action space, ``[*A]`` or ``[N, *A]``.
+    """
+
+    def __init__(self, policy: Policy, params: Any, algo: str, env_id: str, seed: int):
+        import jax
+
+        self.policy = policy
+        self.params = params
+        self.algo, self.env_id, self.seed = algo, env_id, seed
+        self._act = jax.jit(policy.act, static_argnums=3)
+        self._key = jax.random.PRNGKey(seed)
+
+    def act(self, obs, key=None, deterministic: bool = True) -> np.ndarray:
+        import jax
+        import jax.numpy as jnp
+
+        x = jnp.asarray(np.asarray(obs))
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.float32)
+        rank = len(self.policy.obs_shape)
+        if x.ndim not in (rank, rank + 1) or tuple(x.shape[x.ndim - rank :]) != tuple(
+            self.policy.obs_shape
+        ):
+            raise ValueError(
+                f"act: obs has shape {tuple(x.shape)}; expected {self.policy.obs_shape} or "
+                f"[N, *{self.policy.obs_shape}] for {self.env_id}"
+            )
+        single = x.ndim == rank
+        if key is None:
+            self._key, key = jax.random.split(self._key)
+        out = self._act(self.params, x[None] if single else x, key, bool(deterministic))
+        out = np.asarray(out)
+        return out[0] if single else out
+
+    def __repr__(self) -> str:
+        return f"LoadedPolicy({self.algo} on {self.env_id}, seed {self.seed})"
+
+
+def load(run_dir: str | Path, seed: int | None = None) -> LoadedPolicy:
+    """The policy of one run of a run directory (``seed``, default: the first one).
+
+    Example::
+
+        policy = jaxrl.load("runs/quick")
+        action = policy.act(obs)            # deterministic: argmax / mean action
+    """
+    import jax
+
+    restored = restore_run(run_dir)
+    seed = restored.seeds[0] if seed is None else int(seed)
+    if seed not in restored.seeds:
+        raise _usage(f"load: {run_dir} has no run with seed {seed}; seeds: {restored.seeds}")
+    r = restored.seeds.index(seed)
+    offset = 0
+    for g, policy in enumerate(restored.policies):
+        n = len(_leading(restored.states[g]))
+        if r < offset + n:
+            params = jax.tree.map(lambda x: x[r - offset], policy.params)
+            return LoadedPolicy(policy, params, restored.algo, _env_of(restored.config), seed)
+        offset += n
+    raise AssertionError("unreachable")
+
+
+def cmd_eval(args) -> int:
+    """``jaxrl eval``: evaluates, writes RUN/eval.json, prints a table (and a video)."""
+    from jaxrl.cli import UsageError
+
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.video is not None and args.video.suffix.lower() not in (".gif", ".mp4"):
+        raise UsageError(f"--video {args.video}: the name must end in .gif or .mp4")
+    try:
+        restored = restore_run(args.run)
+        result = evaluate(args.run, args.episodes, not args.stochastic, args.seed, True, restored)
+        print(format_table(result))
+        print(f"wrote {Path(args.run) / 'eval.json'}")
+        if args.video is not None:
+            from jaxrl.run.video import record_video
+
+            path, frames = record_video(restored, args.video, not args.stochastic, args.seed)
+            print(f"wrote {path} ({frames} frames)")
+    except ValueError as e:
+        raise UsageError(str(e).splitlines()[0]) from None
+    return 0
