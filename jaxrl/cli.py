@@ -272,6 +272,12 @@ def _cmd_solve(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    from jaxrl.run.evaluate import cmd_eval  # evaluation, video: jaxrl/run/evaluate.py
+
+    return cmd_eval(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jaxrl", description="Reinforcement learning as pure JAX functions.")
     p.add_argument("--version", action="version", version=f"jaxrl {jaxrl.__version__}")
@@ -331,6 +337,14 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list algorithms and environments")
     ls.set_defaults(func=_cmd_list)
+
+    ev = sub.add_parser("eval", help="evaluate a run directory's policies (eval.json, --video)")
+    ev.add_argument("run", type=Path, help="run directory (written by `jaxrl train`)")
+    ev.add_argument("--episodes", type=int, default=10, help="episodes per run")
+    ev.add_argument("--stochastic", action="store_true", help="sample actions (default: mode)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
+    ev.add_argument("--video", type=Path, default=None, help="record an episode (.gif or .mp4)")
+    ev.set_defaults(func=_cmd_eval)
     return p
 
 
