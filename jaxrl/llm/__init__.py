@@ -1,9 +1,11 @@
 """Small causal transformers as policies: generation, SFT, reward model, DPO, GRPO, RLHF-PPO.
 
 Modules: ``transformer`` (the model: the toy configuration and the Llama/Qwen decoders, KV
-cache, save/load), ``checkpoint`` (Hugging Face directories in and out), ``generate`` (sampling with
-and without a KV cache, log-probs of given completions), ``tasks`` (tokenizer,
-verifiable and preference tasks, registry), ``sft``, ``reward_model``, ``dpo``
+cache, save/load), ``checkpoint`` (Hugging Face directories in and out), ``tokenizer``
+(a pretrained model's tokenizer and chat template), ``lora`` (adapters), ``sharding``
+(FSDP × data-parallel meshes), ``testing`` (tiny offline model directories),
+``generate`` (sampling with and without a KV cache, log-probs of given completions),
+``tasks`` (tokenizer, verifiable and preference tasks, registry), ``sft``, ``reward_model``, ``dpo``
 (trainers: a Config and a ``train_*`` function each) and ``training`` (shared pieces).
 
 Sequence layout, shared by every module: batch-major ``[B, T]`` arrays; a row is a
@@ -15,12 +17,15 @@ from jaxrl.llm import (
     checkpoint,
     dpo,
     grpo,
+    lora,
     reward_model,
     rl_loop,
     rlhf,
     roles,
     sft,
+    sharding,
     tasks,
+    tokenizer,
     training,
     transformer,
 )
@@ -29,18 +34,24 @@ from jaxrl.llm.dpo import *
 from jaxrl.llm.generate import *
 from jaxrl.llm.generate import __all__ as _generate_all  # the function shadows the module
 from jaxrl.llm.grpo import *
+from jaxrl.llm.lora import *
 from jaxrl.llm.reward_model import *
 from jaxrl.llm.rl_loop import *
 from jaxrl.llm.rlhf import *
 from jaxrl.llm.roles import *
 from jaxrl.llm.sft import *
+from jaxrl.llm.sharding import *
 from jaxrl.llm.tasks import *
+from jaxrl.llm.tokenizer import *
 from jaxrl.llm.training import *
 from jaxrl.llm.transformer import *
 
 __all__ = [
     *transformer.__all__,
     *checkpoint.__all__,
+    *tokenizer.__all__,
+    *lora.__all__,
+    *sharding.__all__,
     *_generate_all,
     *tasks.__all__,
     *training.__all__,

@@ -18,12 +18,12 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from jaxrl.llm.lora import merge_lora
 from jaxrl.llm.transformer import ModelConfig, Transformer, init_params
 
 __all__ = ["load_pretrained", "save_pretrained", "forward", "config_from_hf", "hf_name"]
@@ -259,22 +259,6 @@ def load_pretrained(path: str, dtype: str = "float32", sharding=None) -> tuple[M
     return cfg, {"params": _nest(flat)}
 
 
-def _merged_base(cfg: ModelConfig, params: dict) -> dict:
-    """Checkpoint params with each LoRA adapter folded in: ``W + (α/r)·A B``."""
-    scale = cfg.lora_alpha / max(cfg.lora_rank, 1)
-
-    def merge(node):
-        if not isinstance(node, dict):
-            return node
-        out = {k: merge(v) for k, v in node.items() if k not in ("lora_a", "lora_b")}
-        if "lora_a" in node and cfg.lora_active:
-            delta = jnp.asarray(node["lora_a"], jnp.float32) @ jnp.asarray(node["lora_b"])
-            out["kernel"] = (node["kernel"] + scale * delta).astype(node["kernel"].dtype)
-        return out
-
-    return merge(dict(params["params"]))
-
-
 def save_pretrained(path: str, model_config: ModelConfig, params: dict) -> None:
     """Writes ``config.json`` and ``model.safetensors`` that transformers (and vLLM) load.
 
@@ -291,7 +275,7 @@ def save_pretrained(path: str, model_config: ModelConfig, params: dict) -> None:
             f"save_pretrained: model_type {model_config.model_type!r} has no Hugging Face "
             f"format; supported: {', '.join(_ARCHITECTURES)} (use save_model for the toy model)"
         )
-    merged = _merged_base(model_config, params)
+    merged = merge_lora(model_config, params)[1]["params"]
     shapes = _base_shapes(model_config)
     tensors, dtype = {}, "float32"
     for p in shapes:

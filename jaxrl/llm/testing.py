@@ -1,0 +1,109 @@
+"""Tiny Hugging Face model directories made offline: for tests, examples and the README.
+
+``tiny_model_dir(path)`` writes a randomly initialised Llama/Qwen model
+(``config.json``, ``model.safetensors``), a byte-level BPE tokenizer trained on a few
+sentences (``tokenizer.json``), a ChatML-style chat template
+(``tokenizer_config.json``) and stop tokens (``generation_config.json``): the same
+files a downloaded model directory holds, in a few kilobytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import tokenizers
+from tokenizers import decoders, models, pre_tokenizers, processors, trainers
+
+from jaxrl.llm.checkpoint import save_pretrained
+from jaxrl.llm.transformer import ModelConfig, init_params
+
+__all__ = ["tiny_model_config", "tiny_tokenizer", "tiny_model_dir", "CHAT_TEMPLATE"]
+
+SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] | trim + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Reinforcement learning from human feedback trains a policy on a learned reward.",
+    "Two plus three is five; seven times six is forty-two.",
+    "A language model predicts the next token from the tokens before it.",
+    "Hello! How are you today? I am fine, thank you.",
+]
+
+
+def tiny_tokenizer(vocab_size: int = 320) -> tokenizers.Tokenizer:
+    """A byte-level BPE tokenizer with ``SPECIAL_TOKENS`` (ids 0–4) that prepends ``<|bos|>``."""
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS * 4, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|bos|> $A", pair="<|bos|> $A <|bos|> $B", special_tokens=[("<|bos|>", 1)]
+    )
+    return tok
+
+
+def tiny_model_config(model_type: str = "llama", vocab_size: int = 320, **changes) -> ModelConfig:
+    """A 2-layer, width-32 config of ``model_type`` (llama, qwen2, qwen3) with GQA."""
+    base = dict(
+        vocab_size=vocab_size,
+        max_len=128,
+        d_model=32,
+        num_heads=4,
+        num_kv_heads=2,
+        num_layers=2,
+        d_ff=64,
+        model_type=model_type,
+        head_dim=8,
+        qkv_bias=model_type == "qwen2",
+        qk_norm=model_type == "qwen3",
+        tie_embeddings=model_type == "llama",
+    )
+    return ModelConfig(**{**base, **changes})
+
+
+def write_tokenizer(path: str, tokenizer: tokenizers.Tokenizer) -> None:
+    """Writes ``tokenizer.json``, ``tokenizer_config.json`` and ``generation_config.json``."""
+    os.makedirs(path, exist_ok=True)
+    tokenizer.save(os.path.join(path, "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<|bos|>",
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|pad|>",
+        "chat_template": CHAT_TEMPLATE,
+        "model_max_length": 128,
+    }
+    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    eos = [tokenizer.token_to_id("<|eos|>"), tokenizer.token_to_id("<|im_end|>")]
+    with open(os.path.join(path, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": 1, "eos_token_id": eos, "pad_token_id": 0}, f, indent=2)
+
+
+def tiny_model_dir(path: str, model_type: str = "llama", seed: int = 0, **changes) -> str:
+    """Writes a random tiny model and its tokenizer to ``path``; returns ``path``.
+
+    Args:
+        path: output directory.
+        model_type: llama, qwen2 or qwen3.
+        seed: initialisation seed.
+        **changes: ``ModelConfig`` fields to override (e.g. ``num_layers=4``).
+    """
+    tokenizer = tiny_tokenizer()
+    config = tiny_model_config(model_type, tokenizer.get_vocab_size(), **changes)
+    params = init_params(config, jax.random.PRNGKey(seed))
+    save_pretrained(path, config, params)
+    write_tokenizer(path, tokenizer)
+    return path
