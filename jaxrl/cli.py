@@ -204,6 +204,13 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_llm(args) -> int:
+    if args.stage == "generate":  # sampling from a pretrained model: jaxrl/llm/cli_generate.py
+        from jaxrl.llm.cli_generate import run as run_generate
+
+        try:
+            return run_generate(args)
+        except ValueError as e:
+            raise UsageError(str(e).splitlines()[0]) from None
     from jaxrl.run.llm import STAGES, run_stage
 
     if args.stage not in STAGES:
@@ -305,8 +312,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
-    lm = sub.add_parser("llm", help="language-model stages: sft, rm, dpo, grpo, rlhf")
-    lm.add_argument("stage", help="sft, rm, dpo, grpo or rlhf")
+    lm = sub.add_parser("llm", help="language-model stages: sft, rm, dpo, grpo, rlhf; generate")
+    lm.add_argument("stage", help="sft, rm, dpo, grpo or rlhf; generate (a pretrained model)")
     lm.add_argument("--task", default=None, help="addition, sorting, preference, ...")
     lm.add_argument(
         "--from",
@@ -325,6 +332,9 @@ def _parser() -> argparse.ArgumentParser:
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--out", type=Path, default=None, help="run directory")
     lm.add_argument("--no-progress", action="store_true")
+    from jaxrl.llm.cli_generate import add_arguments as add_generate_arguments
+
+    add_generate_arguments(lm)  # jaxrl llm generate --model DIR --prompt TEXT [--chat] ...
     lm.set_defaults(func=_cmd_llm)
 
     so = sub.add_parser("solve", help="dynamic programming on a tabular environment")
