@@ -19,6 +19,7 @@ ALGORITHMS: dict[str, str] = {
     "ddpg": "jaxrl.agents.ddpg",
     "dqn": "jaxrl.agents.dqn",
     "ppo": "jaxrl.agents.ppo",
+    "pqn": "jaxrl.agents.pqn",
     "reinforce": "jaxrl.agents.reinforce",
     "sac": "jaxrl.agents.sac",
     "td3": "jaxrl.agents.td3",

@@ -1,0 +1,446 @@
+"""Parallelised Q-Network (PQN): Q(λ) on many environments, no replay buffer, no target network.
+
+Gallici et al., Simplifying Deep Temporal Difference Learning (2024):
+https://arxiv.org/abs/2407.04811
+
+One update: step ``num_envs`` environments ``num_steps`` times with an ε-greedy
+policy of the current Q-network, compute Q(λ) targets for the whole rollout
+with the parameters that collected it, then ``num_epochs`` passes of
+``num_minibatches`` gradient steps on ½·(Q(s, a) − Gᵗ)². The targets are
+
+    Gᵗ = rₜ + γ(1 − termₜ)[(1 − λcₜ)·maxₐ Q(s'ₜ, a) + λcₜ·Gₜ₊₁],  cₜ = 1 − doneₜ (0 at t = T−1)
+
+(:func:`jaxrl.core.lambda_returns` with ``next_values = maxₐ Q(s'ₜ, a)``), where
+s'ₜ is the real next state, the final observation where the episode ended: a
+truncated step bootstraps, a terminated one does not, and the recursion is cut
+at every episode end. LayerNorm after every hidden layer keeps the bootstrapped
+regression stable without a target network (the paper's Theorem 1).
+
+Shapes: ``T`` rollout length (``num_steps``), ``B`` environments
+(``num_envs``), ``M`` minibatches, ``A`` actions, ``*O`` one observation.
+
+Data parallelism. ``make_agent(config, axis_name="data", num_shards=D)`` builds
+the agent one device runs inside ``jax.shard_map`` over a mesh axis of D
+devices: each device steps ``B / D`` of the environments, gradients and metrics
+are averaged with ``pmean``. Every random draw that concerns one environment
+(its reset, its steps, its ε-greedy action, the order of its samples in the
+minibatches) is keyed by the environment's global index, and each minibatch
+holds the same number of samples of every environment, so D devices compute
+the one-device run (same global batch) up to float32 rounding; see
+:mod:`jaxrl.run.data_parallel`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrl import envs, nets
+from jaxrl._config import (
+    config,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+    positive_ints,
+    probability,
+    require,
+    static,
+)
+from jaxrl.agents.base import Agent, make_train_fn
+from jaxrl.core import lambda_returns, linear_schedule
+
+__all__ = [
+    "Config",
+    "PQNNetwork",
+    "PQNState",
+    "Rollout",
+    "collect_rollout",
+    "compute_targets",
+    "epsilon_at",
+    "make_agent",
+    "make_network",
+    "make_train",
+    "pqn_loss",
+    "stratified_minibatches",
+    "update_minibatch",
+]
+
+
+@config
+class Config:
+    """PQN settings. Static fields fix shapes; the numeric ones can be swept under vmap.
+
+    The defaults are purejaxql's CartPole settings (32 envs × 64 steps, 4 epochs of
+    16 minibatches, two LayerNorm layers of 128 units, λ = 0.95).
+    """
+
+    env_id: str = static("CartPole-v1", "environment id (jaxrl.envs.make)")
+    total_timesteps: int = static(500_000, "environment steps over all environments")
+    num_envs: int = static(32, "environments stepped as one batch")
+    num_steps: int = static(64, "rollout length T per update")
+    num_epochs: int = static(4, "passes over each rollout")
+    num_minibatches: int = static(16, "minibatches per pass (must divide num_steps)")
+    hidden_sizes: tuple[int, ...] = static((128, 128), "MLP layer widths")
+    activation: str = static("relu", "a name in jaxrl.nets.ACTIVATIONS")
+    torso: str = static("mlp", "mlp or cnn (MinAtar: one 16-channel 3x3 convolution first)")
+    layer_norm: bool = static(True, "LayerNorm after every hidden layer (PQN's stabiliser)")
+    anneal_lr: bool = static(False, "decay the learning rate linearly to 0")
+    learning_rate: float = 1e-4
+    gamma: float = 0.99
+    lambda_: float = 0.95
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    exploration_fraction: float = 0.2
+    max_grad_norm: float = 10.0
+
+    def validate(self):
+        for name in ("total_timesteps", "num_envs", "num_steps", "num_epochs", "num_minibatches"):
+            require(self, name, positive_int)
+        require(self, "hidden_sizes", positive_ints)
+        require(self, "activation", one_of(*nets.ACTIVATIONS))
+        require(self, "torso", one_of("mlp", "cnn"))
+        for name in ("learning_rate", "max_grad_norm", "exploration_fraction"):
+            require(self, name, positive)
+        for name in ("gamma", "lambda_", "eps_start", "eps_end"):
+            require(self, name, probability)
+        require(self, "eps_end", non_negative)
+        if self.num_steps % self.num_minibatches:
+            raise ValueError(
+                f"num_steps ({self.num_steps}) must be divisible by num_minibatches "
+                f"({self.num_minibatches}): every minibatch takes num_steps / num_minibatches "
+                "steps of every environment"
+            )
+        batch = self.num_envs * self.num_steps
+        if self.total_timesteps < batch:
+            raise ValueError(
+                f"total_timesteps ({self.total_timesteps}) must be at least num_envs * num_steps "
+                f"({batch}), the steps of one update"
+            )
+
+
+class PQNNetwork(nn.Module):
+    """Q(s, ·) with LayerNorm: ``__call__(obs [*N, *O]) -> [*N, A]``.
+
+    Each hidden layer is h ← act(LayerNorm(W·h + b)); the cnn torso puts one
+    16-channel 3×3 convolution (with LayerNorm) before them.
+    """
+
+    num_actions: int
+    obs_ndim: int  # rank of one observation (1 for vectors, 3 for images)
+    hidden_sizes: Sequence[int] = (128, 128)
+    activation: str = "relu"
+    torso: str = "mlp"
+    layer_norm: bool = True
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        act = nets.ACTIVATIONS[self.activation]
+        batch = obs.shape[: obs.ndim - self.obs_ndim]
+        x = jnp.asarray(obs, jnp.float32)
+        if self.torso == "cnn":
+            x = x.reshape((-1, *x.shape[-3:]))
+            x = nn.Conv(16, (3, 3), padding="VALID")(x)
+            x = act(nn.LayerNorm()(x) if self.layer_norm else x)
+        x = x.reshape((*batch, -1))
+        for size in self.hidden_sizes:
+            x = nn.Dense(size)(x)
+            x = act(nn.LayerNorm()(x) if self.layer_norm else x)
+        return nn.Dense(self.num_actions)(x)
+
+
+@flax.struct.dataclass
+class PQNState:
+    """Everything a PQN run carries from one update to the next (``Bₗ`` local envs)."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any  # leaves [Bₗ, ...]
+    obs: jax.Array  # [Bₗ, *O]
+    key: jax.Array  # the same on every device
+    update_count: jax.Array  # int32 scalar
+
+
+class Rollout(flax.struct.PyTreeNode):
+    """A time-major rollout of ``Bₗ`` environments."""
+
+    obs: jax.Array  # [T, Bₗ, *O]
+    actions: jax.Array  # [T, Bₗ] int32
+    rewards: jax.Array  # [T, Bₗ]
+    terminated: jax.Array  # [T, Bₗ] bool
+    truncated: jax.Array  # [T, Bₗ] bool
+    next_obs: jax.Array  # [T, Bₗ, *O] real next observation (the final one where done)
+    returned: jax.Array  # [T, Bₗ] bool: an episode ended here
+    episode_return: jax.Array  # [T, Bₗ] its return (0 elsewhere)
+    episode_length: jax.Array  # [T, Bₗ] its length (0 elsewhere)
+
+
+def make_network(config: Config, action_info=None, obs_ndim: int | None = None) -> PQNNetwork:
+    """The Q-network of ``config`` (action space and observation rank looked up if not given)."""
+    if action_info is None or obs_ndim is None:
+        env, env_params = envs.make(config.env_id)
+        action_info = envs.action_info(env, env_params)
+        obs_ndim = len(env.observation_space(env_params).shape)
+    if not action_info.discrete:
+        raise ValueError(
+            f"PQN needs a discrete action space; {config.env_id!r} has a continuous one "
+            "(use ppo, ddpg, td3 or sac)"
+        )
+    return PQNNetwork(
+        num_actions=action_info.num_actions,
+        obs_ndim=obs_ndim,
+        hidden_sizes=tuple(config.hidden_sizes),
+        activation=config.activation,
+        torso=config.torso,
+        layer_norm=config.layer_norm,
+    )
+
+
+def epsilon_at(update_count, cfg: Config, num_updates: int) -> jax.Array:
+    """ε at the start of update ``update_count``: linear from eps_start to eps_end over
+    ``exploration_fraction`` of the updates, then constant."""
+    duration = cfg.exploration_fraction * num_updates
+    return linear_schedule(cfg.eps_start, cfg.eps_end, duration)(update_count)
+
+
+def _env_keys(key: jax.Array, env_ids: jax.Array, num_envs: int) -> jax.Array:
+    """Environment i's key is ``split(key, B)[i]`` on any device (as in ``envs.VecEnv``)."""
+    return jax.random.split(key, num_envs)[env_ids]
+
+
+def _greedy_or_random(key, q_values, epsilon):
+    """One environment's ε-greedy action from its own key (ties: the first maximum)."""
+    explore_key, action_key = jax.random.split(key)
+    explore = jax.random.uniform(explore_key) < epsilon
+    random_action = jax.random.randint(action_key, (), 0, q_values.shape[-1])
+    return jnp.where(explore, random_action, jnp.argmax(q_values)).astype(jnp.int32)
+
+
+def collect_rollout(
+    apply_fn, params, env, env_params, env_state, obs, key, epsilon, env_ids, num_envs, num_steps
+) -> tuple[Any, jax.Array, Rollout]:
+    """Steps the local environments ``num_steps`` times with the ε-greedy policy.
+
+    Args:
+      apply_fn: ``(params, obs [Bₗ, *O]) -> Q [Bₗ, A]``.
+      env: one (unbatched) environment with episode statistics; stepped under ``vmap``.
+      env_state, obs: the local environments' states and observations ``[Bₗ, ...]``.
+      key: the rollout key (the same on every device).
+      epsilon: ε of this rollout.
+      env_ids: ``[Bₗ]`` global indices of the local environments.
+      num_envs: ``B``, all environments over all devices.
+
+    Returns:
+      ``(env_state, obs, rollout)`` after the rollout.
+    """
+    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def step(carry, step_key):
+        env_state, obs = carry
+        act_key, env_key = jax.random.split(step_key)
+        q = apply_fn(params, obs)
+        actions = jax.vmap(_greedy_or_random, in_axes=(0, 0, None))(
+            _env_keys(act_key, env_ids, num_envs), q, epsilon
+        )
+        next_obs, env_state, rewards, terminated, truncated, info = step_env(
+            _env_keys(env_key, env_ids, num_envs), env_state, actions, env_params
+        )
+        done = jnp.logical_or(terminated, truncated)
+        mask = done.reshape(done.shape + (1,) * (obs.ndim - 1))
+        real_next = jnp.where(mask, info["final_observation"], next_obs)
+        transition = Rollout(
+            obs=obs,
+            actions=actions,
+            rewards=rewards.astype(jnp.float32),
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=real_next.astype(obs.dtype),
+            returned=info["returned_episode"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+        )
+        return (env_state, next_obs), transition
+
+    (env_state, obs), rollout = jax.lax.scan(
+        step, (env_state, obs), jax.random.split(key, num_steps)
+    )
+    return env_state, obs, rollout
+
+
+def compute_targets(apply_fn, params, rollout: Rollout, gamma, lambda_) -> jax.Array:
+    """Q(λ) targets ``[T, Bₗ]`` (module docstring), bootstrapping from maxₐ Q(s'ₜ, a)."""
+    next_values = jnp.max(apply_fn(params, rollout.next_obs), axis=-1)
+    done = jnp.logical_or(rollout.terminated, rollout.truncated)
+    return lambda_returns(rollout.rewards, next_values, rollout.terminated, done, gamma, lambda_)
+
+
+def stratified_minibatches(key, batch: Any, num_minibatches: int, env_ids: jax.Array) -> Any:
+    """``[T, Bₗ, ...]`` leaves → ``[M, T/M, Bₗ, ...]``: every environment's steps in its own
+    random order (keyed by its global index), the m-th T/M of them in minibatch m.
+
+    Each minibatch holds T/M steps of every environment, so a device holding some of
+    the environments holds its exact share of every minibatch.
+    """
+    t = jax.tree.leaves(batch)[0].shape[0]
+    perms = jax.vmap(lambda i: jax.random.permutation(jax.random.fold_in(key, i), t))(env_ids)
+    cols = jnp.arange(env_ids.shape[0])
+
+    def arrange(x):
+        x = x[perms.T, cols]  # [T, Bₗ, ...]: x[perms[b, s], b]
+        return x.reshape((num_minibatches, t // num_minibatches) + x.shape[1:])
+
+    return jax.tree.map(arrange, batch)
+
+
+def pqn_loss(params, apply_fn, minibatch: dict) -> tuple[jax.Array, dict]:
+    """½·mean((Q(s, a) − G)²) over a minibatch with ``obs``, ``actions``, ``targets``."""
+    q = apply_fn(params, minibatch["obs"])
+    q_taken = jnp.take_along_axis(q, minibatch["actions"][..., None], axis=-1)[..., 0]
+    td = q_taken - minibatch["targets"]
+    loss = 0.5 * jnp.mean(jnp.square(td))
+    return loss, {"td_loss": loss, "q_mean": jnp.mean(q_taken)}
+
+
+def _optimizer(cfg: Config) -> optax.GradientTransformation:
+    # The learning rate is applied in update_minibatch so that it stays a traced leaf.
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.scale_by_adam())
+
+
+def _pmean(tree, axis_name):
+    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def update_minibatch(carry, minibatch, *, apply_fn, tx, lr, axis_name=None):
+    """One gradient step; with ``axis_name`` the gradients are averaged over the devices."""
+    params, opt_state = carry
+    grads, metrics = jax.grad(pqn_loss, has_aux=True)(params, apply_fn, minibatch)
+    grads, metrics = _pmean((grads, metrics), axis_name)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+    return (params, opt_state), metrics
+
+
+def _episode_metrics(rollout: Rollout, axis_name) -> dict:
+    sums = jnp.stack(
+        [
+            jnp.sum(rollout.episode_return),
+            jnp.sum(rollout.episode_length),
+            jnp.sum(rollout.returned.astype(jnp.float32)),
+        ]
+    )
+    if axis_name is not None:
+        sums = jax.lax.psum(sums, axis_name)
+    ret, length, count = sums[0], sums[1], sums[2]
+    safe = jnp.maximum(count, 1.0)
+    return {
+        "episode_return": jnp.where(count > 0, ret / safe, jnp.nan),
+        "episode_length": jnp.where(count > 0, length / safe, jnp.nan),
+        "episodes": count,
+    }
+
+
+def make_agent(config: Config, *, axis_name: str | None = None, num_shards: int = 1) -> Agent:
+    """Builds PQN's ``init`` and ``update``.
+
+    Args:
+      config: the PQN Config (static fields read here; numeric ones from the ``cfg``
+        argument of ``init``/``update``, so they may be traced).
+      axis_name: the mesh axis the agent is split over (inside ``shard_map``), or None.
+      num_shards: devices on that axis; each steps ``num_envs / num_shards`` environments.
+    """
+    if config.num_envs % num_shards:
+        raise ValueError(
+            f"num_envs ({config.num_envs}) must be divisible by the number of devices "
+            f"({num_shards}) to split one run across them"
+        )
+    base_env, env_params = envs.make(config.env_id)
+    action_info = envs.action_info(base_env, env_params)
+    obs_ndim = len(base_env.observation_space(env_params).shape)
+    network = make_network(config, action_info, obs_ndim)
+    apply_fn = network.apply
+    env = envs.EpisodeStatistics(base_env)
+    num_envs, local_envs = config.num_envs, config.num_envs // num_shards
+    steps_per_update = config.num_envs * config.num_steps
+    num_updates = config.total_timesteps // steps_per_update
+
+    def env_ids():
+        offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_envs
+        return offset + jnp.arange(local_envs)
+
+    def init(key, cfg: Config) -> PQNState:
+        net_key, env_key, key = jax.random.split(key, 3)
+        keys = _env_keys(env_key, env_ids(), num_envs)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(keys, env_params)
+        params = network.init(net_key, obs)
+        return PQNState(
+            params=params,
+            opt_state=_optimizer(cfg).init(params),
+            env_state=env_state,
+            obs=obs,
+            key=key,
+            update_count=jnp.zeros((), jnp.int32),
+        )
+
+    def update(state: PQNState, cfg: Config):
+        key, rollout_key, epoch_key = jax.random.split(state.key, 3)
+        ids = env_ids()
+        epsilon = epsilon_at(state.update_count, cfg, num_updates)
+        env_state, obs, rollout = collect_rollout(
+            apply_fn,
+            state.params,
+            env,
+            env_params,
+            state.env_state,
+            state.obs,
+            rollout_key,
+            epsilon,
+            ids,
+            num_envs,
+            config.num_steps,
+        )
+        targets = compute_targets(apply_fn, state.params, rollout, cfg.gamma, cfg.lambda_)
+        batch = {"obs": rollout.obs, "actions": rollout.actions, "targets": targets}
+        frac = 1.0 - state.update_count / num_updates
+        lr = cfg.learning_rate * frac if config.anneal_lr else cfg.learning_rate
+        step = functools.partial(
+            update_minibatch, apply_fn=apply_fn, tx=_optimizer(cfg), lr=lr, axis_name=axis_name
+        )
+
+        def epoch(carry, k):
+            minibatches = stratified_minibatches(k, batch, config.num_minibatches, ids)
+            return jax.lax.scan(step, carry, minibatches)
+
+        (params, opt_state), metrics = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(epoch_key, config.num_epochs)
+        )
+        metrics = {
+            **_episode_metrics(rollout, axis_name),
+            **jax.tree.map(jnp.mean, metrics),
+            "epsilon": jnp.asarray(epsilon, jnp.float32),
+            "learning_rate": jnp.asarray(lr, jnp.float32),
+        }
+        new_state = PQNState(
+            params=params,
+            opt_state=opt_state,
+            env_state=env_state,
+            obs=obs,
+            key=key,
+            update_count=state.update_count + 1,
+        )
+        return new_state, metrics
+
+    return Agent(
+        init=init, update=update, num_updates=num_updates, steps_per_update=steps_per_update
+    )
+
+
+def make_train(config: Config):
+    """``train(key) -> (PQNState, metrics)``, pure: ``jax.jit(jax.vmap(train))(keys)`` works."""
+    return make_train_fn(make_agent(config), config)
