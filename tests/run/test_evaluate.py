@@ -175,3 +175,47 @@ def test_tabular_run_evaluates_its_greedy_policy(tmp_path):
     assert len(set(rets)) == 1  # a deterministic policy on a deterministic grid
     policy = load(tmp_path)
     assert policy.act(36) == int(np.argmax(np.asarray(policy.params["q"])[36]))
+
+
+def _pole_point(x, theta, frac):
+    from jaxrl.run.video import CARTPOLE, W
+
+    cx = W / 2 + x * CARTPOLE["scale"]
+    r = frac * CARTPOLE["pole_px"]
+    return int(round(cx + r * np.sin(theta))), int(round(CARTPOLE["pivot_y"] - r * np.cos(theta)))
+
+
+def test_cartpole_frame_draws_the_pole_at_its_angle():
+    from jaxrl.run.video import BACKGROUND, POLE, draw_cartpole
+
+    frame = draw_cartpole(0.5, 0.3)
+    for frac in (0.5, 0.9):
+        px, py = _pole_point(0.5, 0.3, frac)
+        assert tuple(frame[py, px]) == POLE
+        mx, my = _pole_point(0.5, -0.3, frac)  # the mirrored angle is empty
+        assert tuple(frame[my, mx]) == BACKGROUND
+
+
+def test_eval_video_writes_one_gif_frame_per_step(ppo_run, tmp_path):
+    from PIL import Image
+
+    from jaxrl.run.video import POLE, record_episode
+
+    out, _ = ppo_run
+    gif = tmp_path / "cartpole.gif"
+    assert main(["eval", str(out), "--episodes", "1", "--video", str(gif)]) == 0
+    restored = restore_run(out)
+    policy = restored.policies[0]
+    params = jax.tree.map(lambda x: x[0], policy.params)
+    states, obs, rewards = record_episode(policy, params, jax.random.PRNGKey(0))
+    with Image.open(gif) as im:
+        assert im.n_frames == len(rewards) > 5
+        im.seek(0)
+        first = np.asarray(im.convert("RGB"))
+    x0, th0 = float(states.x[0]), float(states.theta[0])
+    px, py = _pole_point(x0, th0, 0.8)
+    assert np.abs(first[py, px].astype(int) - POLE).max() <= 8
+    with pytest.raises(ValueError, match="cannot draw"):
+        from jaxrl.run.video import frames_for
+
+        frames_for(None, "Probe1-v0", states, obs)
