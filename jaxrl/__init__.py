@@ -6,4 +6,15 @@ Layers (each imports only from those above it): ``core`` (math on arrays),
 """
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = ["__version__", "load"]
+
+
+def load(run_dir, seed=None):
+    """The trained policy of a run directory, to act with: ``jaxrl.load(RUN).act(obs)``.
+
+    A thin wrapper (``import jaxrl`` stays free of jax) around
+    :func:`jaxrl.run.evaluate.load`; ``seed`` picks the run (default: the first seed).
+    """
+    from jaxrl.run.evaluate import load as _load
+
+    return _load(run_dir, seed)

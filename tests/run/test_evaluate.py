@@ -132,7 +132,9 @@ def test_evaluate_restores_the_final_state_and_writes_eval_json(ppo_run):
 
 def test_load_acts_on_one_observation_or_a_batch(ppo_run):
     out, res = ppo_run
-    policy = load(out, seed=1)
+    import jaxrl
+
+    policy = jaxrl.load(out, seed=1)
     obs = np.random.default_rng(0).normal(size=(6, 4))  # float64, as Gymnasium gives
     batch = policy.act(obs)
     assert batch.shape == (6,) and batch.dtype == np.int32
