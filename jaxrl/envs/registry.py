@@ -130,6 +130,14 @@ def make(env_id: str, **kwargs: Any) -> tuple[Any, Any]:
       ValueError: unknown id (the message lists the known ids and close matches) or
         an unknown keyword argument.
     """
+    if str(env_id).startswith("gymnasium:"):  # host-stepped Gymnasium ids: envs/gymnasium.py
+        from jaxrl.envs.gymnasium import make_gymnasium
+
+        return make_gymnasium(env_id.split(":", 1)[1], **kwargs)
+    if str(env_id).startswith("brax:"):  # Brax environments, compiled: envs/brax.py
+        from jaxrl.envs.brax import make_brax
+
+        return make_brax(env_id.split(":", 1)[1], **kwargs)
     if env_id in _REGISTRY:
         return _REGISTRY[env_id](**kwargs)
     if env_id in gymnax.registered_envs:
