@@ -49,6 +49,8 @@ def _env_field(cls) -> str:
 
 
 def _check_env(env_id: str, field: str) -> None:
+    if field == "env_id" and env_id.startswith(("gymnasium:", "brax:")):
+        return  # jaxrl.envs.make checks these (registered id, installed extra)
     if field == "env":
         from jaxrl.tabular import TABULAR_ENVS
 
