@@ -59,6 +59,7 @@ from jaxrl.llm.roles import (
     Reward,
     RolloutBatch,
     as_traced,
+    make_reference,
     make_rl_optimizer,
     rollout_metrics,
 )
@@ -205,7 +206,7 @@ def grpo_step(roles: GRPORoles, prompts, key) -> tuple[GRPORoles, dict]:
     actor, reference, reward = roles
     gen_key, update_key = jax.random.split(key)
     batch = actor.generate_sequences(prompts, gen_key)
-    batch = reference.compute_log_prob(batch)
+    batch = reference.compute_log_prob(batch, actor.state.params)  # LoRA: base via actor
     batch = reward.compute_reward(batch)
     batch = compute_group_advantages(batch, actor)
     actor, actor_metrics = actor.update_actor(batch, update_key)
@@ -226,7 +227,8 @@ def grpo_step_timed(roles: GRPORoles, prompts, key) -> tuple[GRPORoles, dict]:
     gen_key, update_key = jax.random.split(key)
     t: dict = {}
     batch = timed_call(t, "generate_sequences", Actor.generate_sequences, actor, prompts, gen_key)
-    batch = timed_call(t, "compute_ref_log_prob", Reference.compute_log_prob, reference, batch)
+    ref_fn, actor_params = Reference.compute_log_prob, actor.state.params
+    batch = timed_call(t, "compute_ref_log_prob", ref_fn, reference, batch, actor_params)
     batch = timed_call(t, "compute_reward", Reward.compute_reward, reward, batch)
     batch = timed_call(t, "compute_advantages", compute_group_advantages, batch, actor)
     actor, actor_metrics = timed_call(
@@ -264,7 +266,7 @@ def make_grpo_roles(config: GRPOConfig, policy, task: Task, reward_model=None) -
     actor = Actor(
         state, config, policy.model_config, generation, config.group_size, kl_in_loss=True
     )
-    reference = Reference(policy.params, policy.model_config, config.temperature)
+    reference = make_reference(policy, config.temperature)  # LoRA: the adapters off
     rm_params = rm_model = None
     if reward_model is not None:
         rm_params, rm_model = reward_model.params, reward_model.model_config

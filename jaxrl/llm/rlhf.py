@@ -61,6 +61,7 @@ from jaxrl.llm.roles import (
     Reward,
     RolloutBatch,
     as_traced,
+    make_reference,
     make_rl_optimizer,
     rollout_metrics,
 )
@@ -231,7 +232,7 @@ def rlhf_step(roles: RLHFRoles, prompts, key) -> tuple[RLHFRoles, dict]:
     gen_key, critic_key, actor_key = jax.random.split(key, 3)
     batch = actor.generate_sequences(prompts, gen_key)
     batch = critic.compute_values(batch)
-    batch = reference.compute_log_prob(batch)
+    batch = reference.compute_log_prob(batch, actor.state.params)  # LoRA: base via actor
     batch = reward.compute_reward(batch)
     batch = compute_advantages(batch, actor.config)
     critic, critic_metrics = critic.update_critic(batch, critic_key)
@@ -252,7 +253,8 @@ def rlhf_step_timed(roles: RLHFRoles, prompts, key) -> tuple[RLHFRoles, dict]:
     t: dict = {}
     batch = timed_call(t, STAGES[0], Actor.generate_sequences, actor, prompts, gen_key)
     batch = timed_call(t, STAGES[1], Critic.compute_values, critic, batch)
-    batch = timed_call(t, STAGES[2], Reference.compute_log_prob, reference, batch)
+    ref_params = actor.state.params  # read by a LoRA reference (the adapters off)
+    batch = timed_call(t, STAGES[2], Reference.compute_log_prob, reference, batch, ref_params)
     batch = timed_call(t, STAGES[3], Reward.compute_reward, reward, batch)
     batch = timed_call(t, STAGES[4], compute_advantages, batch, actor.config)
     critic, critic_metrics = timed_call(
@@ -317,7 +319,7 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model=None) -
         critic_params = _with_heads(critic_model, source.params)
         state = TrainState(critic_params, opt_critic.init(critic_params), step0)
         critic = Critic(critic_params, state, config, critic_model)
-    reference = Reference(policy.params, policy.model_config, config.temperature)
+    reference = make_reference(policy, config.temperature)  # LoRA: the adapters off
     rm_params = rm_model = None
     if reward_model is not None:
         rm_params, rm_model = reward_model.params, reward_model.model_config

@@ -50,6 +50,7 @@ from jaxrl.core.sequence import (
 )
 from jaxrl.core.value import clipped_value_loss
 from jaxrl.llm.generate import GenerationConfig, generate, score_completions
+from jaxrl.llm.lora import only_adapters, reference_config
 from jaxrl.llm.reward_model import reward_scores
 from jaxrl.llm.tasks import Prompts, Task
 from jaxrl.llm.training import TrainState
@@ -60,6 +61,7 @@ __all__ = [
     "Actor",
     "Critic",
     "Reference",
+    "make_reference",
     "Reward",
     "as_traced",
     "make_rl_optimizer",
@@ -126,9 +128,11 @@ def make_rl_optimizer(cfg, learning_rate) -> optax.GradientTransformation:
     def schedule(count):
         return learning_rate * jnp.minimum(1.0, (count + 1.0) / warmup)
 
-    return optax.chain(
-        optax.clip_by_global_norm(cfg.max_grad_norm),
-        optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=cfg.weight_decay),
+    return only_adapters(  # a LoRA policy trains its adapters only; others train whole
+        optax.chain(
+            optax.clip_by_global_norm(cfg.max_grad_norm),
+            optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=cfg.weight_decay),
+        )
     )
 
 
@@ -340,19 +344,43 @@ class Critic:
 
 @flax.struct.dataclass
 class Reference:
-    """The frozen reference policy (the SFT model)."""
+    """The frozen reference policy (the SFT model).
+
+    With ``params`` None (a LoRA policy, see :func:`make_reference`) the reference is
+    the actor's own params with the adapters switched off: the base weights, which
+    LoRA training leaves unchanged, with no second copy of them.
+    """
 
     params: Any
     model: ModelConfig = flax.struct.field(pytree_node=False)
     temperature: float = flax.struct.field(pytree_node=False, default=1.0)
 
-    def compute_log_prob(self, batch: RolloutBatch) -> RolloutBatch:
-        """Fills ``ref_log_probs`` ``[N, C]``: log π_ref of the sampled tokens (0 off the mask)."""
+    def compute_log_prob(self, batch: RolloutBatch, policy_params=None) -> RolloutBatch:
+        """Fills ``ref_log_probs`` ``[N, C]``: log π_ref of the sampled tokens (0 off the mask).
+
+        ``policy_params`` (the actor's) are read when this reference holds no params.
+        """
+        params = self.params if self.params is not None else policy_params
+        if params is None:
+            raise ValueError("Reference without params needs the policy's params (LoRA)")
         p = batch.prompts
         out = score_completions(
-            self.params, self.model, p.tokens, p.mask, batch.tokens, batch.mask, self.temperature
+            params, self.model, p.tokens, p.mask, batch.tokens, batch.mask, self.temperature
         )
         return batch._replace(ref_log_probs=out.log_probs)
+
+
+def make_reference(policy, temperature: float = 1.0) -> Reference:
+    """The reference of a ``LoadedModel`` policy: its own params, or (LoRA) the base via the actor.
+
+    A LoRA policy (``model_config.lora_rank > 0``) gives ``Reference(None, config with
+    adapters off)``: ``compute_log_prob(batch, actor_params)`` then scores with the
+    actor's frozen base weights. Any other policy keeps its params as the reference.
+    """
+    config = policy.model_config
+    if config.lora_rank > 0:
+        return Reference(None, reference_config(config), temperature)
+    return Reference(policy.params, config, temperature)
 
 
 @flax.struct.dataclass

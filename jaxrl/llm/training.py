@@ -19,6 +19,7 @@ import jax
 import numpy as np
 import optax
 
+from jaxrl.llm.lora import only_adapters
 from jaxrl.llm.tasks import TOKENIZER
 from jaxrl.llm.transformer import ModelConfig
 
@@ -80,9 +81,11 @@ def make_optimizer(
         max(num_steps, warmup_steps + 1),
         end_value=0.1 * learning_rate,
     )
-    return optax.chain(
-        optax.clip_by_global_norm(max_grad_norm),
-        optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=weight_decay),
+    return only_adapters(  # a LoRA model trains its adapters only; others train whole
+        optax.chain(
+            optax.clip_by_global_norm(max_grad_norm),
+            optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=weight_decay),
+        )
     )
 
 
