@@ -40,6 +40,177 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
+# Names known without importing jax (which takes seconds): a typo is answered at once.
+# tests/test_cli.py checks them against the live registries (jaxrl.agents, jaxrl.envs,
+# jaxrl.tabular); a name missing here but present there still works (see _known_algorithm).
+DEEP_ALGORITHMS = ("a2c", "ddpg", "dqn", "ppo", "reinforce", "sac", "td3", "trpo")
+TABULAR_ALGORITHMS = ("q-learning", "sarsa", "expected-sarsa", "double-q", "n-step-sarsa")
+SOLVE_METHODS = ("value-iteration", "policy-iteration")
+TABULAR_ENVS = (
+    "CliffWalking",
+    "FrozenLake-4x4",
+    "FrozenLake-4x4-nonslippery",
+    "FrozenLake-8x8",
+    "FrozenLake-8x8-nonslippery",
+    "MaximizationBias",
+    "RandomMDP",
+    "WindyGridworld",
+)
+ENVS = (
+    *("Acrobot-v1", "CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"),
+    *(f"{g}-MinAtar" for g in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")),
+    *(
+        f"{e}-bsuite"
+        for e in (
+            "Catch",
+            "DeepSea",
+            "DiscountingChain",
+            "MNISTBandit",
+            "MemoryChain",
+            "SimpleBandit",
+            "UmbrellaChain",
+        )
+    ),
+    *(
+        f"{e}-misc"
+        for e in (
+            "BernoulliBandit",
+            "FourRooms",
+            "FrozenLake",
+            "GaussianBandit",
+            "MetaMaze",
+            "PointRobot",
+            "Pong",
+            "Reacher",
+            "Swimmer",
+        )
+    ),
+    *(f"Probe{i}{c}-v0" for i in (1, 2, 3, 4, 5, "Truncation") for c in ("", "Continuous")),
+)
+
+
+def _suggest(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, ignoring case, or ``""``."""
+    import difflib
+
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
+def _known_algorithm(name: str) -> bool:
+    """A deep-RL algorithm name, checked without importing jax.
+
+    A name missing from ``DEEP_ALGORITHMS`` whose module file exists (an algorithm
+    added since) is left to the live registry."""
+    if name in DEEP_ALGORITHMS:
+        return True
+    module = Path(__file__).parent / "agents" / f"{name}.py"
+    internal = ("base", "on_policy", "off_policy")
+    return name.isidentifier() and name not in internal and module.exists()
+
+
+def _parse_count(flag: str, text: str) -> int:
+    """A whole number >= 1 written as ``100000``, ``100_000`` or ``1e5``."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        value = float("nan")
+    if not (value >= 1 and value.is_integer() and value < 2**62):
+        raise UsageError(f"{flag} must be a whole number >= 1 (e.g. 100000 or 1e5), got {text!r}")
+    return int(text.replace("_", "")) if text.replace("_", "").isdigit() else int(value)
+
+
+def _precheck_train(args) -> None:
+    """Checks what ``jaxrl train`` can check without importing jax: names and counts."""
+    for flag, value in (("--seeds", args.seeds), ("--chunk", args.chunk), ("--keep", args.keep)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.total_steps is not None:
+        args.total_steps = _parse_count("--total-steps", args.total_steps)
+    if args.resume is not None:
+        if not args.resume.is_dir():
+            raise UsageError(f"--resume {args.resume}: no such directory")
+        if not (args.resume / "config.json").exists():
+            raise UsageError(f"--resume {args.resume}: no config.json there (not a run directory)")
+        return
+    algo = args.algo
+    tabular = algo in TABULAR_ALGORITHMS
+    if not tabular and not _known_algorithm(algo):
+        known = (*DEEP_ALGORITHMS, *TABULAR_ALGORITHMS)
+        raise UsageError(
+            f"unknown algorithm {algo!r}{_suggest(algo, known)}; known: {', '.join(known)}"
+        )
+    if tabular and args.total_steps is not None:
+        raise UsageError("--total-steps: this algorithm counts episodes; use --set num_episodes=N")
+    env = args.env
+    for item in args.set or []:
+        name, _, value = item.partition("=")
+        if name.strip() in ("env_id", "env") and value.strip():
+            env = value.strip()
+    if env is None or ":" in env:  # gymnasium:ID, brax:NAME: the live registry decides
+        return
+    if tabular and env not in TABULAR_ENVS:
+        if env in ENVS:
+            raise UsageError(
+                f"{env} is not a tabular environment: {algo} runs on {', '.join(TABULAR_ENVS)}; "
+                f"for {env} use {', '.join(DEEP_ALGORITHMS)}"
+            )
+        raise UsageError(
+            f"unknown tabular environment {env!r}{_suggest(env, TABULAR_ENVS)}; "
+            f"known: {', '.join(TABULAR_ENVS)}"
+        )
+    if not tabular and env not in ENVS:
+        if env in TABULAR_ENVS:
+            raise UsageError(
+                f"{env} is a tabular environment: use {', '.join(TABULAR_ALGORITHMS)} "
+                f"(or jaxrl solve value-iteration --env {env})"
+            )
+        raise UsageError(
+            f"unknown environment {env!r}{_suggest(env, ENVS)}; known: {', '.join(ENVS)}"
+        )
+
+
+def _check_out(out: Path, algo: str, config, seeds: list[int], grid: dict) -> None:
+    """An existing run directory must hold this run; else name only the fields that differ."""
+    import json
+
+    from jaxrl._config import config_to_dict
+
+    path = Path(out) / "config.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    new = json.loads(json.dumps({"algo": algo, "seeds": seeds, "grid": grid}))
+    new_config = json.loads(json.dumps(config_to_dict(config)))
+    old_config = old.get("config") or {}
+    diffs = [f"{k} ({old.get(k)!r} there, {new[k]!r} now)" for k in new if new[k] != old.get(k)]
+    diffs += [
+        f"{k} ({old_config.get(k)!r} there, {new_config.get(k)!r} now)"
+        for k in sorted(set(old_config) | set(new_config))
+        if old_config.get(k) != new_config.get(k)
+    ]
+    if diffs:
+        raise UsageError(
+            f"{out} holds a different run: {'; '.join(diffs)}; choose another --out "
+            f"or continue that run with: jaxrl train --resume {out}"
+        )
+
+
+def _note_rounding(module, config, requested: int | None) -> None:
+    """Says when --total-steps is not a whole number of updates (a run takes whole updates)."""
+    if requested is None or not hasattr(module, "make_agent"):
+        return
+    agent = module.make_agent(config)
+    done = agent.num_updates * agent.steps_per_update
+    if done != requested:
+        print(
+            f"note: --total-steps {requested:,} is not a multiple of the "
+            f"{agent.steps_per_update:,} environment steps of one update, so each run takes "
+            f"{agent.num_updates:,} updates = {done:,} steps"
+        )
+
+
 def _env_field(cls) -> str:
     """The Config field naming the environment: ``env_id`` (deep RL) or ``env`` (tabular)."""
     import dataclasses
@@ -60,10 +231,7 @@ def _check_env(env_id: str, field: str) -> None:
 
         known = envs.registered_envs()
     if env_id not in known:
-        import difflib
-
-        close = difflib.get_close_matches(env_id, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = _suggest(env_id, known)
         raise UsageError(f"unknown environment {env_id!r}{hint}; known: {', '.join(known)}")
 
 
@@ -112,8 +280,10 @@ def _from_run_dir(run_dir: Path):
     from jaxrl.agents import get_algorithm
 
     path = run_dir / "config.json"
+    if not Path(run_dir).is_dir():
+        raise UsageError(f"--resume {run_dir}: no such directory")
     if not path.exists():
-        raise UsageError(f"--resume {run_dir}: no config.json there")
+        raise UsageError(f"--resume {run_dir}: no config.json there (not a run directory)")
     record = json.loads(path.read_text())
     module = get_algorithm(record["algo"])
     hints = typing.get_type_hints(module.Config)
@@ -147,6 +317,8 @@ def _cmd_train(args) -> int:
             seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
             env_name = getattr(config, _env_field(type(config)))
             out = args.out or Path("runs") / (f"{algo}-{env_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            _check_out(out, algo, config, seeds, grid)
+            _note_rounding(module, config, args.total_steps)
         result = sweep(
             module,
             config,
@@ -241,6 +413,16 @@ def _cmd_llm(args) -> int:
 
 
 def _cmd_solve(args) -> int:
+    if args.method not in SOLVE_METHODS:
+        raise UsageError(
+            f"unknown method {args.method!r}{_suggest(args.method, SOLVE_METHODS)}; "
+            f"known: {', '.join(SOLVE_METHODS)}"
+        )
+    if args.env not in TABULAR_ENVS:
+        raise UsageError(
+            f"unknown environment {args.env!r}{_suggest(args.env, TABULAR_ENVS)}; "
+            f"tabular environments: {', '.join(TABULAR_ENVS)}"
+        )
     from jaxrl.run import rundir
     from jaxrl.tabular import SOLVERS, format_solution, save_solution_heatmap, solve
 
@@ -287,7 +469,7 @@ def _cmd_eval(args) -> int:
     return cmd_eval(args)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(llm_generate: bool = True) -> argparse.ArgumentParser:
     p = _Parser(prog="jaxrl", description="Reinforcement learning as pure JAX functions.")
     p.add_argument("--version", action="version", version=f"jaxrl {jaxrl.__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -297,7 +479,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--env", default=None, help="environment id (default: the Config's)")
     t.add_argument("--seeds", type=int, default=4, help="number of seeds, run as one vmap")
     t.add_argument("--seed-offset", type=int, default=0, help="first seed")
-    t.add_argument("--total-steps", type=int, default=None, help="environment steps per seed")
+    t.add_argument(
+        "--total-steps", default=None, help="environment steps per seed (100000, 100_000 or 1e5)"
+    )
     t.add_argument("--out", type=Path, default=None, help="run directory")
     t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any Config field")
     t.add_argument("--sweep", action="append", metavar="FIELD=V1,V2", help="grid over a field")
@@ -334,9 +518,10 @@ def _parser() -> argparse.ArgumentParser:
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--out", type=Path, default=None, help="run directory")
     lm.add_argument("--no-progress", action="store_true")
-    from jaxrl.llm.cli_generate import add_arguments as add_generate_arguments
+    if llm_generate:  # jaxrl.llm imports jax: only for `jaxrl llm ...`, so typos answer fast
+        from jaxrl.llm.cli_generate import add_arguments as add_generate_arguments
 
-    add_generate_arguments(lm)  # jaxrl llm generate --model DIR --prompt TEXT [--chat] ...
+        add_generate_arguments(lm)  # jaxrl llm generate --model DIR --prompt TEXT [--chat] ...
     lm.set_defaults(func=_cmd_llm)
 
     so = sub.add_parser("solve", help="dynamic programming on a tabular environment")
@@ -362,7 +547,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
+    parser = _parser(llm_generate=argv[:1] == ["llm"])
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
@@ -370,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train" and args.algo is None and args.resume is None:
             raise UsageError("jaxrl train: name an algorithm (see `jaxrl list`) or --resume DIR")
+        if args.command == "train":
+            _precheck_train(args)  # names and counts, before anything imports jax
         return args.func(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,6 +43,12 @@ def test_train_writes_the_run_directory(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["algo"] == "ppo" and config["config"]["num_envs"] == 4
     assert "final return" in capsys.readouterr().out
+    # Another config into the same --out: one line naming only the fields that differ.
+    again = ["train", "ppo", "--seeds", "2", "--out", str(out), *TINY, "--set", "gamma=0.9"]
+    assert main(again) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a different run: gamma (0.99 there, 0.9 now)" in err, err
+    assert "learning_rate" not in err and len(err.splitlines()) == 1
 
 
 def test_sweep_from_the_command_line(tmp_path):
@@ -106,7 +113,18 @@ def test_solve_and_tabular_train(tmp_path, capsys):
         (["train", "ppo", "--seeds", "two"], "invalid int value"),
         (["bogus"], "invalid choice"),
         (["train"], "name an algorithm"),
-        (["train", "--resume", "/nonexistent/run"], "no config.json there"),
+        (["train", "--resume", "/nonexistent/run"], "--resume /nonexistent/run: no such directory"),
+        (["train", "--resume", str(ROOT / "docs")], "no config.json there"),
+        (["train", "PPO"], "unknown algorithm 'PPO' (did you mean 'ppo'?)"),
+        (["solve", "value-iteraton"], "unknown method 'value-iteraton' (did you mean 'value-itera"),
+        (["train", "ppo", "--env", "cartpole-v1"], "(did you mean 'CartPole-v1'?)"),
+        (["train", "ppo", "--env", "CliffWalking"], "CliffWalking is a tabular environment: use"),
+        (["train", "dqn", "--set", "env_id=FrozenLake-4x4"], "is a tabular environment: use q-l"),
+        (["train", "sarsa", "--env", "CartPole-v1"], "CartPole-v1 is not a tabular environment"),
+        (["train", "ppo", "--chunk", "0"], "--chunk must be >= 1, got 0"),
+        (["train", "ppo", "--keep", "0"], "--keep must be >= 1, got 0"),
+        (["train", "ppo", "--total-steps", "1e5x"], "--total-steps must be a whole number >= 1"),
+        (["train", "ppo", "--total-steps", "2.5"], "--total-steps must be a whole number >= 1"),
         (["solve", "value-iteration", "--env", "Frozen"], "unknown environment 'Frozen'"),
         (["train", "sarsa", "--total-steps", "5"], "counts episodes"),
     ],
@@ -116,6 +134,75 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_names_and_counts_are_checked_before_jax_is_imported():
+    # A typo must be answered at once: importing jax takes seconds (more on a loaded machine).
+    code = (
+        "import sys; from jaxrl.cli import main; "
+        "codes = [main(a) for a in (['train', 'pppo'], ['train', 'ppo', '--env', 'CartPol'], "
+        "['train', 'sarsa', '--env', 'Pendulum-v1'], ['train', 'ppo', '--chunk', '0'], "
+        "['solve', 'policy-iter'])]; "
+        "assert codes == [2] * 5, codes; assert 'jax' not in sys.modules, 'jax was imported'"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 5, out.stderr
+
+
+def test_names_known_before_jax_match_the_registries():
+    from jaxrl import cli, envs
+    from jaxrl.agents import ALGORITHMS
+    from jaxrl.tabular import SOLVERS, TABULAR_ENVS
+    from jaxrl.tabular.agents import ALGORITHMS as TABULAR
+
+    assert set(cli.DEEP_ALGORITHMS) <= set(ALGORITHMS)
+    assert all(cli._known_algorithm(name) for name in ALGORITHMS)  # an added one passes too
+    assert not cli._known_algorithm("off_policy") and not cli._known_algorithm("ppo2")
+    assert list(cli.TABULAR_ALGORITHMS) == list(TABULAR)
+    assert sorted(cli.TABULAR_ENVS) == sorted(TABULAR_ENVS)
+    assert list(cli.SOLVE_METHODS) == list(SOLVERS)
+    assert sorted(cli.ENVS) == sorted(e for e in envs.registered_envs() if ":" not in e)
+
+
+def test_total_steps_forms_and_the_rounding_note(capsys):
+    from jaxrl import cli
+
+    assert [cli._parse_count("--total-steps", t) for t in ("1e5", "100_000", "100000")] == [
+        100_000
+    ] * 3
+    assert cli._parse_count("--total-steps", "12345678901234567") == 12345678901234567
+    config = ppo.Config(total_timesteps=500_000)
+    cli._note_rounding(ppo, config, 500_000)
+    out = capsys.readouterr().out
+    assert "--total-steps 500,000 is not a multiple of the 512" in out and "499,712 steps" in out
+    cli._note_rounding(ppo, ppo.Config(total_timesteps=512_000), 512_000)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("algo", ["dqn", "ddpg", "td3", "sac"])
+def test_off_policy_warm_up_is_not_divergence(algo, tmp_path):
+    # Update 1 is all warm-up (no learning step): its losses must not read as non-finite.
+    out = tmp_path / algo
+    argv = ["train", algo, "--seeds", "1", "--total-steps", "1000", "--out", str(out)]
+    argv += ["--no-progress", "--no-checkpoint"]
+    for kv in ("steps_per_update=500", "learning_starts=600", "batch_size=8", "hidden_sizes=8"):
+        argv += ["--set", kv]
+    if algo != "dqn":
+        argv += ["--set", "buffer_size=1000"]
+    assert main(argv) == 0
+    header, *rows = (out / "metrics.csv").read_text().splitlines()
+    columns = header.split(",")
+    assert columns.count("env_steps") == 1, header
+    losses = [i for i, c in enumerate(columns) if "loss" in c]
+    assert losses, header
+    first, second = (r.split(",") for r in rows)
+    assert all(float(first[i]) == 0.0 for i in losses)  # warm-up: no learning step yet
+    assert float(first[columns.index("grad_steps")]) == 0
+    assert float(second[columns.index("grad_steps")]) > 0
+    assert all(np.isfinite(float(second[i])) and float(second[i]) != 0.0 for i in losses)
 
 
 def _bad_value(field, type_):

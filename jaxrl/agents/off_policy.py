@@ -419,8 +419,11 @@ def _summarise(state: OffPolicyState, outputs, buffer) -> dict:
     n_learned = ready.astype(jnp.float32).sum()
 
     def mean_learned(v):
+        # 0, not NaN, during the warm-up: NaN would read as divergence to the non-finite
+        # guard of jaxrl.run (which stops a run at a non-finite loss); grad_steps says
+        # whether any learning step was taken.
         total = jnp.sum(jnp.where(ready, v, 0.0))
-        return jnp.where(n_learned > 0, total / jnp.maximum(n_learned, 1.0), jnp.nan)
+        return total / jnp.maximum(n_learned, 1.0)
 
     return {
         "episode_return": jnp.where(count > 0, sums.returns.sum() / safe, jnp.nan),
@@ -429,7 +432,8 @@ def _summarise(state: OffPolicyState, outputs, buffer) -> dict:
         **jax.tree.map(lambda x: x[-1], act_metrics),
         **{k: mean_learned(v) for k, v in learn_metrics.items()},
         "buffer_fill": buffer.fill(state.buffer),
-        "env_steps": state.env_steps.astype(jnp.float32),
+        # env_steps is not a metric: the run directory's metrics.csv has it as a column.
+        "grad_steps": state.grad_steps.astype(jnp.float32),
     }
 
 
@@ -449,9 +453,9 @@ def make_update(
     ``priority_beta`` (β's start, annealed to 1) and ``priority_eps``.
 
     Metrics: ``episode_return``, ``episode_length`` (means over the episodes that ended during
-    the update, NaN if none), ``episodes``, ``buffer_fill``, ``env_steps``, the act metrics of
-    the last step, and the learn metrics averaged over the learning steps of the update (NaN
-    before ``learning_starts``).
+    the update, NaN if none), ``episodes``, ``buffer_fill``, ``grad_steps`` (learning steps
+    taken so far), the act metrics of the last step, and the learn metrics averaged over the
+    learning steps of the update (0 before ``learning_starts``, while ``grad_steps`` is 0).
     """
     settings = dict(
         env=env,

@@ -14,17 +14,24 @@ policy) and 1.0 for value and Q heads; zero biases. See Andrychowicz et al. 2021
 What Matters in On-Policy Reinforcement Learning?: https://arxiv.org/abs/2006.05990
 and Huang et al. 2022, The 37 Implementation Details of PPO:
 https://iclr-blog-track.github.io/2022/03/25/ppo-implementation-details/
+
+The orthogonal initialiser (``initializers.orthogonal``) equals jax's but decomposes
+one matrix after another under ``vmap``: a batched LAPACK QR can hang jaxlib's CPU
+thread pool on a 2-core machine, and ``jax.vmap(make_train(config))`` runs ``init``
+once per seed inside the vmap.
 """
 
-from jaxrl.nets import actor_critic, distributions, off_policy, torsos
+from jaxrl.nets import actor_critic, distributions, initializers, off_policy, torsos
 from jaxrl.nets.actor_critic import *
 from jaxrl.nets.distributions import *
+from jaxrl.nets.initializers import *
 from jaxrl.nets.off_policy import *
 from jaxrl.nets.torsos import *
 
 __all__ = [
     *torsos.__all__,
     *distributions.__all__,
+    *initializers.__all__,
     *actor_critic.__all__,
     *off_policy.__all__,
 ]

@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxrl.nets.initializers import orthogonal
+
 __all__ = [
     "ACTIVATIONS",
     "CNN",
@@ -54,10 +56,13 @@ def check_torso(torso: str) -> None:
 
 
 def dense(features: int, gain: float, name: str | None = None) -> nn.Dense:
-    """A dense layer with orthogonal(gain) weights and zero biases."""
+    """A dense layer with orthogonal(gain) weights and zero biases.
+
+    The orthogonal initialiser is :func:`jaxrl.nets.initializers.orthogonal`: jax's, but
+    safe under ``vmap`` on a CPU (no batched LAPACK QR)."""
     return nn.Dense(
         features,
-        kernel_init=nn.initializers.orthogonal(gain),
+        kernel_init=orthogonal(gain),
         bias_init=nn.initializers.zeros,
         name=name,
     )
@@ -118,7 +123,7 @@ class CNN(nn.Module):
                 c,
                 (self.kernel_size, self.kernel_size),
                 padding="VALID",
-                kernel_init=nn.initializers.orthogonal(HIDDEN_GAIN),
+                kernel_init=orthogonal(HIDDEN_GAIN),
                 bias_init=nn.initializers.zeros,
             )(x)
             x = act(x)
