@@ -153,3 +153,16 @@ def test_guide_07_dpo_margin_rises_rpo_keeps_chosen(tmp_path):
     np.testing.assert_allclose(toy["loss_chosen_up"], toy["loss_both_down"], rtol=1e-6)
     grad = np.asarray(toy["grad_both_down"])
     np.testing.assert_allclose(grad[0], -grad[1], rtol=1e-6)
+
+
+def test_quick_runs_never_write_over_the_committed_pages():
+    sys.path.insert(0, str(GUIDES))
+    try:
+        import _guide
+    finally:
+        sys.path.remove(str(GUIDES))
+    quick = _guide.parse_args("guide", ["--quick"]).out_dir
+    assert quick == ROOT / "runs" / "guides-quick"
+    assert not quick.resolve().is_relative_to((ROOT / "docs").resolve())
+    assert _guide.parse_args("guide", []).out_dir == ROOT / "docs" / "guides"
+    assert _guide.parse_args("guide", ["--quick", "--out-dir", "x"]).out_dir == Path("x")

@@ -24,6 +24,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "docs" / "guides"
+# --quick numbers are tiny-budget ones: never over the committed pages and figures.
+QUICK_OUT = REPO / "runs" / "guides-quick"
 
 __all__ = [
     "REPO",
@@ -42,12 +44,22 @@ __all__ = [
 
 
 def parse_args(description: str, argv=None) -> argparse.Namespace:
-    """``--quick`` (tiny budgets), ``--out-dir`` (default docs/guides), ``--results FILE``."""
+    """``--quick`` (tiny budgets), ``--out-dir`` (default docs/guides, or runs/guides-quick
+    with ``--quick``, so a quick run never replaces a committed page), ``--results FILE``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="tiny budgets (seconds), for tests")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help=f"where the page and figures go (default {DEFAULT_OUT.relative_to(REPO)}; "
+        f"{QUICK_OUT.relative_to(REPO)} with --quick)",
+    )
     parser.add_argument("--results", type=Path, help="also write the page's numbers as JSON")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.out_dir is None:
+        args.out_dir = QUICK_OUT if args.quick else DEFAULT_OUT
+    return args
 
 
 def to_json(x):
@@ -71,6 +83,7 @@ def main(run, description: str, argv=None) -> dict:
     """Parses the arguments, runs the guide, writes ``--results`` if asked; returns the numbers."""
     args = parse_args(description, argv)
     out = run(args.quick, args.out_dir)
+    print(f"page and figures written to {args.out_dir}")
     if args.results is not None:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(to_json(out), allow_nan=True))
