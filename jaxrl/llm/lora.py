@@ -165,6 +165,7 @@ def save_adapter(path: str, model_config: ModelConfig, params: dict) -> None:
 
     tensors = {}
     for p, leaf in adapter_params(params).items():
+        p = p[1:] if p[0] == "params" else p  # the flax collection name
         module, _ = hf_name((*p[:-1], "kernel"))
         module = module.removesuffix(".weight")
         which = "lora_A" if p[-1] == "lora_a" else "lora_B"
