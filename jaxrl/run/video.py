@@ -245,7 +245,7 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30) -> Pa
             import imageio_ffmpeg  # noqa: F401
         except ImportError as e:
             raise ValueError(
-                f"--video {path}: mp4 needs imageio-ffmpeg: pip install imageio imageio-ffmpeg "
+                f"--video {path}: mp4 needs imageio-ffmpeg: pip install 'jaxrl[video]' "
                 "(or write a .gif)"
             ) from e
         imageio.mimwrite(path, [np.asarray(f, np.uint8) for f in frames], fps=fps)
