@@ -305,7 +305,19 @@ DDPG's overestimation the way Double Q-learning fixes Q-learning's (guide 1): tw
 critics, the smaller one in the target, plus noise on the target action so the critic
 cannot exploit a narrow peak. SAC replaces the hard max by a soft one: the policy that
 maximises E[Q − α·log π] is π(a∣s) ∝ exp(Q(s, a)/α), the Boltzmann policy of guide 2,
-with α tuned so the entropy stays near a target.""",
+with α tuned so the entropy stays near a target.
+
+PQN (`jaxrl train pqn`; Gallici et al. 2024, https://arxiv.org/abs/2407.04811) drops
+both the replay buffer and the target network. A target network slows the regression
+target down: DQN fits Q(s, a) to r + γ·maxₐ′ Q(s′, a′) on old data from a buffer, and
+when the network moves its own target, bootstrapping, off-policy data and function
+approximation together can make the fit diverge. PQN removes what it can of that: its
+data is fresh (32 environments step with the current ε-greedy policy; each rollout is
+used for a few epochs and dropped), and LayerNorm after every hidden layer limits how
+far a step on Q(s, a) drags Q(s′, ·) along; the paper proves that with LayerNorm (and a
+small L2 penalty) the TD update is stable without a lagged copy. Within one update the
+Q(λ) targets are computed once, with the parameters that collected the rollout, so over
+that update's epochs they play the target network's part, refreshed every update.""",
         f"""\
 ## The same task, discrete and continuous
 
