@@ -107,3 +107,18 @@ def tiny_model_dir(path: str, model_type: str = "llama", seed: int = 0, **change
     save_pretrained(path, config, params)
     write_tokenizer(path, tokenizer)
     return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python jaxrl/llm/testing.py --out DIR [--model-type qwen3]``: writes a tiny model."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write a tiny random model directory")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--model-type", default="llama", choices=("llama", "qwen2", "qwen3"))
+    args = parser.parse_args(argv)
+    print(tiny_model_dir(args.out, args.model_type))
+
+
+if __name__ == "__main__":
+    main()
