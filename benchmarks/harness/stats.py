@@ -17,11 +17,10 @@ Shapes: S = runs (seeds), U = updates, M = tasks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 import numpy as np
 
-from jaxrl.run.stats import iqm
+# The bootstrap lives once, in jaxrl.run.stats (what summary.json and curves.png use).
+from jaxrl.run.stats import bootstrap_replicates, iqm, stratified_bootstrap_ci, summarize
 
 __all__ = [
     "bootstrap_replicates",
@@ -32,84 +31,6 @@ __all__ = [
     "stratified_bootstrap_ci",
     "summarize_scores",
 ]
-
-
-def _strata(scores) -> list[np.ndarray]:
-    """The finite scores of each task as float64 vectors (a task with none is an error)."""
-    if isinstance(scores, Mapping):
-        scores = list(scores.values())
-    elif isinstance(scores, np.ndarray) and scores.ndim == 1:
-        scores = [scores]
-    strata = []
-    for i, s in enumerate(scores):
-        v = np.asarray(s, dtype=np.float64).ravel()
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            raise ValueError(f"scores: task {i} has no finite score")
-        strata.append(v)
-    if not strata:
-        raise ValueError("scores: no task given")
-    return strata
-
-
-def bootstrap_replicates(
-    scores,
-    statistic: Callable[[np.ndarray], float] = iqm,
-    num_resamples: int = 2000,
-    seed: int = 0,
-) -> np.ndarray:
-    """The statistic of ``num_resamples`` stratified bootstrap replicates.
-
-    Each replicate resamples every task's runs with replacement (N_m draws from the
-    N_m runs of task m), concatenates the tasks and applies ``statistic``.
-
-    Args:
-      scores: one task as a vector ``[S]``, or several as a list or a dict of vectors
-        (task → ``[S_m]``); non-finite scores are dropped.
-      statistic: maps the pooled vector ``[Σ S_m]`` to a float (default IQM).
-      num_resamples: number of replicates R.
-      seed: NumPy generator seed (the intervals are reproducible).
-
-    Returns:
-      ``[R]`` float64.
-    """
-    strata = _strata(scores)
-    rng = np.random.default_rng(seed)
-    draws = [s[rng.integers(0, s.size, size=(num_resamples, s.size))] for s in strata]
-    pooled = np.concatenate(draws, axis=1)  # [R, Σ S_m]
-    return np.array([statistic(row) for row in pooled])
-
-
-def stratified_bootstrap_ci(
-    scores,
-    statistic: Callable[[np.ndarray], float] = iqm,
-    confidence: float = 0.95,
-    num_resamples: int = 2000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile interval of ``statistic`` under the stratified bootstrap.
-
-    ``[q_{α/2}, q_{1−α/2}]`` of :func:`bootstrap_replicates` with α = 1 − confidence.
-    A task whose runs all agree contributes no spread: e.g. tasks ``[0, 0, 0]`` and
-    ``[1, 1, 1]`` give exactly ``(0.5, 0.5)`` for the mean, where an unstratified
-    bootstrap of the six pooled values would not.
-
-    Args:
-      scores: as in :func:`bootstrap_replicates`.
-      statistic: the aggregate (default IQM).
-      confidence: in (0, 1).
-      num_resamples: replicates R.
-      seed: NumPy generator seed.
-
-    Returns:
-      ``(low, high)``.
-    """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    reps = bootstrap_replicates(scores, statistic, num_resamples, seed)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
 
 
 def summarize_scores(values, num_resamples: int = 2000, seed: int = 0) -> dict:
@@ -123,22 +44,9 @@ def summarize_scores(values, num_resamples: int = 2000, seed: int = 0) -> dict:
       (None where there is no finite value).
     """
     v = np.asarray(values, dtype=np.float64).ravel()
-    finite = v[np.isfinite(v)]
-    dropped = int(v.size - finite.size)
-    if finite.size == 0:
-        keys = ("mean", "std", "iqm", "iqm_ci95", "mean_ci95", "min", "max")
-        return {"n": 0, "n_dropped": dropped, **dict.fromkeys(keys)}
-    return {
-        "n": int(finite.size),
-        "n_dropped": dropped,
-        "mean": float(finite.mean()),
-        "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
-        "iqm": iqm(finite),
-        "iqm_ci95": list(stratified_bootstrap_ci(finite, iqm, 0.95, num_resamples, seed)),
-        "mean_ci95": list(stratified_bootstrap_ci(finite, np.mean, 0.95, num_resamples, seed)),
-        "min": float(finite.min()),
-        "max": float(finite.max()),
-    }
+    dropped = int(v.size - np.isfinite(v).sum())
+    out = summarize(v, num_resamples=num_resamples, seed=seed)
+    return {"n": out.pop("n"), "n_dropped": dropped, **out}
 
 
 def normalized_score(score, random: float, reference: float):

@@ -5,6 +5,7 @@ from jaxrl.run import stats
 from jaxrl.run.checkpoint import Checkpointer
 from jaxrl.run.experiment import (
     NonFiniteError,
+    RunInterrupted,
     RunResult,
     make_chunk_fn,
     run_seeds,
@@ -13,11 +14,14 @@ from jaxrl.run.experiment import (
 )
 from jaxrl.run.stats import bootstrap_ci, final_returns, iqm, summarize
 from jaxrl.run.train import SweepResult, expand_grid, sweep, train
+from jaxrl.run.writer import RunWriter
 
 __all__ = [
     "Checkpointer",
     "NonFiniteError",
+    "RunInterrupted",
     "RunResult",
+    "RunWriter",
     "SweepResult",
     "bootstrap_ci",
     "expand_grid",

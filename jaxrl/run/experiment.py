@@ -10,6 +10,9 @@ measured apart.
 from __future__ import annotations
 
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -23,6 +26,7 @@ from jaxrl.agents.base import Agent
 
 __all__ = [
     "NonFiniteError",
+    "RunInterrupted",
     "RunResult",
     "make_chunk_fn",
     "run_seeds",
@@ -41,6 +45,18 @@ class RunResult(NamedTuple):
     compile_s: float  # compiling init and the chunk program
     run_s: float  # executing them
     resumed_from: int  # updates restored from a checkpoint (0 for a fresh run)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run between chunks; the metrics of the finished chunks come with it.
+
+    A ``KeyboardInterrupt``, so code that does not handle it stops as before.
+    """
+
+    def __init__(self, message: str, metrics: dict[str, np.ndarray], updates_done: int):
+        super().__init__(message)
+        self.metrics = metrics
+        self.updates_done = updates_done
 
 
 class NonFiniteError(RuntimeError):
@@ -99,6 +115,10 @@ def _params_finite(state) -> jax.Array:
 def _runs_sharding(num_runs: int):
     """A 1-D mesh over all devices for the run axis, or None with one device."""
     devices = jax.devices()
+    if jax.process_count() == 1:
+        # Fewer runs than devices: one run per device on the first num_runs devices (no
+        # padded copies); a single run stays on one device, unbatched.
+        devices = devices[: max(1, num_runs)]
     if len(devices) < 2:
         return None, num_runs
     padded = math.ceil(num_runs / len(devices)) * len(devices)
@@ -128,6 +148,7 @@ def run_seeds(
     checkpointer: Any = None,
     shard: bool = True,
     describe_run: Callable[[int], str] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Trains ``agent`` once per entry of ``seeds``, all runs in one vmapped program.
 
@@ -143,6 +164,8 @@ def run_seeds(
         newest intact checkpoint and saves after every chunk.
       shard: shard the run axis across ``jax.devices()`` when there are several.
       describe_run: ``r -> text`` naming run r's configuration in error messages.
+      on_start: called with the updates already done once compiling is over and just
+        before the first chunk runs (a progress rate then excludes compile time).
 
     Returns:
       A :class:`RunResult`.
@@ -151,6 +174,8 @@ def run_seeds(
       NonFiniteError: a metric whose name contains "loss", or a parameter, became
         non-finite; the error names the update, the metric and the run, and carries
         the metrics so far. The last checkpoint saved is the last good state.
+      RunInterrupted: Ctrl-C (SIGINT) during a chunk; carries the metrics of the chunks
+        done, whose last checkpoint is on disk when this is raised.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -185,61 +210,109 @@ def run_seeds(
             out_shardings=sharding,
             donate_argnums=0,
         )
-    t0 = time.perf_counter()
-    init = init_fn.lower(keys, in_config).compile()
-    compile_s = time.perf_counter() - t0
     abstract_state = jax.eval_shape(init_fn, keys, in_config)
-
-    collected: list[dict[str, np.ndarray]] = []
-    done = 0
+    _, metric_shapes = jax.eval_shape(
+        jax.vmap(agent.update, in_axes=(0, config_axis)), abstract_state, in_config
+    )
+    # One host buffer per metric for the whole run, filled chunk by chunk (no re-concatenation).
+    history = {
+        k: np.zeros((padded, total) + v.shape[1:], v.dtype) for k, v in metric_shapes.items()
+    }
+    done, run_s, compile_s = 0, 0.0, 0.0
     restored = None
     if checkpointer is not None:
-        _, metric_shapes = jax.eval_shape(
-            jax.vmap(agent.update, in_axes=(0, config_axis)), abstract_state, in_config
-        )
         restored = checkpointer.restore(
             abstract_state, {k: v.dtype for k, v in metric_shapes.items()}
         )
-    run_s = 0.0
     if restored is not None:
-        state, done = restored.state, restored.updates_done
+        state, done = restored.state, min(restored.updates_done, total)
         if sharding is not None:
             state = jax.device_put(state, sharding)
-        collected.append({k: _pad_np(v, padded) for k, v in restored.metrics.items()})
+        for k, v in restored.metrics.items():
+            history[k][:, :done] = _pad_np(np.asarray(v), padded)[:, :done]
     else:
+        t0 = time.perf_counter()
+        init = init_fn.lower(keys, in_config).compile()
+        compile_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         state = jax.block_until_ready(init(keys, in_config))
         run_s += time.perf_counter() - t0
     resumed_from = done
-    t0 = time.perf_counter()
-    compiled = chunk_fn.lower(state, in_config, jnp.int32(chunk_updates)).compile()
-    compile_s += time.perf_counter() - t0
-
-    while done < total:
-        n = min(chunk_updates, total - done)
+    if done < total:  # a finished run is not compiled again
         t0 = time.perf_counter()
-        state, buffers, finite = compiled(state, in_config, jnp.int32(n))
-        buffers, finite = _to_host((buffers, finite))
-        run_s += time.perf_counter() - t0
-        collected.append({k: np.asarray(v)[:, :n] for k, v in buffers.items()})
-        done += n
-        metrics = _concat(collected, num_runs)
-        _raise_if_non_finite(metrics, finite[:num_runs], done, n, seeds, describe_run)
+        compiled = chunk_fn.lower(state, in_config, jnp.int32(chunk_updates)).compile()
+        compile_s += time.perf_counter() - t0
+    if on_start is not None:
+        on_start(done)
+
+    interrupt = _Interrupt()
+    try:
+        with interrupt:
+            while done < total:
+                n = min(chunk_updates, total - done)
+                t0 = time.perf_counter()
+                state, buffers, finite = compiled(state, in_config, jnp.int32(n))
+                buffers, finite = _to_host((buffers, finite))
+                run_s += time.perf_counter() - t0
+                for k, v in buffers.items():
+                    history[k][:, done : done + n] = np.asarray(v)[:, :n]
+                done += n
+                metrics = {k: v[:num_runs, :done] for k, v in history.items()}
+                _raise_if_non_finite(metrics, finite[:num_runs], done, n, seeds, describe_run)
+                if checkpointer is not None:
+                    checkpointer.save(done, state, {k: v[:, :done] for k, v in history.items()})
+                if on_chunk is not None:
+                    on_chunk(done, metrics, state)
+                if interrupt.requested and done < total:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
         if checkpointer is not None:
-            checkpointer.save(done, state, _concat(collected, padded))
-        if on_chunk is not None:
-            on_chunk(done, metrics, state)
+            checkpointer.wait()
+        raise RunInterrupted(
+            f"interrupted after update {done} of {total}",
+            {k: v[:num_runs, :done] for k, v in history.items()},
+            done,
+        ) from None
     if checkpointer is not None:
         checkpointer.wait()
     return RunResult(
         state=jax.tree.map(lambda x: x[:num_runs], state),
-        metrics=_concat(collected, num_runs),
+        metrics={k: v[:num_runs] for k, v in history.items()},
         seeds=seeds,
         steps_per_update=agent.steps_per_update,
         compile_s=compile_s,
         run_s=run_s,
         resumed_from=resumed_from,
     )
+
+
+class _Interrupt:
+    """Within ``with``: the first Ctrl-C asks the run to stop after the current chunk.
+
+    Stopping between chunks lets the chunk's metrics and checkpoint be written whole
+    (a KeyboardInterrupt inside orbax's save would leave it half done). A second
+    Ctrl-C stops at once. Outside the main thread nothing is changed.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C: KeyboardInterrupt
+        print("stopping after the current chunk (Ctrl-C again: at once); ", end="",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 def _over_runs(fn: Callable, in_axes: tuple, single: bool) -> Callable:
@@ -296,12 +369,6 @@ def _to_host(tree):
 def _pad_np(x: np.ndarray, padded: int) -> np.ndarray:
     extra = padded - x.shape[0]
     return x if extra <= 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)], axis=0)
-
-
-def _concat(chunks: list[dict[str, np.ndarray]], runs: int) -> dict[str, np.ndarray]:
-    if not chunks:
-        return {}
-    return {k: np.concatenate([c[k][:runs] for c in chunks], axis=1) for k in chunks[0]}
 
 
 def _raise_if_non_finite(metrics, params_finite, done, n, seeds, describe_run) -> None:

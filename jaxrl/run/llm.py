@@ -15,9 +15,9 @@ Each stage writes ``config.json`` (with the task, so a later stage finds it),
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ import numpy as np
 
 from jaxrl._config import parse_value
 from jaxrl.run import rundir
+from jaxrl.run.progress import Progress
 
-__all__ = ["STAGES", "run_stage"]
+__all__ = ["STAGES", "run_stage", "summary_lines"]
 
 STAGES = ("sft", "rm", "dpo", "grpo", "rlhf")
 
@@ -71,37 +72,64 @@ def build_config(stage: str, task: str | None, overrides: dict[str, str], model_
     return cls(**values)
 
 
-class _Bar:
-    def __init__(self, name: str, total: int, enabled: bool):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+def _progress(stage: str, total: int, enabled: bool) -> Callable[[int, dict], None]:
+    """A ``progress_callback(step, numbers)`` on :class:`Progress` (a bar, or plain lines)."""
+    bar = Progress(f"llm {stage}", unit="updates", value_label="held-out", enabled=enabled)
+    bar.add(total)
+    started = [False]
 
-        self.bar = Progress(
-            TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-        )  # fmt: skip
-        self.bar.start()
-        self.task = self.bar.add_task(name, total=total, info="compiling")
+    def callback(step: int, numbers: dict[str, float]) -> None:
+        if not started[0]:  # the first chunk compiled the program: the rate starts here
+            bar.started(step)
+            started[0] = True
+        key = next((k for k in _HEADLINE if k in numbers), None)
+        bar.value_label = f"held-out {_name(key)}" if key else "held-out"
+        bar.update(step, None if key is None else float(numbers[key]))
 
-    def __call__(self, step: int, numbers: dict[str, float]) -> None:
-        if self.bar is None:
-            return
-        shown = {k: v for k, v in numbers.items() if isinstance(v, int | float)}
-        keys = [k for k in shown if k.startswith("heldout") or k in ("score", "accuracy")][:3]
-        info = " ".join(f"{k}={shown[k]:.3g}" for k in keys)
-        self.bar.update(self.task, completed=step, info=info)
+    callback.stop = bar.stop
+    return callback
 
-    def stop(self):
-        if self.bar is not None:
-            self.bar.stop()
+
+# The numbers a stage's before → after lines show, in this order (held-out evaluations).
+_HEADLINE = ("heldout_accuracy", "accuracy", "heldout_pref_accuracy", "heldout_score", "score")
+_LABELS = {
+    "accuracy": "accuracy (greedy, exact answers)",
+    "sampled_accuracy": "accuracy (sampled at τ = 1)",
+    "score": "score",
+    "rm_score": "reward-model score",
+    "pref_accuracy": "preference accuracy",
+    "loss": "loss",
+    "kl_ref": "KL to the reference (nats per completion)",
+}
+
+
+def _name(key: str) -> str:
+    k = key.removeprefix("heldout_")
+    return _LABELS.get(k, k.replace("_", " "))
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """``held-out accuracy (greedy, exact answers) 0.988 → 0.906``-style lines of a stage.
+
+    One line per held-out number evaluated both before the first update (``before_*``)
+    and after the last; then the wall time.
+    """
+    lines = []
+    for key in sorted(summary, key=lambda k: (k not in _HEADLINE, _order(k), k)):
+        before = summary.get(f"before_{key}")
+        if key.startswith("before_") or before is None or key in ("step", "wall_time"):
+            continue
+        if "kl_ref_k3" in key or "length" in key:
+            continue
+        lines.append(f"held-out {_name(key)}: {before:.3f} → {summary[key]:.3f}")
+    if "wall_time_s" in summary:
+        lines.append(f"wall time {summary['wall_time_s']:.1f} s")
+    return lines
+
+
+def _order(key: str) -> int:
+    k = key.removeprefix("heldout_")
+    return list(_LABELS).index(k) if k in _LABELS else len(_LABELS)
 
 
 def _load(path: Path):
@@ -151,7 +179,7 @@ def run_stage(
     }
     rundir.write_json(out / "config.json", record)
     total = int(getattr(config, "num_steps", 0))
-    bar = _Bar(f"llm {stage}", total, progress)
+    bar = _progress(stage, total, progress)
     key = jax.random.PRNGKey(seed)
     start = time.perf_counter()
     try:
@@ -177,9 +205,14 @@ def run_stage(
         bar.stop()
     wall = time.perf_counter() - start
     save_model(str(out / "model"), result.params, result.model_config)
-    _write_rows(out / "metrics.csv", result.metrics, "update")
-    _write_rows(out / "evals.csv", result.evals, None)
-    summary = {**{k: float(v) for k, v in result.summary.items()}, "wall_time_s": round(wall, 2)}
+    rundir.write_table_csv(out / "metrics.csv", result.metrics, "update")
+    rundir.write_table_csv(out / "evals.csv", result.evals)
+    summary = {k: float(v) for k, v in result.summary.items()}
+    # Every stage evaluates before its first update: keep that as before_* (the change).
+    for k, v in result.evals.items():
+        if k not in ("step", "wall_time") and f"before_{k}" not in summary:
+            summary[f"before_{k}"] = float(np.asarray(v)[0])
+    summary["wall_time_s"] = round(wall, 2)
     rundir.write_json(out / "summary.json", summary)
     _plot(out / "curves.png", result, stage)
     return summary
@@ -201,19 +234,6 @@ def _jsonable(d):
     import json
 
     return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
-
-
-def _write_rows(path: Path, table: dict[str, np.ndarray], index: str | None) -> None:
-    names = sorted(table)
-    if not names:
-        return
-    n = len(np.asarray(table[names[0]]))
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(([index] if index else []) + names)
-        for i in range(n):
-            row = [f"{float(np.asarray(table[k])[i]):.6g}" for k in names]
-            w.writerow(([i + 1] if index else []) + row)
 
 
 def _plot(path: Path, result, stage: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,15 @@ import numpy as np
 
 from jaxrl._config import config_from_overrides, config_to_dict, static_fields
 from jaxrl.run import rundir
-from jaxrl.run.experiment import NonFiniteError, RunResult, run_seeds, stack_configs
+from jaxrl.run.experiment import (
+    NonFiniteError,
+    RunInterrupted,
+    RunResult,
+    run_seeds,
+    stack_configs,
+)
+from jaxrl.run.progress import Progress
+from jaxrl.run.writer import RunWriter
 
 __all__ = ["SweepResult", "expand_grid", "sweep", "train"]
 
@@ -125,11 +132,16 @@ def sweep(
     record = {"algo": algo, "config": config_to_dict(base_config), "seeds": seeds, "grid": grid}
     if files is not None:
         _prepare_out(files, record, algo, base_config, seeds, grid)
+    unit = rundir.progress_unit(base_config)
+    writer = RunWriter(files, algo, _env_name(base_config), labels, seeds, unit)
+    if tensorboard:
+        writer.add_tensorboard()
 
-    all_metrics: list[dict[str, np.ndarray] | None] = [None] * len(configs)
-    states, compile_s, run_s, steps_per_update = [], 0.0, 0.0, None
-    bar = _Progress(algo, _env_name(base_config), progress and main_process)
-    writer = _TensorBoard(files, labels, seeds) if tensorboard and files is not None else None
+    num_runs = len(configs) * len(seeds)
+    metrics: dict[str, np.ndarray] | None = None  # each [configs * seeds, updates]
+    states, compile_s, run_s, steps_per_update, finished = [], 0.0, 0.0, 1, True
+    bar = Progress(f"{algo} {_env_name(base_config)}".strip(), unit.replace("_", " "),
+                   enabled=progress and main_process)  # fmt: skip
     try:
         for g, idx in enumerate(groups):
             group_cfgs = [configs[i] for i in idx]
@@ -137,6 +149,7 @@ def sweep(
             steps_per_update = agent.steps_per_update
             run_cfgs = [c for c in group_cfgs for _ in seeds]
             batched = stack_configs(run_cfgs) if grid else group_cfgs[0]
+            rows = np.concatenate([np.arange(i * len(seeds), (i + 1) * len(seeds)) for i in idx])
             ckpt = None
             if out is not None and checkpoint:
                 from jaxrl.run.checkpoint import Checkpointer
@@ -149,10 +162,10 @@ def sweep(
                 lab = labels[idx[r // len(seeds)]]
                 return ", ".join(f"{k}={v}" for k, v in lab.items()) or "base config"
 
-            def on_chunk(done, metrics, state, idx=idx, spu=agent.steps_per_update):
-                bar.update(done * spu, metrics)
-                if writer is not None:
-                    writer.write(idx, metrics, done, spu)
+            def on_chunk(done, chunk_metrics, state, rows=rows, spu=agent.steps_per_update):
+                last = chunk_metrics["episode_return"][:, -1]
+                bar.update(done * spu, float(np.nanmean(last)) if np.isfinite(last).any() else None)
+                writer.on_chunk(rows, chunk_metrics, done, spu)
 
             try:
                 result: RunResult = run_seeds(
@@ -164,48 +177,89 @@ def sweep(
                     on_chunk=on_chunk,
                     checkpointer=ckpt,
                     describe_run=describe,
+                    on_start=lambda done, spu=agent.steps_per_update: bar.started(done * spu),
                 )
-            except NonFiniteError as e:
-                if files is not None:
-                    _write_partial(files, e.metrics, seeds, idx, labels, agent.steps_per_update)
+            except (NonFiniteError, RunInterrupted) as e:
+                metrics = _place(metrics, rows, e.metrics, num_runs, e.updates_done)
+                writer.write_partial(metrics, steps_per_update, e.updates_done)
                 raise
             finally:
                 if ckpt is not None:
                     ckpt.close()
-            if result.resumed_from:
+            finished = finished and result.resumed_from == agent.num_updates
+            if result.resumed_from and not finished:
                 log(f"resumed from the checkpoint after update {result.resumed_from}")
             compile_s += result.compile_s
             run_s += result.run_s
             states.append(result.state)
-            for j, i in enumerate(idx):
-                sl = slice(j * len(seeds), (j + 1) * len(seeds))
-                all_metrics[i] = {k: v[sl] for k, v in result.metrics.items()}
+            metrics = _place(metrics, rows, result.metrics, num_runs)
     finally:
         bar.stop()
-        if writer is not None:
-            writer.close()
+        writer.close()
 
-    metrics = _stack_runs(all_metrics)
+    previous = rundir.read_summary(files) if files is not None and finished else None
+    if previous is not None:
+        # Nothing ran: keep the files (and the timing measured when the run happened).
+        log(f"{out} holds a finished run ({metrics['episode_return'].shape[1]} updates); "
+            "its files are left as they are")  # fmt: skip
+        summary = previous
+    else:
+        summary = _summary(metrics, seeds, labels, steps_per_update, compile_s, run_s, groups)
+        writer.write(metrics, steps_per_update, summary)
+    return SweepResult(
+        configs, labels, seeds, metrics, steps_per_update, compile_s, run_s, summary, states
+    )
+
+
+def _place(metrics, rows, group_metrics, num_runs, updates=None) -> dict[str, np.ndarray]:
+    """Puts one compiled group's runs into the rows ``rows`` of the sweep's metrics.
+
+    With one group (every sweep over traced fields) its arrays are the sweep's arrays.
+    """
+    if metrics is None and len(rows) == num_runs:
+        return dict(group_metrics)
+    if metrics is None:
+        metrics = {
+            k: np.full((num_runs,) + v.shape[1:], np.nan, np.float32)
+            for k, v in group_metrics.items()
+        }
+    for k, v in group_metrics.items():
+        if v.shape[1] != metrics[k].shape[1]:  # an interrupted group: fewer updates
+            width = min(v.shape[1], metrics[k].shape[1])
+            metrics = {n: m[:, :width] for n, m in metrics.items()}
+            v = v[:, :width]
+        metrics[k][rows] = v
+    return metrics
+
+
+def _summary(metrics, seeds, labels, steps_per_update, compile_s, run_s, groups) -> dict:
+    runs = metrics["episode_return"].shape[0]
     total_steps = metrics["episode_return"].shape[1] * steps_per_update
     timing = {
         "compile_s": round(compile_s, 3),
         "run_s": round(run_s, 3),
         "env_steps_per_run": total_steps,
-        "runs": len(configs) * len(seeds),
+        "runs": runs,
         "compiled_programs": len(groups),
-        "steps_per_s": round(total_steps * len(configs) * len(seeds) / max(run_s, 1e-9), 1),
+        # 0 when nothing ran (a finished run read back): no rate was measured.
+        "steps_per_s": round(total_steps * runs / run_s, 1) if run_s > 0 else 0.0,
     }
-    summary = rundir.make_summary(metrics, seeds * len(configs), timing=timing)
-    if grid:
+    summary = rundir.make_summary(metrics, seeds * len(labels), timing=timing)
+    if any(labels):
         summary["configurations"] = [
-            {"values": lab, "final_return": rundir.summarize_runs(all_metrics[i])}
+            {
+                "values": lab,
+                "final_return": rundir.summarize_runs(
+                    {
+                        "episode_return": metrics["episode_return"][
+                            i * len(seeds) : (i + 1) * len(seeds)
+                        ]
+                    }
+                ),
+            }
             for i, lab in enumerate(labels)
         ]
-    if files is not None:
-        _write_outputs(files, metrics, seeds, labels, steps_per_update, summary, algo, base_config)
-    return SweepResult(
-        configs, labels, seeds, metrics, steps_per_update, compile_s, run_s, summary, states
-    )
+    return summary
 
 
 def _env_name(cfg) -> str:
@@ -219,6 +273,7 @@ def train(algo_module, config, seeds: Sequence[int] = (0,), out_dir=None, **kwar
 
 def _prepare_out(out: Path, record: dict, algo: str, base_config, seeds, grid) -> None:
     """Writes config.json, or checks that an existing one describes the same run."""
+    rundir.check_writable(out)
     path = out / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -229,135 +284,4 @@ def _prepare_out(out: Path, record: dict, algo: str, base_config, seeds, grid) -
                     f"{record[key]!r} now); choose another --out or resume it with --resume {out}"
                 )
         return
-    out.mkdir(parents=True, exist_ok=True)
     rundir.write_config(out, algo, base_config, seeds, grid=grid)
-
-
-def _labels_columns(labels, seeds, idx=None) -> dict[str, list]:
-    idx = range(len(labels)) if idx is None else idx
-    names = list(labels[0]) if labels else []
-    # Prefixed: a swept field may share its name with a metric (learning_rate).
-    return {f"config.{n}": [labels[i][n] for i in idx for _ in seeds] for n in names}
-
-
-def _write_partial(out, metrics, seeds, idx, labels, steps_per_update) -> None:
-    rundir.write_metrics_csv(
-        out, metrics, seeds * len(idx), steps_per_update, _labels_columns(labels, seeds, idx)
-    )
-
-
-def _write_outputs(out, metrics, seeds, labels, steps_per_update, summary, algo, cfg) -> None:
-    runs_seeds = seeds * len(labels)
-    rundir.write_metrics_csv(
-        out,
-        metrics,
-        runs_seeds,
-        steps_per_update,
-        _labels_columns(labels, seeds) if labels[0] else None,
-    )
-    rundir.write_json(out / "summary.json", summary)
-    curves = {}
-    for i, lab in enumerate(labels):
-        name = ", ".join(f"{k}={v}" for k, v in lab.items()) or algo
-        curves[name] = metrics["episode_return"][i * len(seeds) : (i + 1) * len(seeds)]
-    rundir.plot_curves(
-        out / "curves.png",
-        curves,
-        steps_per_update,
-        title=f"{algo} on {_env_name(cfg)} ({len(seeds)} seeds)",
-    )
-
-
-def _stack_runs(per_config: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([m[k] for m in per_config], axis=0) for k in per_config[0]}
-
-
-class _Progress:
-    """A rich progress bar: steps of the current program, steps/s over all runs, return."""
-
-    def __init__(self, algo: str, env_id: str, enabled: bool):
-        self.bar = None
-        self.name = f"{algo} {env_id}".strip()
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("steps {task.fields[rate]} return {task.fields[ret]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        self.bar.start()
-        self.task = None
-
-    def add(self, total_steps: int, runs: int) -> None:
-        if self.bar is None:
-            return
-        if self.task is not None:
-            self.bar.update(self.task, visible=True)
-        self.runs = runs
-        self.start = time.perf_counter()
-        self.task = self.bar.add_task(
-            f"{self.name} (compiling)", total=total_steps, rate="", ret="-"
-        )
-
-    def update(self, steps: int, metrics: dict[str, np.ndarray]) -> None:
-        if self.bar is None:
-            return
-        last = metrics["episode_return"][:, -1]
-        ret = f"{np.nanmean(last):.1f}" if np.isfinite(last).any() else "-"
-        rate = steps * self.runs / max(time.perf_counter() - self.start, 1e-9)
-        self.bar.update(
-            self.task, completed=steps, description=self.name, rate=f"({rate:,.0f}/s)", ret=ret
-        )
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-class _TensorBoard:
-    """The same metrics as TensorBoard event files, one folder per run (needs tensorboardX)."""
-
-    def __init__(self, out: Path, labels, seeds):
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError as e:
-            raise ValueError(
-                "--tensorboard needs tensorboardX: pip install 'jaxrl[tensorboard]'"
-            ) from e
-        self.writers = {}
-        self.written = {}
-        for i, lab in enumerate(labels):
-            for s in seeds:
-                tag = "_".join(f"{k}={v}" for k, v in lab.items())
-                name = f"{tag + '_' if tag else ''}seed={s}"
-                self.writers[(i, s)] = SummaryWriter(str(out / "tensorboard" / name))
-        self.seeds = seeds
-
-    def write(self, idx, metrics, done, steps_per_update) -> None:
-        for j, i in enumerate(idx):
-            for k, s in enumerate(self.seeds):
-                r = j * len(self.seeds) + k
-                start = self.written.get((i, s), 0)
-                w = self.writers[(i, s)]
-                for u in range(start, done):
-                    for name, v in metrics.items():
-                        val = float(v[r, u])
-                        if np.isfinite(val):
-                            w.add_scalar(name, val, (u + 1) * steps_per_update)
-                self.written[(i, s)] = done
-
-    def close(self) -> None:
-        for w in self.writers.values():
-            w.close()

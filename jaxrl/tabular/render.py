@@ -179,6 +179,34 @@ def draw_grid(
     return image
 
 
+def _fit_title(fig, ax) -> None:
+    """Wraps (then shrinks) the axis title until it lies inside the figure.
+
+    A small grid makes a narrow figure, and a title such as
+    "FrozenLake-4x4: V* (value-iteration, γ=0.99)" is wider than it.
+    """
+    import textwrap
+
+    title = ax.title
+    words = " ".join(title.get_text().split())
+    if not words:
+        return
+    renderer = fig.canvas.get_renderer()
+
+    def inside() -> bool:
+        box, frame = title.get_window_extent(renderer), fig.bbox
+        return box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y1 <= frame.y1
+
+    width = len(words)
+    while not inside() and width > 12:
+        width = max(12, int(width * 0.8))
+        title.set_text(textwrap.fill(words, width))
+        fig.tight_layout()
+    while not inside() and title.get_fontsize() > 6:
+        title.set_fontsize(title.get_fontsize() - 1)
+        fig.tight_layout()
+
+
 def _rect(c, r, colour):
     from matplotlib.patches import Rectangle
 
@@ -217,6 +245,7 @@ def save_heatmap(
     image = draw_grid(ax, values, layout, policy=policy, paths=paths, title=title)
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
+    _fit_title(fig, ax)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -171,13 +171,17 @@ def test_truncated_newest_checkpoint_falls_back(tmp_path):
     assert restored.metrics["policy_loss"].shape == (1, 4)
 
 
-def test_rerun_into_same_dir_resumes_and_refuses_a_different_run(tmp_path):
-    train(ppo, tiny(), [0], tmp_path, progress=False, chunk_updates=3)
-    first = (tmp_path / "metrics.csv").read_text()
+def test_rerun_of_a_finished_run_leaves_it_alone_and_refuses_a_different_run(tmp_path):
+    first = train(ppo, tiny(), [0], tmp_path, progress=False, chunk_updates=3)
+    files = {n: (tmp_path / n).read_bytes() for n in ("metrics.csv", "summary.json")}
     notes = []
     res = train(ppo, tiny(), [0], tmp_path, progress=False, chunk_updates=3, log=notes.append)
-    assert "resumed from the checkpoint after update 6" in notes
-    assert res.run_s < 1.0 and (tmp_path / "metrics.csv").read_text() == first
+    assert any("holds a finished run (6 updates)" in n for n in notes), notes
+    # Nothing compiled or ran; the files (and the timing measured the first time) are kept.
+    assert res.compile_s == 0.0 and res.run_s == 0.0
+    assert res.summary["timing"] == first.summary["timing"]
+    assert {n: (tmp_path / n).read_bytes() for n in files} == files
+    np.testing.assert_array_equal(res.metrics["episode_return"], first.metrics["episode_return"])
     with pytest.raises(ValueError, match="holds a different run"):
         train(ppo, tiny(learning_rate=1e-2), [0], tmp_path, progress=False)
 

@@ -1,0 +1,125 @@
+"""The run-directory writer of ``jaxrl train``: one object, several backends.
+
+In the manner of CLU's metric writers: the runner hands every backend the same
+metrics, ``[configs × seeds, updates]`` per name, once per chunk (streaming
+backends: TensorBoard) and once at the end (files: metrics.csv, summary.json,
+curves.png, written atomically by :mod:`jaxrl.run.rundir`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jaxrl.run.rundir import make_summary, plot_curves, write_json, write_metrics_csv
+
+__all__ = ["RunWriter"]
+
+
+class RunWriter:
+    """Writes a ``jaxrl train`` run directory; every backend gets the same metrics.
+
+    Metrics are one ``[configs × seeds, updates]`` array per name, rows ordered
+    configuration-major (run ``i·S + s`` is configuration i, seed s). ``out=None``
+    (or a process other than the first) writes nothing.
+
+    Args:
+      out: the run directory.
+      algo, env: named in the figure's title.
+      labels: the swept values of each configuration (``[{}]`` without a sweep).
+      seeds: the seeds of each configuration.
+      unit: ``"env_steps"`` or ``"episodes"`` (:func:`progress_unit`).
+    """
+
+    def __init__(self, out, algo: str, env: str, labels, seeds, unit: str = "env_steps"):
+        self.out = None if out is None else Path(out)
+        self.algo, self.env, self.labels, self.seeds, self.unit = algo, env, labels, seeds, unit
+        self.tensorboard = None
+
+    def add_tensorboard(self) -> None:
+        """Also write TensorBoard events (needs tensorboardX), as the chunks arrive."""
+        if self.out is not None:
+            self.tensorboard = _TensorBoard(self.out, self.labels, self.seeds)
+
+    def on_chunk(self, rows, metrics, done: int, steps_per_update: int) -> None:
+        """After a chunk: ``metrics`` ``[len(rows), done]`` are the runs ``rows`` so far."""
+        if self.tensorboard is not None:
+            self.tensorboard.write(rows, metrics, done, steps_per_update)
+
+    def write(self, metrics, steps_per_update: int, summary: dict) -> None:
+        """metrics.csv, summary.json and curves.png of the finished run."""
+        if self.out is None:
+            return
+        self._csv(metrics, steps_per_update)
+        write_json(self.out / "summary.json", summary)
+        s = len(self.seeds)
+        curves = {
+            (", ".join(f"{k}={v}" for k, v in lab.items()) or self.algo):
+            metrics["episode_return"][i * s : (i + 1) * s]
+            for i, lab in enumerate(self.labels)
+        }  # fmt: skip
+        plot_curves(
+            self.out / "curves.png",
+            curves,
+            steps_per_update,
+            title=f"{self.algo} on {self.env} ({s} seeds)",
+            xlabel="episodes" if self.unit == "episodes" else "environment steps",
+        )
+
+    def write_partial(self, metrics, steps_per_update: int, updates_done: int) -> None:
+        """metrics.csv and summary.json of a run stopped after ``updates_done`` updates."""
+        if self.out is None or metrics is None or not updates_done:
+            return
+        self._csv(metrics, steps_per_update)
+        summary = make_summary(
+            metrics, self.seeds * len(self.labels), stopped_after_update=updates_done
+        )
+        write_json(self.out / "summary.json", summary)
+
+    def _csv(self, metrics, steps_per_update: int) -> None:
+        s = len(self.seeds)
+        names = list(self.labels[0]) if self.labels else []
+        # Prefixed: a swept field may share its name with a metric (learning_rate).
+        columns = {f"config.{n}": [lab[n] for lab in self.labels for _ in range(s)] for n in names}
+        runs = np.shape(metrics["episode_return"])[0]
+        columns = {k: v[:runs] for k, v in columns.items()}
+        write_metrics_csv(
+            self.out, metrics, self.seeds * len(self.labels), steps_per_update, columns, self.unit
+        )
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+class _TensorBoard:
+    """The same metrics as TensorBoard event files, one folder per run (needs tensorboardX)."""
+
+    def __init__(self, out: Path, labels, seeds):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as e:
+            raise ValueError(
+                "--tensorboard needs tensorboardX: pip install 'jaxrl[tensorboard]'"
+            ) from e
+        self.writers, self.written = [], {}
+        for lab in labels:
+            for s in seeds:
+                tag = "_".join(f"{k}={v}" for k, v in lab.items())
+                name = f"{tag + '_' if tag else ''}seed={s}"
+                self.writers.append(SummaryWriter(str(out / "tensorboard" / name)))
+
+    def write(self, rows, metrics, done, steps_per_update) -> None:
+        for j, row in enumerate(rows):
+            w = self.writers[int(row)]
+            for u in range(self.written.get(int(row), 0), done):
+                for name, v in metrics.items():
+                    val = float(v[j, u])
+                    if np.isfinite(val):
+                        w.add_scalar(name, val, (u + 1) * steps_per_update)
+            self.written[int(row)] = done
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
