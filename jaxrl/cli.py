@@ -300,9 +300,12 @@ def _cmd_train(args) -> int:
     from jaxrl.run import NonFiniteError, sweep
 
     if args.distributed:
-        import jax
+        from jaxrl.run.devices import initialize_distributed
 
-        jax.distributed.initialize()
+        try:
+            print(f"distributed: {initialize_distributed()}")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     try:
         if args.resume is not None:
             algo, module, config, seeds, grid = _from_run_dir(args.resume)
@@ -319,6 +322,9 @@ def _cmd_train(args) -> int:
             out = args.out or Path("runs") / (f"{algo}-{env_name}-{time.strftime('%Y%m%d-%H%M%S')}")
             _check_out(out, algo, config, seeds, grid)
             _note_rounding(module, config, args.total_steps)
+        from jaxrl.run.devices import device_summary
+
+        print(f"devices: {device_summary()} ({getattr(args, 'device_note', '')})")
         result = sweep(
             module,
             config,
@@ -495,6 +501,12 @@ def _parser(llm_generate: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="call jax.distributed.initialize() first (multi-host: same command on every host)",
     )
+    t.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="host (CPU) devices for XLA (default: one per core, unless XLA_FLAGS is set)",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
@@ -546,6 +558,7 @@ def _parser(llm_generate: bool = True) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser(llm_generate=argv[:1] == ["llm"])
     try:
@@ -557,6 +570,15 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("jaxrl train: name an algorithm (see `jaxrl list`) or --resume DIR")
         if args.command == "train":
             _precheck_train(args)  # names and counts, before anything imports jax
+        if args.command == "train":  # before jax starts: XLA reads its flags once
+            from jaxrl.run.devices import use_host_devices
+
+            try:
+                # From a shell every core by default; main([...]) from Python leaves the
+                # caller's devices alone unless --devices is given.
+                args.device_note = use_host_devices(args.devices, every_core=from_shell)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
         return args.func(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -26,7 +26,7 @@ import os
 import re
 import sys
 
-__all__ = ["FLAG", "device_summary", "use_host_devices"]
+__all__ = ["FLAG", "device_summary", "initialize_distributed", "use_host_devices"]
 
 FLAG = "--xla_force_host_platform_device_count"
 _FLAG_RE = re.compile(re.escape(FLAG) + r"=\S*")
@@ -107,3 +107,33 @@ def device_summary() -> str:
     hosts = jax.process_count()
     where = f" over {hosts} processes" if hosts > 1 else ""
     return f"{len(devices)} {kind} device{'s' if len(devices) != 1 else ''}{where}"
+
+
+def initialize_distributed() -> str:
+    """``jax.distributed.initialize`` for ``jaxrl train --distributed``; returns a note.
+
+    On a cluster jax recognises (SLURM, Open MPI, Kubernetes …) everything is detected.
+    On a plain list of hosts, start the same command on every host with
+    ``JAX_COORDINATOR_ADDRESS=HOST0:PORT``, ``JAXRL_NUM_PROCESSES=N`` and
+    ``JAXRL_PROCESS_ID=i`` (0 … N−1) in the environment. CPU processes exchange
+    collectives through gloo.
+    """
+    import jax
+
+    if not os.environ.get("JAX_PLATFORMS") or "cpu" in os.environ["JAX_PLATFORMS"]:
+        # Without an implementation CPU devices of different processes cannot all-reduce.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kwargs = {}
+    for env, name in (("JAXRL_NUM_PROCESSES", "num_processes"), ("JAXRL_PROCESS_ID", "process_id")):
+        value = os.environ.get(env)
+        if value is not None:
+            if not value.strip().isdigit():
+                raise ValueError(f"{env} must be a whole number >= 0, got {value!r}")
+            kwargs[name] = int(value)
+    if kwargs and not os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        raise ValueError(
+            "JAXRL_NUM_PROCESSES / JAXRL_PROCESS_ID need JAX_COORDINATOR_ADDRESS=HOST:PORT "
+            "(the host of process 0)"
+        )
+    jax.distributed.initialize(**kwargs)
+    return f"process {jax.process_index()} of {jax.process_count()}"
