@@ -35,6 +35,9 @@ from jaxrl.tabular import (
 
 ALGORITHMS = {"sarsa": "Sarsa", "q-learning": "Q-learning"}
 
+# JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
+
 
 def smooth(x: np.ndarray, window: int) -> np.ndarray:
     """Trailing moving average (shorter windows at the start)."""
@@ -75,10 +78,15 @@ def train(algorithm: str, seeds: int, episodes: int, task) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--episodes", type=int, default=500)
+    parser.add_argument("--seeds", type=int, default=5 if QUICK else 100)
+    parser.add_argument("--episodes", type=int, default=120 if QUICK else 500)
     parser.add_argument("--smooth", type=int, default=10)
-    parser.add_argument("--out", default="docs/figures/cliff_walking.png")
+    parser.add_argument(
+        "--out",
+        default="runs/examples-quick/cliff_walking.png"
+        if QUICK
+        else "docs/figures/cliff_walking.png",
+    )
     args = parser.parse_args()
 
     task = make_task("CliffWalking")

@@ -10,6 +10,7 @@ shows the IQM over seeds with a 95% bootstrap band (`jaxrl.run.rundir.plot_curve
 """
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from jaxrl.run.rundir import plot_curves
 from jaxrl.run.stats import final_returns, iqm
 
 ENV_ID = "CartPole-v1"
+
+# JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
 
 
 def configs(total_steps: int) -> dict:
@@ -52,10 +56,13 @@ def to_grid(returns: np.ndarray, steps_per_update: int, total_steps: int, bins: 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--total-steps", type=int, default=500_000)
-    parser.add_argument("--bins", type=int, default=100)
-    parser.add_argument("--out", default="docs/figures/compare_policy_gradients.png")
+    parser.add_argument("--seeds", type=int, default=2 if QUICK else 5)
+    parser.add_argument("--total-steps", type=int, default=2_048 if QUICK else 500_000)
+    parser.add_argument("--bins", type=int, default=4 if QUICK else 100)
+    figure = "compare_policy_gradients.png"
+    parser.add_argument(
+        "--out", default=f"runs/examples-quick/{figure}" if QUICK else f"docs/figures/{figure}"
+    )
     args = parser.parse_args()
 
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)  # the same seeds for all four

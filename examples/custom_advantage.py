@@ -9,6 +9,8 @@ compared on CartPole-v1 without copying the PPO module: GAE (the default),
 another way), and on-policy V-trace (importance ratios of 1).
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +18,9 @@ import numpy as np
 from jaxrl.agents import ppo
 from jaxrl.agents.on_policy import Rollout, gae_advantages
 from jaxrl.core import lambda_returns, vtrace
+
+# JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
 
 
 def lambda_return_advantages(rollout: Rollout, next_values, gamma, lambda_):
@@ -54,4 +59,4 @@ def main(total_steps: int = 200_000, seeds: int = 4):
 
 
 if __name__ == "__main__":
-    main()
+    main(total_steps=1_024, seeds=2) if QUICK else main()

@@ -30,16 +30,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from jaxrl.llm import DPOConfig, SFTConfig, train_dpo, train_sft  # noqa: E402
 
+# JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sft-steps", type=int, default=500)
-    parser.add_argument("--dpo-steps", type=int, default=400)
+    parser.add_argument("--sft-steps", type=int, default=4 if QUICK else 500)
+    parser.add_argument("--dpo-steps", type=int, default=2 if QUICK else 400)
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--nll-coef", type=float, default=1.0, help="RPO's α")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--figure", default="docs/figures/dpo_preferences.png")
+    figure = "dpo_preferences.png"
+    parser.add_argument(
+        "--figure", default=f"runs/examples-quick/{figure}" if QUICK else f"docs/figures/{figure}"
+    )
     return parser.parse_args()
 
 
@@ -115,7 +121,7 @@ def main():
             beta=args.beta,
             nll_coef=nll_coef,
             num_steps=args.dpo_steps,
-            eval_every=args.dpo_steps // 8,
+            eval_every=max(args.dpo_steps // 8, 1),
             learning_rate=args.learning_rate,
         )
         return train_dpo(config, key_dpo, sft.params)

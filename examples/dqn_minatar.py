@@ -11,6 +11,7 @@ About 15 minutes for 1M steps on 2 CPU cores; minutes on a GPU.
 """
 
 import argparse
+import os
 import time
 
 import jax
@@ -19,11 +20,14 @@ import numpy as np
 from jaxrl.agents import dqn
 from jaxrl.run import train
 
+# JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Breakout-MinAtar")
-    parser.add_argument("--total-steps", type=int, default=1_000_000)
+    parser.add_argument("--total-steps", type=int, default=10_000 if QUICK else 1_000_000)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", default=None, help="also write a run directory here")
     args = parser.parse_args()
@@ -35,7 +39,7 @@ def main():
         hidden_sizes=(128,),
         double=True,
         loss="huber",
-        buffer_size=100_000,
+        buffer_size=10_000 if QUICK else 100_000,
         batch_size=32,
         learning_starts=5_000,
         train_frequency=4,

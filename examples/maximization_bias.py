@@ -26,12 +26,18 @@ from jaxrl.tabular import Config, make_train
 
 ALGORITHMS = {"q-learning": "Q-learning", "double-q": "Double Q-learning"}
 
+# JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10_000)
-    parser.add_argument("--episodes", type=int, default=300)
-    parser.add_argument("--out", default="docs/figures/maximization_bias.png")
+    parser.add_argument("--seeds", type=int, default=50 if QUICK else 10_000)
+    parser.add_argument("--episodes", type=int, default=210 if QUICK else 300)
+    figure = "maximization_bias.png"
+    parser.add_argument(
+        "--out", default=f"runs/examples-quick/{figure}" if QUICK else f"docs/figures/{figure}"
+    )
     args = parser.parse_args()
 
     left = {}

@@ -38,15 +38,21 @@ from jaxrl.llm.rlhf import RLHFConfig, train_rlhf  # noqa: E402
 from jaxrl.llm.sft import SFTConfig, train_sft  # noqa: E402
 from jaxrl.llm.tasks import TOKENIZER, make_task  # noqa: E402
 
+# JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sft-steps", type=int, default=500)
-    parser.add_argument("--rm-steps", type=int, default=1000)
-    parser.add_argument("--ppo-steps", type=int, default=200)
+    parser.add_argument("--sft-steps", type=int, default=4 if QUICK else 500)
+    parser.add_argument("--rm-steps", type=int, default=4 if QUICK else 1000)
+    parser.add_argument("--ppo-steps", type=int, default=2 if QUICK else 200)
     parser.add_argument("--kl-coef", type=float, default=0.05, help="β of the KL penalty")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--figure", default="docs/figures/rlhf_pipeline.png")
+    figure = "rlhf_pipeline.png"
+    parser.add_argument(
+        "--figure", default=f"runs/examples-quick/{figure}" if QUICK else f"docs/figures/{figure}"
+    )
     return parser.parse_args()
 
 

@@ -9,6 +9,7 @@ second part sweeps the initial temperature in the same way: one program, 2 × se
 """
 
 import argparse
+import os
 
 import jax
 import numpy as np
@@ -16,13 +17,19 @@ import numpy as np
 from jaxrl.agents import sac
 from jaxrl.run import sweep
 
+# JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--total-steps", type=int, default=20_000)
+    parser.add_argument("--seeds", type=int, default=2 if QUICK else 4)
+    parser.add_argument("--total-steps", type=int, default=2_000 if QUICK else 20_000)
     parser.add_argument("--hidden", type=int, default=64, help="width of the two hidden layers")
-    parser.add_argument("--out", default="runs/sac-pendulum-example")
+    parser.add_argument(
+        "--out",
+        default="runs/examples-quick/sac-pendulum" if QUICK else "runs/sac-pendulum-example",
+    )
     args = parser.parse_args()
 
     config = sac.Config(

@@ -43,7 +43,7 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 # Names known without importing jax (which takes seconds): a typo is answered at once.
 # tests/test_cli.py checks them against the live registries (jaxrl.agents, jaxrl.envs,
 # jaxrl.tabular); a name missing here but present there still works (see _known_algorithm).
-DEEP_ALGORITHMS = ("a2c", "ddpg", "dqn", "ppo", "reinforce", "sac", "td3", "trpo")
+DEEP_ALGORITHMS = ("a2c", "ddpg", "dqn", "ppo", "pqn", "reinforce", "sac", "td3", "trpo")
 TABULAR_ALGORITHMS = ("q-learning", "sarsa", "expected-sarsa", "double-q", "n-step-sarsa")
 SOLVE_METHODS = ("value-iteration", "policy-iteration")
 TABULAR_ENVS = (
@@ -211,6 +211,69 @@ def _note_rounding(module, config, requested: int | None) -> None:
         )
 
 
+def _quick() -> bool:
+    """``JAXRL_QUICK=1``: tiny budgets, so that tests/test_docs.py can run every documented
+    command as written (the README's, the examples')."""
+    import os
+
+    return os.environ.get("JAXRL_QUICK") == "1"
+
+
+def _quick_train(module, config, seeds: list[int]):
+    """At most 2 seeds and 2 updates (20 episodes for tabular agents); learning starts in
+    the first update."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config)}
+    changes = {}
+    if "num_episodes" in names:
+        changes["num_episodes"] = min(config.num_episodes, 20)
+    if "total_timesteps" in names:
+        agent = module.make_agent(config)
+        changes["total_timesteps"] = min(config.total_timesteps, 2 * agent.steps_per_update)
+        if "learning_starts" in names:
+            changes["learning_starts"] = min(config.learning_starts, agent.steps_per_update // 2)
+    print(f"JAXRL_QUICK=1: {', '.join(f'{k}={v}' for k, v in changes.items())}, <= 2 seeds")
+    return dataclasses.replace(config, **changes), seeds[:2]
+
+
+_QUICK_LLM = {
+    "num_steps": "4",
+    "eval_every": "2",
+    "eval_prompts": "16",
+    "eval_pairs": "16",
+    "batch_size": "8",
+    "num_train_examples": "256",
+    "num_train_pairs": "64",
+    "num_train_prompts": "64",
+    "num_prompts": "4",
+    "num_minibatches": "1",
+    "group_size": "4",
+    "warmup_steps": "1",
+}
+
+
+def _quick_llm(args) -> dict[str, str]:
+    """The ``--set`` overrides of a tiny LLM stage (the user's own ``--set`` win)."""
+    import dataclasses
+
+    from jaxrl.llm import dpo, grpo, reward_model, rlhf, sft
+
+    configs = {
+        "sft": sft.SFTConfig,
+        "rm": reward_model.RewardModelConfig,
+        "dpo": dpo.DPOConfig,
+        "grpo": grpo.GRPOConfig,
+        "rlhf": rlhf.RLHFConfig,
+    }
+    names = {f.name for f in dataclasses.fields(configs[args.stage])}
+    quick = {k: v for k, v in _QUICK_LLM.items() if k in names}
+    if "model" in names and args.from_dir is None:
+        quick.update({"model.num_layers": "1", "model.d_model": "32", "model.d_ff": "64"})
+    print(f"JAXRL_QUICK=1: {', '.join(f'{k}={v}' for k, v in quick.items())}")
+    return {**quick, **_parse_sets(args.set or [])}
+
+
 def _env_field(cls) -> str:
     """The Config field naming the environment: ``env_id`` (deep RL) or ``env`` (tabular)."""
     import dataclasses
@@ -320,8 +383,11 @@ def _cmd_train(args) -> int:
             seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
             env_name = getattr(config, _env_field(type(config)))
             out = args.out or Path("runs") / (f"{algo}-{env_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            if _quick():
+                config, seeds = _quick_train(module, config, seeds)
             _check_out(out, algo, config, seeds, grid)
-            _note_rounding(module, config, args.total_steps)
+            if not _quick():
+                _note_rounding(module, config, args.total_steps)
         from jaxrl.run.devices import device_summary
 
         print(f"devices: {device_summary()} ({getattr(args, 'device_note', '')})")
@@ -405,7 +471,7 @@ def _cmd_llm(args) -> int:
             task=args.task,
             from_dir=args.from_dir,
             reward_model_dir=args.reward_model,
-            overrides=_parse_sets(args.set or []),
+            overrides=_quick_llm(args) if _quick() else _parse_sets(args.set or []),
             out=out,
             seed=args.seed,
             progress=not args.no_progress,

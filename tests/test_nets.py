@@ -6,6 +6,7 @@ compares arrays in NumPy: op-by-op execution would compile every primitive separ
 """
 
 import math
+import re
 
 import distrax
 import jax
@@ -408,3 +409,49 @@ def test_categorical_head_starts_near_uniform():
     actor = nets.CategoricalActor(num_actions=4, hidden_sizes=(16,))
     probs = jax.jit(lambda o: actor.apply(actor.init(KEY, o), o).probs)(obs_vec(10))
     np.testing.assert_allclose(probs, 0.25, atol=0.02)
+
+
+def _qr_operand_ranks(fn, *args) -> list[int]:
+    """The rank of every QR decomposition's result in the jaxpr of ``fn(*args)``."""
+    text = str(jax.make_jaxpr(fn)(*args))
+    return [
+        len(m.split(",")) for m in re.findall(r"f32\[([\d,]+)\] \w+:f32\[[\d,]+\] = qr\[", text)
+    ]
+
+
+def test_orthogonal_equals_jax_and_vmaps_without_a_batched_qr():
+    shapes = [(4, 64), (64, 64), (64, 2), (3, 3, 4, 16)]
+    keys = jax.random.split(jax.random.key(3), 5)
+
+    def both(key):
+        return [
+            (nets.orthogonal(1.4)(key, s), jax.nn.initializers.orthogonal(1.4)(key, s))
+            for s in shapes
+        ]
+
+    for mine, theirs in jax.jit(both)(keys[0]):
+        np.testing.assert_array_equal(mine, theirs)  # the same numbers, bit for bit
+    batched = jax.jit(jax.vmap(both))(keys)
+    for (mine, theirs), s in zip(batched, shapes, strict=True):
+        assert mine.shape == (5, *s)
+        np.testing.assert_array_equal(mine, theirs)  # seed by seed, too
+    # The vmapped initialiser decomposes one matrix at a time; jax's would batch the QR
+    # (batched LAPACK, which can hang jaxlib's 2-thread CPU pool).
+    init = nets.MLP((8, 8)).init
+    x = jnp.zeros((3,))
+    assert set(_qr_operand_ranks(jax.vmap(lambda k: init(k, x)), keys)) == {2}
+    assert 3 in _qr_operand_ranks(
+        jax.vmap(lambda k: jax.nn.initializers.orthogonal()(k, (8, 8))), keys
+    )
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "reinforce", "trpo", "dqn", "ddpg", "td3", "sac"])
+def test_vmapped_train_of_every_agent_has_no_batched_qr(algo):
+    # The README's jax.jit(jax.vmap(train))(keys): init runs inside the vmap.
+    from jaxrl.agents import get_algorithm
+
+    module = get_algorithm(algo)
+    train = module.make_train(module.Config())
+    keys = jax.random.split(jax.random.key(0), 3)
+    ranks = _qr_operand_ranks(jax.vmap(train), keys)
+    assert ranks and set(ranks) == {2}, ranks

@@ -12,6 +12,11 @@ allocations never carry over from one measurement to the next:
 * ``env_limit``: the environment alone (random actions inside one ``lax.scan``) at
   the same environment and environment count: the ceiling for that part.
 * ``vmap``: 1, 8 and 32 seeds of PPO, DQN and SAC under one ``vmap``.
+* ``cli``: what a user gets: ``jaxrl train ALGO --env ENV --total-steps N`` at the CLI's
+  defaults (every Config default, e.g. SAC/TD3/DDPG at 256-256 networks, and the default
+  4 seeds, devices and chunks), beside the same 4 seeds run one after another
+  (``--seeds 1 --seed-offset i``); steps/s from each run directory's summary.json (run
+  time, compile excluded), summed over the seeds.
 
 Compile time (``jit(...).lower(...).compile()``) and run time (the compiled call,
 until the outputs are on the host) are measured apart; steps/s = seeds × steps / run s.
@@ -27,7 +32,7 @@ from typing import Any, NamedTuple
 
 from benchmarks.harness.common import REPO_DIR, row_provenance, select_names
 
-__all__ = ["SpeedSpec", "SPECS", "env_throughput", "measure_jaxrl", "run_suite"]
+__all__ = ["SpeedSpec", "SPECS", "env_throughput", "measure_cli", "measure_jaxrl", "run_suite"]
 
 
 class SpeedSpec(NamedTuple):
@@ -85,6 +90,15 @@ def _specs() -> list[SpeedSpec]:
 SPECS: list[SpeedSpec] = _specs()
 VMAP_SEEDS = (1, 8, 32)
 VMAP_STEPS = {"ppo": (500_000, 16_384), "dqn": (20_000, 3_000), "sac": (5_000, 3_000)}
+# The user-default rows: environment and (full, --quick) --total-steps per algorithm.
+CLI_RUNS = {
+    "ppo": ("CartPole-v1", 500_000, 16_384),
+    "dqn": ("CartPole-v1", 20_000, 3_000),
+    "sac": ("Pendulum-v1", 5_000, 2_000),
+    "td3": ("Pendulum-v1", 5_000, 2_000),
+    "ddpg": ("Pendulum-v1", 5_000, 2_000),
+}
+CLI_SEEDS = 4  # the CLI's default --seeds
 
 
 def _spec(algo: str) -> SpeedSpec:
@@ -120,6 +134,50 @@ def measure_jaxrl(algo: str, steps: int, seeds: int) -> dict[str, Any]:
         "compile_s": compile_s,
         "run_s": run_s,
         "final_return": float(finite.mean()) if finite.size else None,
+    }
+
+
+def measure_cli(algo: str, steps: int, one_by_one: bool) -> dict[str, Any]:
+    """``jaxrl train algo`` at the CLI defaults: 4 seeds in one command, or one command per
+    seed. Returns compile and run seconds (summed over commands) and steps/s over the seeds."""
+    import tempfile
+    from pathlib import Path
+
+    env_id = CLI_RUNS[algo][0]
+    base = [sys.executable, "-m", "jaxrl.cli", "train", algo, "--env", env_id]
+    base += ["--total-steps", str(steps), "--no-progress", "--no-checkpoint"]
+    commands = (
+        [[*base, "--seeds", "1", "--seed-offset", str(i)] for i in range(CLI_SEEDS)]
+        if one_by_one
+        else [[*base, "--seeds", str(CLI_SEEDS)]]
+    )
+    compile_s = run_s = 0.0
+    done_steps = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, command in enumerate(commands):
+            out = Path(tmp) / f"run{i}"
+            done = subprocess.run(
+                [*command, "--out", str(out)], capture_output=True, text=True, cwd=REPO_DIR
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(command[3:])} failed:\n{done.stderr[-3000:]}")
+            timing = json.loads((out / "summary.json").read_text())["timing"]
+            compile_s += timing["compile_s"]
+            run_s += timing["run_s"]
+            done_steps += timing["env_steps_per_run"] * timing["runs"]
+    return {
+        "name": f"cli/{algo}/{'one-by-one' if one_by_one else 'seeds'}={CLI_SEEDS}",
+        "kind": "cli",
+        "label": "user defaults (jaxrl train, CLI defaults)",
+        "algo": algo,
+        "impl": "jaxrl-cli",
+        "env_id": env_id,
+        "seeds": CLI_SEEDS,
+        "one_by_one": one_by_one,
+        "total_timesteps": steps,
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "steps_per_s": done_steps / run_s,
     }
 
 
@@ -254,6 +312,11 @@ def run_suite(
             },
             0,
         )
+    # What a user gets: the CLI at its defaults, 4 seeds at once and one after another.
+    for algo in [a for a in algos if a in CLI_RUNS]:
+        _, full, short = CLI_RUNS[algo]
+        for one_by_one in (False, True):
+            record(measure_cli(algo, short if quick else full, one_by_one), 0)
     # vmap scaling.
     for algo in [a for a in algos if a in VMAP_STEPS]:
         full, short = VMAP_STEPS[algo]
