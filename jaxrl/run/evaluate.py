@@ -38,7 +38,9 @@ __all__ = [
     "cmd_eval",
     "evaluate",
     "load",
+    "make_evaluator",
     "policy_fn",
+    "policy_parts",
     "restore_run",
     "run_episodes",
 ]
@@ -74,6 +76,7 @@ class RestoredRun(NamedTuple):
     states: list[Any]  # one state per compiled group, leaves [R_group, ...]
     updates_done: list[int]  # the checkpoint's update count, per group
     policies: list[Policy]  # one per group
+    group_configs: list[Any]  # the Config of each group (its first configuration)
 
 
 def _usage(message: str) -> ValueError:
@@ -141,6 +144,31 @@ def policy_fn(algo: str, config, state) -> Policy:
     Returns:
       A :class:`Policy`.
     """
+    parts = policy_parts(algo, config)
+    return Policy(
+        parts.act,
+        parts.params_of(state),
+        parts.env,
+        parts.env_params,
+        parts.obs_shape,
+        parts.discrete,
+    )
+
+
+class PolicyParts(NamedTuple):
+    """A policy's fixed parts: ``act`` as in :class:`Policy`, and ``params_of(state)``, which
+    takes the parameters ``act`` needs out of an agent state (any leading axes kept)."""
+
+    act: Callable[[Any, Any, Any, bool], Any]
+    params_of: Callable[[Any], Any]
+    env: Any
+    env_params: Any
+    obs_shape: tuple[int, ...]
+    discrete: bool
+
+
+def policy_parts(algo: str, config) -> PolicyParts:
+    """How agent ``algo`` acts under ``config``, apart from any state (see :func:`policy_fn`)."""
     import jax
     import jax.numpy as jnp
 
@@ -150,7 +178,7 @@ def policy_fn(algo: str, config, state) -> Policy:
 
     module = get_algorithm(algo)
     if algo not in ON_POLICY + OFF_POLICY:
-        return _tabular_policy(config, state)
+        return _tabular_parts(config)
     env, env_params = envs.make(config.env_id)
     info = envs.action_info(env, env_params)
     obs_shape = tuple(
@@ -159,8 +187,11 @@ def policy_fn(algo: str, config, state) -> Policy:
 
     if algo in ON_POLICY:
         net = module.make_network(config, info)
-        stats = _obs_stats(state.env_state) if getattr(config, "normalize_obs", False) else None
-        params = {"net": state.params, "obs_stats": stats}
+        normalized = getattr(config, "normalize_obs", False)
+
+        def params_of(state):
+            stats = _obs_stats(state.env_state) if normalized else None
+            return {"net": state.params, "obs_stats": stats}
 
         def dist(p, obs):
             if p["obs_stats"] is not None:
@@ -178,7 +209,9 @@ def policy_fn(algo: str, config, state) -> Policy:
         from jaxrl.core.exploration import epsilon_greedy
 
         net = module.make_network(config, info)
-        params = {"net": state.learner.params}
+
+        def params_of(state):
+            return {"net": state.learner.params}
 
         def act(p, obs, key, deterministic):
             q = net.apply(p["net"], obs)
@@ -192,9 +225,7 @@ def policy_fn(algo: str, config, state) -> Policy:
     elif algo == "sac":
         from jaxrl.nets.off_policy import squashed_mode
 
-        unit = info if info.discrete else info._replace(low=-np.ones(info.shape, np.float32))
-        actor, _ = module.make_networks(config, unit)
-        params = {"net": state.learner.actor_params}
+        actor, _ = module.make_networks(config, _unit_box(info))
 
         def act(p, obs, key, deterministic):
             d = actor.apply(p["net"], obs)
@@ -206,9 +237,7 @@ def policy_fn(algo: str, config, state) -> Policy:
     else:  # td3, ddpg
         from jaxrl.core.exploration import gaussian_noise
 
-        unit = info._replace(low=-np.ones(info.shape, np.float32)) if not info.discrete else info
-        actor, _ = module.make_networks(config, unit)
-        params = {"net": state.learner.actor_params}
+        actor, _ = module.make_networks(config, _unit_box(info))
 
         def act(p, obs, key, deterministic):
             a = actor.apply(p["net"], obs)
@@ -216,10 +245,23 @@ def policy_fn(algo: str, config, state) -> Policy:
                 a = gaussian_noise(key, a, config.exploration_noise, -1.0, 1.0)
             return _to_env_bounds(a, info, rescale=True)
 
-    return Policy(act, params, env, env_params, obs_shape, info.discrete)
+    if algo in ("sac", "td3", "ddpg"):
+
+        def params_of(state):
+            return {"net": state.learner.actor_params}
+
+    return PolicyParts(act, params_of, env, env_params, obs_shape, info.discrete)
 
 
-def _tabular_policy(config, state) -> Policy:
+def _unit_box(info):
+    """The action info of off-policy actors: [−1, 1] (as ``off_policy.make_env`` gives)."""
+    if info.discrete:
+        return info
+    unit = np.ones(info.shape, np.float32)
+    return info._replace(low=-unit, high=unit)
+
+
+def _tabular_parts(config) -> PolicyParts:
     import jax
     import jax.numpy as jnp
 
@@ -232,7 +274,10 @@ def _tabular_policy(config, state) -> Policy:
     if config.max_steps_per_episode:
         env_params = env_params.replace(max_steps_in_episode=config.max_steps_per_episode)
     mask = jnp.asarray(task.mdp.action_mask | task.mdp.terminal[:, None])
-    params = {"q": q_estimate(state.tables, config.algorithm)}
+
+    def params_of(state):
+        return {"q": q_estimate(state.tables, config.algorithm)}
+
     eps = getattr(config, "epsilon_end" if config.schedule == "linear" else "epsilon")
     temp = getattr(config, "temperature_end" if config.schedule == "linear" else "temperature")
 
@@ -244,7 +289,7 @@ def _tabular_policy(config, state) -> Policy:
         probs = policy_probs(q, m, config.exploration, eps, temp)
         return jax.random.categorical(key, jnp.log(probs)).astype(jnp.int32)
 
-    return Policy(act, params, task.env, env_params, (), True)
+    return PolicyParts(act, params_of, task.env, env_params, (), True)
 
 
 def _groups(configs) -> list[list[int]]:
@@ -271,7 +316,7 @@ def restore_run(run_dir: str | Path) -> RestoredRun:
     grid = record.get("grid") or {}
     configs, labels = expand_grid(config, grid)
     groups = _groups(configs)
-    states, done, policies, run_labels = [], [], [], []
+    states, done, policies, run_labels, group_configs = [], [], [], [], []
     for g, idx in enumerate(groups):
         sub = run_dir / ("checkpoints" if len(groups) == 1 else f"checkpoints/group-{g}")
         if not sub.is_dir() or not any(p.name.isdigit() for p in sub.iterdir()):
@@ -317,9 +362,12 @@ def restore_run(run_dir: str | Path) -> RestoredRun:
         states.append(state)
         done.append(int(restored.updates_done))
         policies.append(policy_fn(record["algo"], group_cfgs[0], state))
+        group_configs.append(group_cfgs[0])
         run_labels.extend(labels[i] for i in idx for _ in seeds)
     run_seeds = [s for idx in groups for _ in idx for s in seeds]
-    return RestoredRun(record["algo"], config, run_seeds, run_labels, states, done, policies)
+    return RestoredRun(
+        record["algo"], config, run_seeds, run_labels, states, done, policies, group_configs
+    )
 
 
 def _padded(num_runs: int) -> int:
@@ -350,13 +398,19 @@ def run_episodes(policy: Policy, keys, episodes: int, deterministic: bool = True
     Returns:
       ``(returns [R, E], lengths [R, E])`` as NumPy arrays.
     """
+    run = _episodes_program(policy.act, policy.env, policy.env_params, episodes, deterministic)
+    rets, lens = run(policy.params, keys)
+    return np.asarray(rets), np.asarray(lens)
+
+
+def _episodes_program(act, env, env_params, episodes: int, deterministic: bool):
+    """``jit(vmap(one_run))(params [R], keys [R]) -> (returns [R, E], lengths [R, E])``."""
     import jax
     import jax.numpy as jnp
 
     from jaxrl.envs import EpisodeStatistics, VecEnv
 
-    env = EpisodeStatistics(VecEnv(policy.env, episodes))
-    env_params = policy.env_params
+    env = EpisodeStatistics(VecEnv(env, episodes))
     limit = _max_steps(env_params)
 
     def one_run(params, key):
@@ -371,7 +425,7 @@ def run_episodes(policy: Policy, keys, episodes: int, deterministic: bool = True
         def body(c):
             state, obs, key, rets, lens, finished, t = c
             key, act_key, env_key = jax.random.split(key, 3)
-            actions = policy.act(params, obs, act_key, deterministic)
+            actions = act(params, obs, act_key, deterministic)
             obs, state, _, _, _, info = env.step(env_key, state, actions, env_params)
             new = jnp.logical_and(info["returned_episode"], ~finished)
             rets = jnp.where(new, info["episode_return"], rets)
@@ -381,8 +435,39 @@ def run_episodes(policy: Policy, keys, episodes: int, deterministic: bool = True
         _, _, _, rets, lens, finished, _ = jax.lax.while_loop(cond, body, carry)
         return jnp.where(finished, rets, jnp.nan), jnp.where(finished, lens, jnp.nan)
 
-    rets, lens = jax.jit(jax.vmap(one_run))(policy.params, keys)
-    return np.asarray(rets), np.asarray(lens)
+    return jax.jit(jax.vmap(one_run))
+
+
+_EVALUATORS: dict[tuple, Callable] = {}
+
+
+def _cached_evaluator(algo, config, episodes, deterministic, seed):
+    """One compiled evaluation program per (algorithm, Config, episodes, mode, seed)."""
+    from jaxrl._config import config_to_dict
+
+    key = (algo, json.dumps(config_to_dict(config)), episodes, deterministic, seed)
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = make_evaluator(algo, config, episodes, deterministic, seed)
+    return _EVALUATORS[key]
+
+
+def make_evaluator(
+    algo: str, config, episodes: int = 10, deterministic: bool = True, seed: int = 0
+) -> Callable[[Any, Any], tuple[np.ndarray, np.ndarray]]:
+    """``evaluate_state(state, seeds) -> (returns [R, E], lengths [R, E])``, compiled once.
+
+    For evaluation during training: call it on the runner's state (leaves ``[R, ...]``)
+    between chunks; every call reuses the same program. ``seeds`` (one per run) and
+    ``seed`` pick the evaluation episodes, as :func:`evaluate` does.
+    """
+    parts = policy_parts(algo, config)
+    run = _episodes_program(parts.act, parts.env, parts.env_params, episodes, deterministic)
+
+    def evaluate_state(state, seeds):
+        rets, lens = run(parts.params_of(state), _eval_keys(seeds, seed))
+        return np.asarray(rets), np.asarray(lens)
+
+    return evaluate_state
 
 
 def _eval_keys(seeds, eval_seed: int):
@@ -422,10 +507,13 @@ def evaluate(
         raise _usage(f"--episodes must be an integer >= 1, got {episodes!r}")
     restored = restored or restore_run(run_dir)
     runs, offset = [], 0
-    for g, policy in enumerate(restored.policies):
-        n = len(_leading(restored.states[g]))
+    for g, state in enumerate(restored.states):
+        n = len(_leading(state))
         seeds = restored.seeds[offset : offset + n]
-        rets, lens = run_episodes(policy, _eval_keys(seeds, seed), episodes, deterministic)
+        evaluate_state = _cached_evaluator(
+            restored.algo, restored.group_configs[g], episodes, deterministic, seed
+        )
+        rets, lens = evaluate_state(state, seeds)
         for r in range(n):
             stats = summarize(rets[r])
             runs.append(
@@ -582,8 +670,8 @@ def cmd_eval(args) -> int:
         if args.video is not None:
             from jaxrl.run.video import record_video
 
-            path, frames = record_video(restored, args.video, not args.stochastic, args.seed)
-            print(f"wrote {path} ({frames} frames)")
+            rec = record_video(restored, args.video, not args.stochastic, args.seed)
+            print(f"wrote {rec.path} ({rec.frames} frames)")
     except ValueError as e:
         raise UsageError(str(e).splitlines()[0]) from None
     return 0

@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = [
     "CARTPOLE",
     "DRAWABLE",
+    "Recording",
     "draw_cartpole",
     "frames_for",
     "record_episode",
@@ -253,12 +254,17 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30) -> Pa
     raise ValueError(f"--video {path}: the name must end in .gif or .mp4")
 
 
-def record_video(restored, path, deterministic: bool = True, seed: int = 0) -> tuple[Path, int]:
-    """Records one episode of the first run of a restored run directory into ``path``.
+class Recording(NamedTuple):
+    """What :func:`record_video` wrote and what it drew it from."""
 
-    Returns:
-      ``(path, number of frames)``.
-    """
+    path: Path
+    frames: int  # T, one per step
+    states: Any  # the environment state before every step, leaves [T, ...]
+    rewards: np.ndarray  # [T]
+
+
+def record_video(restored, path, deterministic: bool = True, seed: int = 0) -> Recording:
+    """Records one episode of the first run of a restored run directory into ``path``."""
     import jax
 
     from jaxrl.run.evaluate import _env_of
@@ -266,6 +272,6 @@ def record_video(restored, path, deterministic: bool = True, seed: int = 0) -> t
     policy = restored.policies[0]
     env_id = _env_of(restored.config)
     params = jax.tree.map(lambda x: x[0], policy.params)
-    states, obs, _ = record_episode(policy, params, jax.random.PRNGKey(seed), deterministic)
+    states, obs, rewards = record_episode(policy, params, jax.random.PRNGKey(seed), deterministic)
     frames = frames_for(policy.env, env_id, states, obs)
-    return write_video(frames, path), len(frames)
+    return Recording(write_video(frames, path), len(frames), states, rewards)

@@ -39,10 +39,8 @@ def _init_states(algo, cfg, runs=2):
     "algo,env_id,extra",
     [
         ("ppo", "Pendulum-v1", dict(TINY_PPO, normalize_obs=True)),
-        ("trpo", "CartPole-v1", dict(total_timesteps=64, num_steps=16, hidden_sizes=(8,))),
         ("dqn", "CartPole-v1", OFF),
         ("sac", "Pendulum-v1", OFF),
-        ("td3", "Pendulum-v1", OFF),
     ],
 )
 def test_policy_of_each_family_is_its_networks_mode(algo, env_id, extra):
@@ -63,9 +61,6 @@ def test_policy_of_each_family_is_its_networks_mode(algo, env_id, extra):
                 x = jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + 1e-8), -10, 10)
             dist = ppo.make_network(cfg, info).apply(one.params, x)[0]
             want = jnp.argmax(dist.logits, -1) if info.discrete else jnp.clip(dist.loc, -2, 2)
-        elif algo == "trpo":
-            logits = module.make_network(cfg, info).distribution(one.params, obs).logits
-            want = jnp.argmax(logits, -1)
         elif algo == "dqn":
             want = jnp.argmax(module.make_network(cfg, info).apply(one.learner.params, obs), -1)
         else:  # actors on [−1, 1]: the mean (tanh of it for SAC), mapped to Pendulum's [−2, 2]
@@ -130,6 +125,29 @@ def test_evaluate_restores_the_final_state_and_writes_eval_json(ppo_run):
     assert evaluate(out, episodes=3, write=False)["runs"] == result["runs"]
 
 
+def test_evaluator_for_training_reuses_one_program_and_matches_evaluate(ppo_run):
+    from jaxrl.run.evaluate import make_evaluator
+
+    out, res = ppo_run
+    evaluate_state = make_evaluator("ppo", ppo.Config(**TINY_PPO), episodes=3)
+    rets, lens = evaluate_state(res.states[0], [0, 1])
+    want = [r["returns"] for r in evaluate(out, episodes=3, write=False)["runs"]]
+    np.testing.assert_array_equal(rets, want)
+    with jax.log_compiles():  # a second call compiles nothing
+        import logging
+
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        logging.getLogger("jax").addHandler(handler)
+        try:
+            again, _ = evaluate_state(res.states[0], [0, 1])
+        finally:
+            logging.getLogger("jax").removeHandler(handler)
+    np.testing.assert_array_equal(again, rets)
+    assert not [r for r in records if "one_run" in r.getMessage()]
+
+
 def test_load_acts_on_one_observation_or_a_batch(ppo_run):
     out, res = ppo_run
     import jaxrl
@@ -151,9 +169,9 @@ def test_load_acts_on_one_observation_or_a_batch(ppo_run):
 
 def test_eval_command_prints_a_table_and_rejects_bad_input(ppo_run, tmp_path, capsys):
     out, _ = ppo_run
-    assert main(["eval", str(out), "--episodes", "2", "--stochastic"]) == 0
+    assert main(["eval", str(out), "--episodes", "3"]) == 0  # the program compiled above
     text = capsys.readouterr().out
-    assert "2 stochastic episodes per run" in text and "over 2 runs" in text
+    assert "3 deterministic episodes per run" in text and "over 2 runs" in text
     assert main(["eval", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "not a run directory" in err and len(err.splitlines()) == 1
@@ -198,26 +216,20 @@ def test_cartpole_frame_draws_the_pole_at_its_angle():
         assert tuple(frame[my, mx]) == BACKGROUND
 
 
-def test_eval_video_writes_one_gif_frame_per_step(ppo_run, tmp_path):
+def test_video_has_one_gif_frame_per_step_and_the_recorded_pole(ppo_run, tmp_path):
     from PIL import Image
 
-    from jaxrl.run.video import POLE, record_episode
+    from jaxrl.run.video import POLE, frames_for, record_video
 
     out, _ = ppo_run
     gif = tmp_path / "cartpole.gif"
-    assert main(["eval", str(out), "--episodes", "1", "--video", str(gif)]) == 0
-    restored = restore_run(out)
-    policy = restored.policies[0]
-    params = jax.tree.map(lambda x: x[0], policy.params)
-    states, obs, rewards = record_episode(policy, params, jax.random.PRNGKey(0))
+    rec = record_video(restore_run(out), gif)
     with Image.open(gif) as im:
-        assert im.n_frames == len(rewards) > 5
+        assert im.n_frames == rec.frames == len(rec.rewards) > 5
         im.seek(0)
         first = np.asarray(im.convert("RGB"))
-    x0, th0 = float(states.x[0]), float(states.theta[0])
+    x0, th0 = float(rec.states.x[0]), float(rec.states.theta[0])
     px, py = _pole_point(x0, th0, 0.8)
     assert np.abs(first[py, px].astype(int) - POLE).max() <= 8
     with pytest.raises(ValueError, match="cannot draw"):
-        from jaxrl.run.video import frames_for
-
-        frames_for(None, "Probe1-v0", states, obs)
+        frames_for(None, "Probe1-v0", rec.states, np.zeros((3, 1)))
