@@ -146,3 +146,20 @@ def test_llm_summary_says_before_and_after():
         "held-out KL to the reference (nats per completion): 0.000 → 0.500",
         "wall time 12.0 s",
     ]
+
+
+def test_solve_and_llm_tables_go_through_the_run_directory_writer(tmp_path):
+    from jaxrl.tabular import solve
+
+    solution = solve("value-iteration", "FrozenLake-4x4")
+    rundir.write_solution(tmp_path / "vi", solution, 1e-6)
+    summary = json.loads((tmp_path / "vi" / "summary.json").read_text())
+    np.testing.assert_allclose(summary["values"], np.asarray(solution.result.values), rtol=1e-6)
+    assert (tmp_path / "vi" / "values.png").stat().st_size > 1000
+    rundir.write_table_csv(tmp_path / "evals.csv", {"step": [0, 10], "accuracy": [0.5, 0.75]})
+    assert (tmp_path / "evals.csv").read_text().splitlines() == [
+        "accuracy,step",
+        "0.5,0",
+        "0.75,10",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evals.csv", "vi"]  # no temp files
