@@ -4,9 +4,12 @@ Each run trains all its seeds in one ``jax.jit(jax.vmap(train))`` (compile and r
 timed apart) and records each seed's final return, the mean episode return over the
 last 5% of updates (``jaxrl.run.stats.final_returns``): returns of the *training*
 episodes, exploration noise included, where the published numbers of the SB3 zoo
-are evaluations of the deterministic policy. The row keeps mean, IQM and 95%
-stratified bootstrap intervals over seeds, the learning curve with its band, and
-the published number with its source (TARGETS.md) and the issue's target.
+are evaluations of the deterministic policy. So each row also evaluates every
+seed's final policy, deterministic (argmax / mean action), for ``EVAL_EPISODES``
+episodes (``jaxrl.run.evaluate.make_evaluator``): ``eval_return`` beside
+``final_return``. The row keeps mean, IQM and 95% stratified bootstrap intervals
+over seeds, the learning curve with its band, and the published number with its
+source (TARGETS.md) and the issue's target.
 
 A random policy's return on each environment is measured too (the 0 of the
 normalised scores that the aggregate figure pools across environments).
@@ -29,7 +32,9 @@ __all__ = [
     "Published",
     "RunSpec",
     "RUNS",
+    "EVAL_EPISODES",
     "build_config",
+    "evaluate_state",
     "random_policy_return",
     "run_spec",
     "run_suite",
@@ -144,6 +149,12 @@ def _runs() -> list[RunSpec]:
             Published(489.0, "CleanRL dqn.py, 3 seeds", 16.0, 500_000), t475,
         ),
         RunSpec(
+            "pqn-CartPole-v1", "pqn", "CartPole-v1", {"total_timesteps": 150_000}, 5, None, t475,
+            note="PQN's defaults (purejaxql's CartPole settings: 32 envs x 64 steps, 4 epochs x "
+            "16 minibatches, rewards x 0.1, lr decayed to 0; here lr 5e-4, eps to 0.05) at 150k "
+            "steps; wall time to IQM 475 beside DQN's: python -m benchmarks.harness.pqn.",
+        ),
+        RunSpec(
             "sac-Pendulum-v1", "sac", "Pendulum-v1", {"total_timesteps": 20_000}, 5,
             Published(-157.0, SB3_ZOO, 0.0, 20_000), t200,
             note=OFF_POLICY_NOTE,
@@ -223,9 +234,60 @@ def build_config(spec: RunSpec, quick: bool = False):
     return module, module.Config(env_id=spec.env_id, **overrides)
 
 
-def run_spec(spec: RunSpec, quick: bool = False, seeds: int | None = None) -> dict[str, Any]:
-    """Trains one run over its seeds in one vmapped program; returns its row."""
-    from benchmarks.harness.common import time_train
+EVAL_EPISODES = 10  # deterministic evaluation episodes per seed after training
+
+
+def _train_keeping_state(module, cfg, keys) -> tuple[Any, dict, float, float]:
+    """``benchmarks.harness.common.time_train`` that also returns the final state
+    ``[S, ...]`` (the same programs: each seed's init, then all updates under one vmap)."""
+    agent = module.make_agent(cfg)
+
+    def run(state):
+        return jax.lax.scan(lambda s, _: agent.update(s, cfg), state, None, agent.num_updates)
+
+    start = time.perf_counter()
+    init = jax.jit(agent.init).lower(keys[0], cfg).compile()
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *[init(k, cfg) for k in keys])
+    if len(keys) == 1:  # unbatched, as jaxrl.run.run_seeds
+
+        def one(state):
+            return jax.tree.map(lambda x: x[None], run(jax.tree.map(lambda x: x[0], state)))
+
+        compiled = jax.jit(one).lower(state).compile()
+    else:
+        compiled = jax.jit(jax.vmap(run)).lower(state).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    state, metrics = jax.block_until_ready(compiled(state))
+    run_s = time.perf_counter() - start
+    return state, jax.tree.map(np.asarray, metrics), compile_s, run_s
+
+
+def evaluate_state(spec: RunSpec, cfg, state, episodes: int = EVAL_EPISODES) -> dict[str, Any]:
+    """The deterministic policy of every seed in ``state``: ``{eval_return, eval_per_seed,
+    eval_definition, eval_s}`` (statistics over seeds of each seed's mean return)."""
+    from jaxrl.run.evaluate import make_evaluator
+
+    start = time.perf_counter()
+    seeds = list(range(jax.tree.leaves(state)[0].shape[0]))
+    returns, _ = make_evaluator(spec.algo, cfg, episodes)(state, seeds)  # [S, E]
+    per_seed = np.nanmean(returns, axis=1)
+    return {
+        "eval_return": summarize_scores(per_seed),
+        "eval_per_seed": [None if not np.isfinite(x) else float(x) for x in per_seed],
+        "eval_definition": (
+            f"mean return of {episodes} episodes of the deterministic policy (argmax / mean "
+            "action) after training, per seed"
+        ),
+        "eval_s": time.perf_counter() - start,
+    }
+
+
+def run_spec(
+    spec: RunSpec, quick: bool = False, seeds: int | None = None, evaluate: bool = True
+) -> dict[str, Any]:
+    """Trains one run over its seeds in one vmapped program; returns its row (with the
+    deterministic evaluation of every seed's final policy unless ``evaluate`` is False)."""
     from jaxrl._config import config_to_dict
     from jaxrl.run.stats import final_returns
 
@@ -233,8 +295,9 @@ def run_spec(spec: RunSpec, quick: bool = False, seeds: int | None = None) -> di
     n = seeds or (QUICK_SEEDS if quick else spec.seeds)
     keys = jax.random.split(jax.random.PRNGKey(0), n)
     start = time.time()
-    metrics, compile_s, run_s = time_train(module, cfg, keys)
+    state, metrics, compile_s, run_s = _train_keeping_state(module, cfg, keys)
     wall = time.time() - start
+    evaluation = evaluate_state(spec, cfg, state, 2 if quick else EVAL_EPISODES) if evaluate else {}
     per_update = module.make_agent(cfg).steps_per_update
     returns = np.asarray(metrics["episode_return"], dtype=np.float64)  # [S, U]
     # Long episodes (Freeway: 2,500 steps) may end in no update of the last 5%; then the
@@ -256,6 +319,7 @@ def run_spec(spec: RunSpec, quick: bool = False, seeds: int | None = None) -> di
             f"mean return of training episodes over the last {window:.0%} of updates"
         ),
         "final_window": window,
+        **evaluation,
         "curve": curve_band(returns, per_update),
         "published": None if spec.published is None else spec.published._asdict(),
         "target": None if spec.target is None else spec.target._asdict(),
@@ -354,6 +418,10 @@ def run_suite(
             if s["n"]
             else f"[returns] {spec.name}: no finished episode"
         )
+        ev = row.get("eval_return") or {}
+        if ev.get("n"):
+            log(f"[returns] {spec.name}: deterministic evaluation IQM {ev['iqm']:.1f} "
+                f"mean {ev['mean']:.1f}")  # fmt: skip
         rows.append(row)
         if spec.env_id not in randoms:
             randoms[spec.env_id] = random_policy_return(spec.env_id, 16, 200 if quick else 2_000)

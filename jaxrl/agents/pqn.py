@@ -78,8 +78,11 @@ __all__ = [
 class Config:
     """PQN settings. Static fields fix shapes; the numeric ones can be swept under vmap.
 
-    The defaults are purejaxql's CartPole settings (32 envs × 64 steps, 4 epochs of
-    16 minibatches, two LayerNorm layers of 128 units, λ = 0.95).
+    The defaults follow purejaxql's CartPole settings (32 envs × 64 steps, 4 epochs of
+    16 minibatches, λ = 0.95, rewards × 0.1, learning rate decayed to 0) with two
+    LayerNorm layers of 128 units, ε down to 0.05 and a learning rate of 5e-4: on
+    CartPole-v1 every one of 5 seeds reached 500 within about 100k steps
+    (benchmarks/harness/pqn.py).
     """
 
     env_id: str = static("CartPole-v1", "environment id (jaxrl.envs.make)")
@@ -92,10 +95,11 @@ class Config:
     activation: str = static("relu", "a name in jaxrl.nets.ACTIVATIONS")
     torso: str = static("mlp", "mlp or cnn (MinAtar: one 16-channel 3x3 convolution first)")
     layer_norm: bool = static(True, "LayerNorm after every hidden layer (PQN's stabiliser)")
-    anneal_lr: bool = static(False, "decay the learning rate linearly to 0")
-    learning_rate: float = 1e-4
+    anneal_lr: bool = static(True, "decay the learning rate linearly to 0")
+    learning_rate: float = 5e-4
     gamma: float = 0.99
     lambda_: float = 0.95
+    reward_scale: float = 0.1  # rewards are multiplied by this in the targets (Q learns it too)
     eps_start: float = 1.0
     eps_end: float = 0.05
     exploration_fraction: float = 0.2
@@ -107,7 +111,7 @@ class Config:
         require(self, "hidden_sizes", positive_ints)
         require(self, "activation", one_of(*nets.ACTIVATIONS))
         require(self, "torso", one_of("mlp", "cnn"))
-        for name in ("learning_rate", "max_grad_norm", "exploration_fraction"):
+        for name in ("learning_rate", "max_grad_norm", "exploration_fraction", "reward_scale"):
             require(self, name, positive)
         for name in ("gamma", "lambda_", "eps_start", "eps_end"):
             require(self, name, probability)
@@ -274,11 +278,15 @@ def collect_rollout(
     return env_state, obs, rollout
 
 
-def compute_targets(apply_fn, params, rollout: Rollout, gamma, lambda_) -> jax.Array:
-    """Q(λ) targets ``[T, Bₗ]`` (module docstring), bootstrapping from maxₐ Q(s'ₜ, a)."""
+def compute_targets(
+    apply_fn, params, rollout: Rollout, gamma, lambda_, reward_scale=1.0
+) -> jax.Array:
+    """Q(λ) targets ``[T, Bₗ]`` (module docstring), bootstrapping from maxₐ Q(s'ₜ, a), with
+    the rewards multiplied by ``reward_scale`` (the Q-values learn the scaled return)."""
     next_values = jnp.max(apply_fn(params, rollout.next_obs), axis=-1)
     done = jnp.logical_or(rollout.terminated, rollout.truncated)
-    return lambda_returns(rollout.rewards, next_values, rollout.terminated, done, gamma, lambda_)
+    rewards = rollout.rewards * reward_scale
+    return lambda_returns(rewards, next_values, rollout.terminated, done, gamma, lambda_)
 
 
 def stratified_minibatches(key, batch: Any, num_minibatches: int, env_ids: jax.Array) -> Any:
@@ -405,7 +413,9 @@ def make_agent(config: Config, *, axis_name: str | None = None, num_shards: int 
             num_envs,
             config.num_steps,
         )
-        targets = compute_targets(apply_fn, state.params, rollout, cfg.gamma, cfg.lambda_)
+        targets = compute_targets(
+            apply_fn, state.params, rollout, cfg.gamma, cfg.lambda_, cfg.reward_scale
+        )
         batch = {"obs": rollout.obs, "actions": rollout.actions, "targets": targets}
         frac = 1.0 - state.update_count / num_updates
         lr = cfg.learning_rate * frac if config.anneal_lr else cfg.learning_rate

@@ -22,6 +22,8 @@ PROBE = dict(
     eps_end=0.3,  # keep trying the worse action so that its Q is learned too
     gamma=0.9,
     lambda_=0.5,
+    reward_scale=1.0,  # the probes' analytic Q is of the unscaled reward
+    anneal_lr=False,
 )
 
 
@@ -63,7 +65,8 @@ def test_truncated_episodes_bootstrap():
     assert abs(value - float(wrong.td0)) > 0.25
 
 
-def test_targets_bootstrap_on_truncation_not_termination():
+@pytest.mark.parametrize("reward_scale", [1.0, 0.1])
+def test_targets_bootstrap_on_truncation_not_termination(reward_scale):
     """compute_targets against a slow loop: truncated steps bootstrap from maxₐ Q of the final
     observation, terminated ones do not, and the λ recursion is cut at both."""
     cfg = pqn.Config(env_id="Probe4-v0", hidden_sizes=(8,))
@@ -88,9 +91,9 @@ def test_targets_bootstrap_on_truncation_not_termination():
         episode_length=zeros,
     )
     gamma, lam = 0.9, 0.7
-    targets = np.asarray(pqn.compute_targets(net.apply, params, rollout, gamma, lam))
+    targets = np.asarray(pqn.compute_targets(net.apply, params, rollout, gamma, lam, reward_scale))
     v = np.asarray(net.apply(params, rollout.next_obs)).max(-1)
-    r = np.asarray(rollout.rewards)
+    r = np.asarray(rollout.rewards) * reward_scale
     expected = np.zeros((t, b))
     for j in range(b):
         g = 0.0
