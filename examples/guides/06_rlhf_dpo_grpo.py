@@ -184,6 +184,7 @@ def run(quick: bool, out_dir: Path) -> dict:
         num_prompts=8,
         group_size=8,  # 64 completions per step, as RLHF-PPO's 64 prompts
         missing_eos_penalty=2.0,  # as RLHF's default: the reward model likes unfinished text
+        learning_rate=3e-4,  # the page's setting (GRPOConfig's default is 1e-5 since)
         **evals,
     )
     start = time.perf_counter()

@@ -24,14 +24,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrl._config import in_range, non_negative, positive, positive_int, require
 from jaxrl.core.preference import DPO_KINDS, dpo_loss, simpo_loss
 from jaxrl.llm.generate import GenerationConfig, generate, sequence_log_probs
 from jaxrl.llm.tasks import PreferencePairs, Task, make_task
 from jaxrl.llm.training import (
     TrainResult,
     TrainState,
-    check_positive,
-    check_range,
     default_model_config,
     freeze_options,
     make_chunk,
@@ -102,7 +101,6 @@ class DPOConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "task_options", freeze_options(self.task_options))
-        owner = "DPOConfig"
         if self.loss_kind not in LOSS_KINDS:
             raise ValueError(
                 f"DPOConfig.loss_kind must be one of {LOSS_KINDS}, got {self.loss_kind!r}"
@@ -115,21 +113,16 @@ class DPOConfig:
             "eval_pairs",
             "eval_prompts",
         ):
-            check_positive(owner, name, getattr(self, name), integer=True)
+            require(self, name, positive_int)
         for name in ("beta", "learning_rate", "max_grad_norm"):
-            check_positive(owner, name, getattr(self, name))
+            require(self, name, positive)
         for name in ("nll_coef", "simpo_gamma", "weight_decay", "warmup_steps"):
-            check_range(owner, name, getattr(self, name), 0, float("inf"))
+            require(self, name, non_negative)
         if self.loss_kind in ("hinge", "ipo"):
-            check_range(owner, "label_smoothing", self.label_smoothing, 0.0, 0.0)
+            require(self, "label_smoothing", in_range(0.0, 0.0))
         else:
-            check_range(
-                owner,
-                "label_smoothing",
-                self.label_smoothing,
-                0.0,
-                0.5,
-                high_open=self.loss_kind == "robust",
+            require(
+                self, "label_smoothing", in_range(0.0, 0.5, high_open=self.loss_kind == "robust")
             )
         if self.num_steps % self.eval_every:
             raise ValueError(

@@ -23,12 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxrl._config import positive, positive_int, require
 from jaxrl.core.preference import bradley_terry_loss
 from jaxrl.llm.tasks import PreferencePairs, Task, make_task
 from jaxrl.llm.training import (
     TrainResult,
     TrainState,
-    check_positive,
     default_model_config,
     freeze_options,
     make_chunk,
@@ -87,9 +87,9 @@ class RewardModelConfig:
         if not self.model.reward_head:
             object.__setattr__(self, "model", self.model.replace(reward_head=True))
         for name in ("num_steps", "batch_size", "num_train_pairs", "eval_every", "eval_pairs"):
-            check_positive("RewardModelConfig", name, getattr(self, name), integer=True)
+            require(self, name, positive_int)
         for name in ("learning_rate", "max_grad_norm"):
-            check_positive("RewardModelConfig", name, getattr(self, name))
+            require(self, name, positive)
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.margin < 0:
             raise ValueError(
                 "RewardModelConfig.warmup_steps, weight_decay and margin must be "

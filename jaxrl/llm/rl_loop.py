@@ -236,15 +236,20 @@ def run_rl(
         prompts = sample(prompt_data, data_key, num_prompts)
         t0 = time.perf_counter()
         state, m = step_fn(state, prompts, step_key)
-        m = {name: float(v) for name, v in jax.device_get(m).items()}
-        m["step_time"] = time.perf_counter() - t0
-        rows.append(m)
-        pending.append(m)
+        jax.block_until_ready(state)  # the step's time, without copying its metrics yet
+        pending.append((m, time.perf_counter() - t0))
         if (i + 1) % eval_every == 0 or i + 1 == num_steps:
+            # Metrics leave the device once per evaluation interval, not once per step.
+            host = jax.device_get([p[0] for p in pending])
+            chunk = [
+                {**{n: float(v) for n, v in h.items()}, "step_time": t}
+                for h, (_, t) in zip(host, pending, strict=True)
+            ]
+            rows.extend(chunk)
             ev = {"step": i + 1, "wall_time": time.perf_counter() - start, **evaluate(state)}
             evals.append(ev)
             if progress_callback is not None:
-                means = {n: float(np.mean([r[n] for r in pending])) for n in pending[0]}
+                means = {n: float(np.mean([r[n] for r in chunk])) for n in chunk[0]}
                 progress_callback(i + 1, {**means, **ev})
             pending = []
     metrics = {n: np.asarray([r[n] for r in rows]) for n in rows[0]}

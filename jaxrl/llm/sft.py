@@ -21,12 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxrl._config import positive, positive_int, require
 from jaxrl.llm.generate import GenerationConfig, generate
 from jaxrl.llm.tasks import Prompts, SFTData, Task, make_task
 from jaxrl.llm.training import (
     TrainResult,
     TrainState,
-    check_positive,
     default_model_config,
     freeze_options,
     make_chunk,
@@ -81,9 +81,9 @@ class SFTConfig:
     def __post_init__(self):
         object.__setattr__(self, "task_options", freeze_options(self.task_options))
         for name in ("num_steps", "batch_size", "num_train_examples", "eval_every", "eval_prompts"):
-            check_positive("SFTConfig", name, getattr(self, name), integer=True)
+            require(self, name, positive_int)
         for name in ("learning_rate", "max_grad_norm"):
-            check_positive("SFTConfig", name, getattr(self, name))
+            require(self, name, positive)
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise ValueError(
                 f"SFTConfig.warmup_steps and weight_decay must be >= 0, got "

@@ -31,8 +31,6 @@ __all__ = [
     "sample_batch",
     "make_chunk",
     "run_chunks",
-    "check_positive",
-    "check_range",
     "freeze_options",
     "config_to_dict",
 ]
@@ -154,22 +152,6 @@ def run_chunks(
     metrics = {k: np.concatenate([np.asarray(r[k]) for r in rows]) for k in rows[0]}
     ev_out = {k: np.asarray([e[k] for e in evals]) for k in evals[0]}
     return state, metrics, ev_out
-
-
-def check_positive(owner: str, name: str, value, integer: bool = False) -> None:
-    """Raises ``ValueError`` unless ``value`` is > 0 (and an int when ``integer``)."""
-    if integer and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ValueError(f"{owner}.{name} must be a positive int, got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{owner}.{name} must be > 0, got {value!r}")
-
-
-def check_range(owner: str, name: str, value, low, high, high_open: bool = False) -> None:
-    """Raises ``ValueError`` unless ``low <= value <= high`` (``< high`` when ``high_open``)."""
-    ok = low <= value < high if high_open else low <= value <= high
-    if not ok:
-        bracket = ")" if high_open else "]"
-        raise ValueError(f"{owner}.{name} must be in [{low}, {high}{bracket}, got {value!r}")
 
 
 def freeze_options(options) -> tuple:

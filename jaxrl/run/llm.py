@@ -214,7 +214,7 @@ def run_stage(
             summary[f"before_{k}"] = float(np.asarray(v)[0])
     summary["wall_time_s"] = round(wall, 2)
     rundir.write_json(out / "summary.json", summary)
-    _plot(out / "curves.png", result, stage)
+    rundir.plot_stage(out / "curves.png", result.metrics, result.evals, f"jaxrl llm {stage}")
     return summary
 
 
@@ -234,27 +234,3 @@ def _jsonable(d):
     import json
 
     return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
-
-
-def _plot(path: Path, result, stage: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = "loss" if "loss" in result.metrics else "reward_mean"
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    y = np.asarray(result.metrics.get(metric, []), dtype=float)
-    axes[0].plot(np.arange(1, len(y) + 1), y)
-    axes[0].set_xlabel("update")
-    axes[0].set_ylabel(metric)
-    steps = np.asarray(result.evals.get("step", []), dtype=float)
-    for k, v in result.evals.items():
-        if k != "step" and any(s in k for s in ("score", "accuracy")):
-            axes[1].plot(steps, np.asarray(v, dtype=float), marker="o", label=k)
-    axes[1].set_xlabel("update")
-    axes[1].legend(fontsize=7)
-    fig.suptitle(f"jaxrl llm {stage}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -40,6 +40,7 @@ __all__ = [
     "make_summary",
     "summarize_runs",
     "plot_curves",
+    "plot_stage",
     "read_metrics_csv",
     "write_config",
     "write_json",
@@ -281,6 +282,32 @@ def plot_curves(
     fig.savefig(path, dpi=120, metadata={"Description": caption})
     plt.close(fig)
     return caption
+
+
+def plot_stage(path: Path, metrics: dict, evals: dict, title: str) -> None:
+    """An LLM stage's curves.png: the training loss (or mean reward) per update, and the
+    held-out scores and accuracies at each evaluation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = "loss" if "loss" in metrics else "reward_mean"
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    y = np.asarray(metrics.get(metric, []), dtype=float)
+    axes[0].plot(np.arange(1, len(y) + 1), y)
+    axes[0].set_xlabel("update")
+    axes[0].set_ylabel(metric)
+    steps = np.asarray(evals.get("step", []), dtype=float)
+    for k, v in evals.items():
+        if k != "step" and any(s in k for s in ("score", "accuracy")):
+            axes[1].plot(steps, np.asarray(v, dtype=float), marker="o", label=k)
+    axes[1].set_xlabel("update")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _window(num_updates: int) -> int:

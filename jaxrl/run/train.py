@@ -198,7 +198,7 @@ def sweep(
         writer.close()
 
     previous = rundir.read_summary(files) if files is not None and finished else None
-    if previous is not None:
+    if previous is not None and "stopped_after_update" not in previous:
         # Nothing ran: keep the files (and the timing measured when the run happened).
         log(f"{out} holds a finished run ({metrics['episode_return'].shape[1]} updates); "
             "its files are left as they are")  # fmt: skip
