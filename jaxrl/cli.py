@@ -408,6 +408,11 @@ def _cmd_train(args) -> int:
         raise UsageError(f"{e} ({out}/metrics.csv)") from None
     except ValueError as e:
         raise UsageError(str(e)) from None
+    except KeyboardInterrupt as e:  # run_seeds raises RunInterrupted with what it wrote
+        done = getattr(e, "updates_done", 0)
+        saved = f"stopped after update {done}; metrics so far in {out}" if done else "stopped"
+        print(f"{saved}; continue with: jaxrl train --resume {out}", file=sys.stderr)
+        return 130
     _print_summary(result.summary, out)
     return 0
 
@@ -478,8 +483,10 @@ def _cmd_llm(args) -> int:
         )
     except ValueError as e:
         raise UsageError(str(e).splitlines()[0]) from None
-    shown = {k: round(v, 4) for k, v in summary.items() if not k.startswith("before_")}
-    print(", ".join(f"{k}={v}" for k, v in shown.items()))
+    from jaxrl.run.llm import summary_lines
+
+    for line in summary_lines(summary):
+        print(line)
     print(f"run directory: {out}")
     return 0
 
@@ -496,7 +503,7 @@ def _cmd_solve(args) -> int:
             f"tabular environments: {', '.join(TABULAR_ENVS)}"
         )
     from jaxrl.run import rundir
-    from jaxrl.tabular import SOLVERS, format_solution, save_solution_heatmap, solve
+    from jaxrl.tabular import SOLVERS, format_solution, solve
 
     if args.method not in SOLVERS:
         raise UsageError(f"unknown method {args.method!r}; known: {', '.join(SOLVERS)}")
@@ -507,30 +514,10 @@ def _cmd_solve(args) -> int:
         raise UsageError(str(e)) from None
     print(format_solution(solution))
     out = args.out or Path("runs") / f"{args.method}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
-    r = solution.result
-    rundir.write_json(
-        out / "config.json",
-        {
-            "method": args.method,
-            "env": args.env,
-            "gamma": solution.gamma,
-            "tol": args.tol,
-            "machine": rundir.machine_info(),
-        },
-    )
-    rundir.write_json(
-        out / "summary.json",
-        {
-            "start_value": solution.start_value,
-            "time_limited_return": solution.time_limited_return,
-            "iterations": int(r.iterations),
-            "values": r.values,
-            "policy": r.policy,
-            "q_values": r.q_values,
-        },
-    )
-    save_solution_heatmap(solution, out / "values.png")
+    try:
+        rundir.write_solution(out, solution, args.tol)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     print(f"run directory: {out}")
     return 0
 
