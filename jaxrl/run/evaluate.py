@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 ON_POLICY = ("ppo", "a2c", "reinforce", "trpo")
-OFF_POLICY = ("dqn", "ddpg", "td3", "sac")
+OFF_POLICY = ("dqn", "ddpg", "td3", "sac", "pqn")  # pqn: ε-greedy on Q, as dqn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,13 +205,13 @@ def policy_parts(algo: str, config) -> PolicyParts:
             a = d.mode() if deterministic else d.sample(seed=key)
             return a if info.discrete else _to_env_bounds(a, info, rescale=False)
 
-    elif algo == "dqn":
+    elif algo in ("dqn", "pqn"):
         from jaxrl.core.exploration import epsilon_greedy
 
         net = module.make_network(config, info)
 
         def params_of(state):
-            return {"net": state.learner.params}
+            return {"net": state.learner.params if algo == "dqn" else state.params}
 
         def act(p, obs, key, deterministic):
             q = net.apply(p["net"], obs)
