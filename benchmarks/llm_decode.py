@@ -11,7 +11,9 @@ Per implementation and dtype: compile (jaxrl: lower + compile of ``generate``;
 transformers: none), prefill tokens/s (a forward pass over the prompt that fills the
 cache, timed alone), decode tokens/s = ``B × new tokens / (generate time − prefill
 time)``, end-to-end tokens/s, and peak resident memory of the process (``ru_maxrss``).
-Times are medians of ``--repeats`` calls after one warm-up. torch gets as many threads
+Times are medians of ``--repeats`` calls after one warm-up; each also has its process
+CPU time (all threads), and ``decode_tokens_per_cpu_s`` divides by it: on a shared,
+loaded machine that ratio is steadier than the wall-clock one. torch gets as many threads
 as the machine has cores (``torch.set_num_threads``); XLA uses all cores by default.
 
 Run: ``python benchmarks/llm_decode.py`` (about 5 minutes on 2 cores), writes
@@ -37,13 +39,30 @@ QUICK = dict(d_model=64, num_layers=2, num_heads=4, num_kv_heads=2, d_ff=128, vo
 
 
 def _median_time(fn, repeats):
+    """Median (wall seconds, process CPU seconds) of ``repeats`` calls after a warm-up.
+
+    The CPU time counts every thread of the process (XLA's and torch's pools), so it
+    stays meaningful on a shared machine where the wall time depends on the load.
+    """
     fn()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), statistics.median(cpu)
+
+
+def _timings(generate, prefill, repeats) -> dict:
+    total, total_cpu = _median_time(generate, repeats)
+    pre, pre_cpu = _median_time(prefill, repeats)
+    return {
+        "generate_s": total,
+        "prefill_s": pre,
+        "generate_cpu_s": total_cpu,
+        "prefill_cpu_s": pre_cpu,
+    }
 
 
 def make_model(path: str, sizes: dict) -> int:
@@ -97,11 +116,12 @@ def run_jaxrl(path, dtype, batch, prompt_len, new_tokens, repeats):
     start = time.perf_counter()
     prefill = prefill.lower(params, tokens, mask).compile()
     compile_s += time.perf_counter() - start
-    total = _median_time(
-        lambda: jax.block_until_ready(compiled(params, tokens, mask, key)), repeats
+    times = _timings(
+        lambda: jax.block_until_ready(compiled(params, tokens, mask, key)),
+        lambda: jax.block_until_ready(prefill(params, tokens, mask)),
+        repeats,
     )
-    pre = _median_time(lambda: jax.block_until_ready(prefill(params, tokens, mask)), repeats)
-    return {"compile_s": compile_s, "generate_s": total, "prefill_s": pre}
+    return {"compile_s": compile_s, **times}
 
 
 def run_transformers(path, dtype, batch, prompt_len, new_tokens, repeats):
@@ -134,9 +154,7 @@ def run_transformers(path, dtype, batch, prompt_len, new_tokens, repeats):
         with torch.inference_mode():
             model(input_ids=tokens, attention_mask=mask, use_cache=True)
 
-    total = _median_time(generate, repeats)
-    pre = _median_time(prefill, repeats)
-    return {"compile_s": 0.0, "generate_s": total, "prefill_s": pre}
+    return {"compile_s": 0.0, **_timings(generate, prefill, repeats)}
 
 
 def child(args):
@@ -188,7 +206,11 @@ def main():
                     "decode_tokens_per_s": batch * new_tokens / decode_s,
                     "prefill_tokens_per_s": batch * prompt_len / r["prefill_s"],
                     "end_to_end_tokens_per_s": batch * new_tokens / r["generate_s"],
+                    "decode_tokens_per_cpu_s": batch
+                    * new_tokens
+                    / max(r.get("generate_cpu_s", 0) - r.get("prefill_cpu_s", 0), 1e-9),
                     "loadavg_1min_before": load,
+                    "loadavg_1min_after": os.getloadavg()[0],
                 }
                 rows.append(row)
                 print(json.dumps(row))
