@@ -157,10 +157,23 @@ def run_transformers(path, dtype, batch, prompt_len, new_tokens, repeats):
     return {"compile_s": 0.0, **_timings(generate, prefill, repeats)}
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ``ru_maxrss``, which a child
+    inherits from its parent across fork and exec, it starts afresh at exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(args):
     fn = run_jaxrl if args.impl == "jaxrl" else run_transformers
     out = fn(args.model, args.dtype, args.batch, args.prompt_len, args.new_tokens, args.repeats)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = _peak_rss_mb()
     print("RESULT" + json.dumps(out))
 
 
