@@ -24,7 +24,7 @@ from benchmarks.harness.common import RESULTS_DIR
 __all__ = ["PQN_CARTPOLE", "compare", "main", "time_to_return"]
 
 #: The PQN row's settings: the Config defaults (32 envs × 64 steps, 4 epochs × 16
-#: minibatches, lr 5e-4 decayed to 0, rewards × 0.1) at 150k steps.
+#: minibatches, lr 3e-4 decayed to 0, rewards × 0.1) at 150k steps.
 PQN_CARTPOLE = {"total_timesteps": 150_000}
 
 

@@ -151,7 +151,7 @@ def _runs() -> list[RunSpec]:
         RunSpec(
             "pqn-CartPole-v1", "pqn", "CartPole-v1", {"total_timesteps": 150_000}, 5, None, t475,
             note="PQN's defaults (purejaxql's CartPole settings: 32 envs x 64 steps, 4 epochs x "
-            "16 minibatches, rewards x 0.1, lr decayed to 0; here lr 5e-4, eps to 0.05) at 150k "
+            "16 minibatches, rewards x 0.1, lr decayed to 0; here lr 3e-4, eps to 0.05) at 150k "
             "steps; wall time to IQM 475 beside DQN's: python -m benchmarks.harness.pqn.",
         ),
         RunSpec(
