@@ -403,6 +403,8 @@ def _cmd_train(args) -> int:
             checkpoint=not args.no_checkpoint,
             keep=args.keep,
             tensorboard=args.tensorboard,
+            eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes,
         )
     except NonFiniteError as e:
         raise UsageError(f"{e} ({out}/metrics.csv)") from None
@@ -483,6 +485,12 @@ def _cmd_llm(args) -> int:
         )
     except ValueError as e:
         raise UsageError(str(e).splitlines()[0]) from None
+    except KeyboardInterrupt as e:  # StageInterrupted: metrics.csv holds the updates done
+        done = getattr(e, "updates_done", 0)
+        where = f"; metrics so far in {out}/metrics.csv" if done else ""
+        print(f"stopped after update {done}{where} (language-model stages do not resume)",
+              file=sys.stderr)  # fmt: skip
+        return 130
     from jaxrl.run.llm import summary_lines
 
     for line in summary_lines(summary):
@@ -549,6 +557,9 @@ def _parser(llm_generate: bool = True) -> argparse.ArgumentParser:
     t.add_argument("--keep", type=int, default=3, help="checkpoints kept")
     t.add_argument("--no-checkpoint", action="store_true", help="do not save checkpoints")
     t.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
+    t.add_argument("--eval-every", type=int, default=None, metavar="K",
+                   help="evaluate the deterministic policy every K updates")  # fmt: skip
+    t.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
     t.add_argument(
         "--distributed",
         action="store_true",

@@ -24,7 +24,7 @@ from jaxrl.core.sequence import kl_estimate
 from jaxrl.llm.generate import GenerationConfig, generate, score_completions
 from jaxrl.llm.reward_model import reward_scores
 from jaxrl.llm.tasks import Prompts, Task, make_task
-from jaxrl.llm.training import sample_batch
+from jaxrl.llm.training import StageInterrupted, check_finite, sample_batch, stack_rows
 from jaxrl.llm.transformer import ModelConfig, load_model
 
 __all__ = [
@@ -231,27 +231,31 @@ def run_rl(
     rows, evals, pending = [], [], []
     evals.append({"step": 0, "wall_time": 0.0, **evaluate(state)})
     start = time.perf_counter()
-    for i, k in enumerate(jax.random.split(key, num_steps)):
-        data_key, step_key = jax.random.split(k)
-        prompts = sample(prompt_data, data_key, num_prompts)
-        t0 = time.perf_counter()
-        state, m = step_fn(state, prompts, step_key)
-        jax.block_until_ready(state)  # the step's time, without copying its metrics yet
-        pending.append((m, time.perf_counter() - t0))
-        if (i + 1) % eval_every == 0 or i + 1 == num_steps:
-            # Metrics leave the device once per evaluation interval, not once per step.
-            host = jax.device_get([p[0] for p in pending])
-            chunk = [
-                {**{n: float(v) for n, v in h.items()}, "step_time": t}
-                for h, (_, t) in zip(host, pending, strict=True)
-            ]
-            rows.extend(chunk)
-            ev = {"step": i + 1, "wall_time": time.perf_counter() - start, **evaluate(state)}
-            evals.append(ev)
-            if progress_callback is not None:
-                means = {n: float(np.mean([r[n] for r in chunk])) for n in chunk[0]}
-                progress_callback(i + 1, {**means, **ev})
-            pending = []
+    try:
+        for i, k in enumerate(jax.random.split(key, num_steps)):
+            data_key, step_key = jax.random.split(k)
+            prompts = sample(prompt_data, data_key, num_prompts)
+            t0 = time.perf_counter()
+            state, m = step_fn(state, prompts, step_key)
+            jax.block_until_ready(state)  # the step's time, without copying its metrics yet
+            pending.append((m, time.perf_counter() - t0))
+            if (i + 1) % eval_every == 0 or i + 1 == num_steps:
+                # Metrics leave the device once per evaluation interval, not once per step.
+                host = jax.device_get([p[0] for p in pending])
+                chunk = [
+                    {**{n: float(v) for n, v in h.items()}, "step_time": t}
+                    for h, (_, t) in zip(host, pending, strict=True)
+                ]
+                rows.extend(chunk)
+                check_finite([{n: np.asarray([r[n] for r in rows]) for n in rows[0]}], i + 1)
+                ev = {"step": i + 1, "wall_time": time.perf_counter() - start, **evaluate(state)}
+                evals.append(ev)
+                if progress_callback is not None:
+                    means = {n: float(np.mean([r[n] for r in chunk])) for n in chunk[0]}
+                    progress_callback(i + 1, {**means, **ev})
+                pending = []
+    except KeyboardInterrupt:
+        raise StageInterrupted(stack_rows(rows)) from None
     metrics = {n: np.asarray([r[n] for r in rows]) for n in rows[0]}
     ev_out = {n: np.asarray([e[n] for e in evals]) for n in evals[0]}
     return state, metrics, ev_out

@@ -31,6 +31,10 @@ __all__ = [
     "sample_batch",
     "make_chunk",
     "run_chunks",
+    "NonFiniteLoss",
+    "StageInterrupted",
+    "check_finite",
+    "stack_rows",
     "freeze_options",
     "config_to_dict",
 ]
@@ -114,6 +118,47 @@ def make_chunk(update: Callable, batch_size: int, chunk: int) -> Callable:
     return jax.jit(chunk_fn)
 
 
+class NonFiniteLoss(ValueError):
+    """A training loss became NaN or infinite; ``metrics`` holds the updates so far."""
+
+    def __init__(self, message: str, metrics: dict[str, np.ndarray]):
+        super().__init__(message)
+        self.metrics = metrics
+
+
+class StageInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a training stage; ``metrics`` holds the updates finished before it."""
+
+    def __init__(self, metrics: dict[str, np.ndarray]):
+        super().__init__("interrupted")
+        self.metrics = metrics
+        self.updates_done = len(next(iter(metrics.values()), ()))
+
+
+def stack_rows(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Per-chunk (or per-step) metric dicts as one ``[updates]`` array per name."""
+    if not rows:
+        return {}
+    return {k: np.concatenate([np.atleast_1d(np.asarray(r[k])) for r in rows]) for k in rows[0]}
+
+
+def check_finite(rows: list[dict], done: int) -> None:
+    """Raises :class:`NonFiniteLoss` when a metric named ``*loss*`` of the last row (the
+    updates before ``done``) is not finite, naming the first such update."""
+    last = rows[-1]
+    for name in sorted(last):
+        if "loss" not in name:
+            continue
+        values = np.atleast_1d(np.asarray(last[name], dtype=np.float64))
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            update = done - values.size + int(bad[0]) + 1
+            raise NonFiniteLoss(
+                f"non-finite {name} at update {update}; stopped after writing the metrics so far",
+                stack_rows(rows),
+            )
+
+
 def run_chunks(
     chunk_fn: Callable,
     state: TrainState,
@@ -135,21 +180,25 @@ def run_chunks(
     rows, evals = [], []
     evals.append({"step": 0, "wall_time": 0.0, **evaluate(state.params)})
     start = time.perf_counter()
-    for i, k in enumerate(jax.random.split(key, num_steps // chunk)):
-        state, m = chunk_fn(state, data, k)
-        m = jax.device_get(m)
-        rows.append(m)
-        ev = {
-            "step": (i + 1) * chunk,
-            "wall_time": time.perf_counter() - start,
-            **evaluate(state.params),
-        }
-        evals.append(ev)
-        if progress_callback is not None:
-            progress_callback(
-                (i + 1) * chunk, {**{k2: float(np.mean(v)) for k2, v in m.items()}, **ev}
-            )
-    metrics = {k: np.concatenate([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+    try:
+        for i, k in enumerate(jax.random.split(key, num_steps // chunk)):
+            state, m = chunk_fn(state, data, k)
+            m = jax.device_get(m)
+            rows.append(m)
+            check_finite(rows, (i + 1) * chunk)
+            ev = {
+                "step": (i + 1) * chunk,
+                "wall_time": time.perf_counter() - start,
+                **evaluate(state.params),
+            }
+            evals.append(ev)
+            if progress_callback is not None:
+                progress_callback(
+                    (i + 1) * chunk, {**{k2: float(np.mean(v)) for k2, v in m.items()}, **ev}
+                )
+    except KeyboardInterrupt:
+        raise StageInterrupted(stack_rows(rows)) from None
+    metrics = stack_rows(rows)
     ev_out = {k: np.asarray([e[k] for e in evals]) for k in evals[0]}
     return state, metrics, ev_out
 

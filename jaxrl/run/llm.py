@@ -151,6 +151,7 @@ def run_stage(
 ) -> dict:
     """Runs one stage and writes its run directory; returns the summary."""
     from jaxrl.llm import dpo, grpo, reward_model, rlhf, sft
+    from jaxrl.llm.training import NonFiniteLoss, StageInterrupted
     from jaxrl.llm.transformer import save_model
 
     if stage not in STAGES:
@@ -201,6 +202,13 @@ def run_stage(
             result = rlhf.train_rlhf(
                 config, key, init_from=str(from_dir), reward_model=rm, progress_callback=bar
             )
+    except NonFiniteLoss as e:
+        rundir.write_table_csv(out / "metrics.csv", e.metrics, "update")
+        raise ValueError(f"{e} ({out / 'metrics.csv'})") from None
+    except StageInterrupted as e:
+        if e.updates_done:
+            rundir.write_table_csv(out / "metrics.csv", e.metrics, "update")
+        raise
     finally:
         bar.stop()
     wall = time.perf_counter() - start

@@ -163,3 +163,41 @@ def test_solve_and_llm_tables_go_through_the_run_directory_writer(tmp_path):
         "0.75,10",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evals.csv", "vi"]  # no temp files
+
+
+def test_llm_stage_stops_on_a_non_finite_loss_with_its_metrics(tmp_path, capsys):
+    out = tmp_path / "sft"
+    sets = ["num_steps=20", "eval_every=10", "eval_prompts=8", "batch_size=8"]
+    sets += ["num_train_examples=64", "learning_rate=1e30", "warmup_steps=0"]
+    sets += ["model.num_layers=1", "model.d_model=16", "model.d_ff=32"]
+    argv = ["llm", "sft", "--task", "addition", "--out", str(out), "--no-progress"]
+    rc = main([*argv, *(a for s in sets for a in ("--set", s))])
+    err = capsys.readouterr().err
+    assert rc == 2 and "non-finite loss at update" in err and "Traceback" not in err, err
+    update = int(err.split("at update ")[1].split(";")[0])
+    rows = rundir.read_metrics_csv(out / "metrics.csv")
+    assert len(rows) in (10, 20) and update <= len(rows)
+    assert not np.isfinite(float(rows[update - 1]["loss"]))
+
+
+def test_ctrl_c_stops_an_llm_stage_with_its_metrics(tmp_path):
+    out = tmp_path / "sft"
+    sets = ["num_steps=100000", "eval_every=10", "eval_prompts=8", "batch_size=8"]
+    sets += ["num_train_examples=64", "model.num_layers=1", "model.d_model=16", "model.d_ff=32"]
+    cmd = [sys.executable, "-m", "jaxrl.cli", "llm", "sft", "--task", "addition", "--out", str(out)]
+    cmd += [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "JAXRL_PROGRESS_EVERY": "0"}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for line in proc.stdout:
+            if "updates" in line and "held-out" in line:  # a plain progress line: training
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and "stopped after update" in err, err
+    assert len(rundir.read_metrics_csv(out / "metrics.csv")) >= 10
