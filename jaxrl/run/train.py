@@ -91,6 +91,8 @@ def sweep(
     keep: int = 3,
     tensorboard: bool = False,
     log=print,
+    eval_every: int | None = None,
+    eval_episodes: int = 10,
 ) -> SweepResult:
     """Trains every configuration of ``grid`` (over ``base_config``) for every seed.
 
@@ -109,6 +111,9 @@ def sweep(
       keep: checkpoints kept.
       tensorboard: also write TensorBoard event files under ``out_dir/tensorboard``.
       log: where notes go.
+      eval_every: evaluate the deterministic policy of every run each time this many
+        updates pass (into ``out_dir/evals.csv`` and ``eval_curves.png``); None: never.
+      eval_episodes: episodes per run and evaluation.
 
     Returns:
       A :class:`SweepResult`.
@@ -150,6 +155,14 @@ def sweep(
             run_cfgs = [c for c in group_cfgs for _ in seeds]
             batched = stack_configs(run_cfgs) if grid else group_cfgs[0]
             rows = np.concatenate([np.arange(i * len(seeds), (i + 1) * len(seeds)) for i in idx])
+            evals = None
+            if eval_every is not None:  # evals.csv, eval_curves.png: jaxrl/run/evaluate.py
+                from jaxrl.run.evaluate import TrainingEvaluation
+
+                evals = TrainingEvaluation(
+                    files, algo, group_cfgs[0], rows, seeds * len(idx), eval_every,
+                    eval_episodes, agent.steps_per_update, agent.num_updates,
+                )  # fmt: skip
             ckpt = None
             if out is not None and checkpoint:
                 from jaxrl.run.checkpoint import Checkpointer
@@ -162,7 +175,11 @@ def sweep(
                 lab = labels[idx[r // len(seeds)]]
                 return ", ".join(f"{k}={v}" for k, v in lab.items()) or "base config"
 
-            def on_chunk(done, chunk_metrics, state, rows=rows, spu=agent.steps_per_update):
+            def on_chunk(
+                done, chunk_metrics, state, rows=rows, spu=agent.steps_per_update, ev=evals
+            ):
+                if ev is not None:
+                    ev(done, state)
                 last = chunk_metrics["episode_return"][:, -1]
                 bar.update(done * spu, float(np.nanmean(last)) if np.isfinite(last).any() else None)
                 writer.on_chunk(rows, chunk_metrics, done, spu)
@@ -173,7 +190,7 @@ def sweep(
                     batched,
                     seeds * len(group_cfgs),
                     config_axis=0 if grid else None,
-                    chunk_updates=chunk_updates,
+                    chunk_updates=chunk_updates or eval_every,
                     on_chunk=on_chunk,
                     checkpointer=ckpt,
                     describe_run=describe,
