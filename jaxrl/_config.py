@@ -64,6 +64,8 @@ def static(default: Any, doc: str = "") -> Any:
 def config(cls):
     """Makes ``cls`` a frozen dataclass and a pytree whose non-static fields are leaves."""
     user_post_init = getattr(cls, "__post_init__", None)
+    # A Config extending another: wrap the user's hook, not the base's wrapper (one validate).
+    user_post_init = getattr(user_post_init, "__wrapped_post_init__", user_post_init)
 
     def __post_init__(self):
         if user_post_init is not None:
@@ -71,6 +73,7 @@ def config(cls):
         if hasattr(self, "validate"):
             self.validate()
 
+    __post_init__.__wrapped_post_init__ = user_post_init
     # Set before dataclass() runs: the generated __init__ only calls a __post_init__ it sees.
     cls.__post_init__ = __post_init__
     cls = dataclasses.dataclass(frozen=True)(cls)

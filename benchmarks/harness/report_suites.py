@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness.report_returns import draw_returns_like, returns_like_md
+
 __all__ = [
     "SPEED_TARGETS",
     "draw",
@@ -159,7 +161,6 @@ def speed_md(data: dict, figures_rel: Path) -> list[str]:
 
 
 def minatar_md(data: dict, figures_rel: Path) -> list[str]:
-    from benchmarks.harness.report import returns_like_md
 
     lines = [f"> {n}" for n in data.get("suite_notes", [])]
     lines += [""] if lines else []
@@ -376,8 +377,6 @@ def draw(data: dict, fig_dir: Path) -> list[Path]:
     if suite == "speed":
         return [_draw_speed(data, fig_dir / "speed.png")]
     if suite == "minatar":
-        from benchmarks.harness.report import draw_returns_like
-
         return draw_returns_like(data, fig_dir, "minatar")
     if suite == "tabular":
         return [_draw_tabular(data, fig_dir / "tabular.png")]

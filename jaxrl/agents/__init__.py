@@ -9,8 +9,12 @@ from __future__ import annotations
 import difflib
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from jaxrl.agents.base import Agent, make_train_fn
+
+if TYPE_CHECKING:
+    from jaxrl.tabular.agents import TabularAgent
 
 __all__ = ["ALGORITHMS", "Agent", "get_algorithm", "make_train_fn"]
 
@@ -27,44 +31,17 @@ ALGORITHMS: dict[str, str] = {
 }
 
 
-def _tabular(name: str) -> ModuleType:
-    """A module-like view of a tabular agent: ``Config`` defaults to ``algorithm=name``."""
-    import dataclasses
-
-    from jaxrl._config import config, static
-    from jaxrl.tabular import agents as tabular
-
-    base = tabular.Config
-    cls = type(
-        "Config",
-        (base,),
-        {
-            "__annotations__": {"algorithm": str},
-            "algorithm": static(name, "the tabular algorithm"),
-            "__module__": f"jaxrl.tabular.{name}",
-            "__doc__": base.__doc__,
-        },
-    )
-    # dataclass() needs a plain default; keep the field static (pytree metadata).
-    cls = config(cls)
-    assert dataclasses.fields(cls)[0].name == "algorithm"
-    module = ModuleType(f"jaxrl.tabular.{name}")
-    module.Config = cls
-    module.make_agent = tabular.make_agent
-    module.make_train = tabular.make_train
-    return module
-
-
-def get_algorithm(name: str) -> ModuleType:
+def get_algorithm(name: str) -> ModuleType | TabularAgent:
     """The module of algorithm ``name`` (with ``Config``, ``make_agent``, ``make_train``).
 
     Deep-RL names come from ``ALGORITHMS``; tabular ones (``q-learning``, ``sarsa``,
     ``expected-sarsa``, ``double-q``, ``n-step-sarsa``) from ``jaxrl.tabular``.
     """
     from jaxrl.tabular.agents import ALGORITHMS as TABULAR
+    from jaxrl.tabular.agents import algorithm_entry
 
     if name in TABULAR:
-        return _tabular(name)
+        return algorithm_entry(name)  # a registry entry that reads like a module
     if name not in ALGORITHMS:
         known = sorted(ALGORITHMS) + list(TABULAR)
         close = difflib.get_close_matches(name, known, n=1)

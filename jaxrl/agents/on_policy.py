@@ -1,11 +1,26 @@
-"""Pieces shared by the on-policy agents (PPO, A2C, REINFORCE, TRPO).
+"""The on-policy update loop that PPO, A2C, REINFORCE and TRPO plug into.
 
-One place for the environment setup, the rollout collector, the advantage
-computation and the minibatch iterator, so the four algorithms differ only in
-their losses and update rules.
+One update (:func:`make_update`)::
 
-Shapes: ``T`` rollout length (``num_steps``), ``B`` environments
-(``num_envs``), ``N = T·B`` samples in a batch, ``M`` minibatches.
+    rollout = collect num_steps steps of num_envs environments   (rollout.collect_rollout)
+    rollout = rewards / running std of the return                   (normalize_rewards, traced γ)
+    A, G    = advantage_fn(rollout, V(s'), γ, λ)                    (GAE, n-step, Monte Carlo …)
+    params  = learner.learn(params, opt_state, rollout, A, G, …)    (gradient epochs, trust region)
+
+An agent module gives its network (``act_fn``, ``value_fn``), its advantage
+function and a :class:`Learner`; the loop owns the state (:class:`OnPolicyState`),
+the keys, the learning rate (an ``optax.inject_hyperparams`` hyperparameter set
+from the traced config each update, linearly annealed on request) and the metrics.
+:func:`loss_learner` makes the learner of a loss: ``num_epochs`` passes of
+``num_minibatches`` gradient steps (``jaxrl.core.run_epochs``), or one step on
+the whole rollout.
+
+With ``axis_name`` set, the loop runs inside ``shard_map``/``pmap`` with one seed's
+environments split over that axis: gradients and the reward-scaling statistics are
+``jax.lax.pmean``-ed over it, so every device takes the same step.
+
+Shapes: ``T`` rollout length (``num_steps``), ``B`` environments (``num_envs``),
+``N = T·B`` samples in a batch.
 """
 
 from __future__ import annotations
@@ -13,320 +28,361 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import flax
 import jax
 import jax.numpy as jnp
+import optax
 
-from jaxrl import envs, nets
-from jaxrl.core.returns import discounted_returns, gae, n_step_returns
+from jaxrl._config import config, one_of, positive_int, positive_ints, probability, require, static
+from jaxrl.agents.base import Agent
+from jaxrl.agents.rollout import *  # noqa: F403 (the data side, re-exported)
+from jaxrl.agents.rollout import __all__ as _rollout_all
+from jaxrl.agents.rollout import (
+    collect_rollout,
+    episode_metrics,
+    explained_variance,
+    make_env,
+    run_epochs,
+)
+from jaxrl.core.normalize import RunningStats, reward_scaler_init, reward_scaler_update
 
 __all__ = [
-    "AdvantageFn",
-    "PolicyValueNets",
-    "PolicyValueParams",
-    "Rollout",
-    "collect_rollout",
-    "complete_episode_mask",
-    "episode_metrics",
-    "explained_variance",
-    "gae_advantages",
-    "make_actor",
-    "make_env",
-    "monte_carlo_advantages",
-    "n_step_advantages",
-    "run_epochs",
-    "shuffled_minibatches",
-    "standardize",
+    *_rollout_all,
+    "Learner",
+    "OnPolicyConfig",
+    "OnPolicyState",
+    "check_config",
+    "gradient_step",
+    "loss_learner",
+    "make_update",
+    "on_policy_agent",
+    "scale_rewards",
+    "set_learning_rate",
+    "with_learning_rate",
 ]
 
 
-class Rollout(NamedTuple):
-    """A time-major batch of transitions from ``B`` environments."""
+@config
+class OnPolicyConfig:
+    """The fields every on-policy Config shares; PPO, A2C, REINFORCE and TRPO extend it.
 
-    obs: jax.Array  # [T, B, *obs] observation the action was taken in
-    actions: jax.Array  # [T, B, *act]
-    log_probs: jax.Array  # [T, B] log π_old(a|s) of the behaviour policy
-    values: jax.Array  # [T, B] V(s) under the behaviour parameters
-    rewards: jax.Array  # [T, B]
-    terminated: jax.Array  # [T, B] bool: true terminal state reached
-    truncated: jax.Array  # [T, B] bool: time limit reached
-    next_obs: jax.Array  # [T, B, *obs] real next observation (the final one where done)
-    returned: jax.Array  # [T, B] bool: an episode ended at this step
-    episode_return: jax.Array  # [T, B] return of that episode (valid where returned)
-    episode_length: jax.Array  # [T, B] its length (valid where returned)
+    Static fields fix shapes; γ (and every numeric field an agent adds) is a traced leaf.
+    """
 
-    @property
-    def done(self) -> jax.Array:
-        return jnp.logical_or(self.terminated, self.truncated)
+    env_id: str = static("CartPole-v1", "environment id (jaxrl.envs.make)")
+    total_timesteps: int = static(500_000, "environment steps over all environments")
+    num_envs: int = static(4, "environments stepped as one batch")
+    num_steps: int = static(128, "rollout length T per update")
+    hidden_sizes: tuple[int, ...] = static((64, 64), "MLP layer widths")
+    activation: str = static("tanh", "tanh or relu")
+    torso: str = static("mlp", "mlp or cnn (MinAtar)")
+    normalize_obs: bool = static(False, "running observation normalisation")
+    normalize_rewards: bool = static(False, "scale rewards by the running return's std (γ)")
+    gamma: float = 0.99
 
-
-# (rollout, next_values, gamma, lambda_) -> (advantages [T, B], value targets [T, B])
-AdvantageFn = Callable[[Rollout, jax.Array, Any, Any], tuple[jax.Array, jax.Array]]
+    def validate(self):
+        check_config(self)
 
 
-def make_env(
-    env_id: str,
-    num_envs: int,
-    *,
-    normalize_obs: bool = False,
-    normalize_rewards: bool = False,
-    gamma: float = 0.99,
-    env_kwargs: dict | None = None,
-):
-    """Builds ``num_envs`` copies of ``env_id`` stepped as one batch, with episode statistics.
+@flax.struct.dataclass
+class OnPolicyState:
+    """Everything an on-policy run carries from one update to the next."""
 
-    Order of wrappers (inner to outer): batch, clip continuous actions to the
-    action space, episode statistics (of the raw rewards), observation
-    normalisation, return-based reward scaling.
+    params: Any
+    opt_state: Any  # an optax.inject_hyperparams state holding "learning_rate"
+    env_state: Any
+    obs: jax.Array  # [B, *obs]
+    key: jax.Array
+    update_count: jax.Array  # int32 scalar
+    reward_scaler: Any = None  # RewardScalerState (returns [B]) with normalize_rewards, else None
+
+
+def with_learning_rate(
+    transform: optax.GradientTransformation, learning_rate
+) -> optax.GradientTransformation:
+    """``transform`` followed by ``−learning_rate·u``, the rate held in the optimiser state.
+
+    The rate is an ``optax.inject_hyperparams`` hyperparameter, so it may be a
+    traced value (one compiled program for a sweep over it) and
+    :func:`set_learning_rate` changes it between steps.
+    """
+
+    def make(learning_rate):
+        return optax.chain(transform, optax.scale_by_learning_rate(learning_rate))
+
+    return optax.inject_hyperparams(make)(learning_rate=learning_rate)
+
+
+def set_learning_rate(opt_state, learning_rate):
+    """The ``with_learning_rate`` state with its rate replaced by ``learning_rate``."""
+    rate = jnp.asarray(learning_rate, jnp.float32)
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})
+
+
+def gradient_step(loss_fn, params, opt_state, batch, cfg, tx, axis_name: str | None = None):
+    """One optimiser step on ``loss_fn(params, batch, cfg) -> (loss, metrics)``.
+
+    With ``axis_name`` the gradients are averaged over that axis first.
 
     Returns:
-      ``(env, env_params, action_info)``.
+      ``(params, opt_state, grads, metrics)``.
     """
-    env, env_params = envs.make(env_id, **(env_kwargs or {}))
-    info = envs.action_info(env, env_params)
-    env = envs.VecEnv(env, num_envs)
-    if not info.discrete:
-        env = envs.ClipAction(env)
-    env = envs.EpisodeStatistics(env)
-    if normalize_obs:
-        env = envs.NormalizeObservation(env)
-    if normalize_rewards:
-        env = envs.ScaleReward(env, gamma)
-    return env, env_params, info
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(params, batch, cfg)
+    if axis_name is not None:
+        grads = jax.lax.pmean(grads, axis_name)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, grads, metrics
 
 
-def collect_rollout(
-    policy_fn: Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]],
-    params: Any,
+class Learner(NamedTuple):
+    """How an on-policy agent learns from one rollout (see :func:`loss_learner`)."""
+
+    # (params, cfg) -> opt_state, a with_learning_rate state
+    init: Callable[[Any, Any], Any]
+    # (params, opt_state, rollout, advantages [T, B], targets [T, B], cfg, key)
+    #   -> (params, opt_state, metrics)
+    learn: Callable[..., tuple[Any, Any, dict]]
+    uses_key: bool  # whether learn draws random numbers (shuffles): the loop then splits a key
+    rate: str = "learning_rate"  # the Config field of the optimiser's learning rate
+
+
+def loss_learner(
+    loss_fn: Callable[[Any, dict, Any], tuple[jax.Array, dict]],
+    make_transform: Callable[[Any], optax.GradientTransformation],
+    make_batch: Callable[[Any, jax.Array, jax.Array], dict],
+    *,
+    num_epochs: int = 0,
+    num_minibatches: int = 1,
+    axis_name: str | None = None,
+) -> Learner:
+    """The learner of a loss: ``num_epochs`` × ``num_minibatches`` gradient steps.
+
+    Args:
+      loss_fn: ``(params, batch, cfg) -> (loss, metrics)``.
+      make_transform: ``cfg -> optax transformation without the learning rate``
+        (e.g. clip by global norm, then Adam); built from the traced config.
+      make_batch: ``(rollout, advantages, targets) -> dict of [T, B, ...] arrays``.
+      num_epochs: passes over the shuffled rollout; 0 means one step on the whole
+        rollout in its ``[T, B]`` order, reporting ``grad_norm`` (A2C, REINFORCE).
+      num_minibatches: minibatches per pass.
+      axis_name: average gradients over this axis (see :func:`gradient_step`).
+    """
+
+    def tx(cfg):
+        return with_learning_rate(make_transform(cfg), cfg.learning_rate)
+
+    def init(params, cfg):
+        return tx(cfg).init(params)
+
+    def learn(params, opt_state, rollout, advantages, targets, cfg, key):
+        batch = make_batch(rollout, advantages, targets)
+        if num_epochs == 0:
+            params, opt_state, grads, metrics = gradient_step(
+                loss_fn, params, opt_state, batch, cfg, tx(cfg), axis_name
+            )
+            return params, opt_state, {**metrics, "grad_norm": optax.global_norm(grads)}
+
+        def step(carry, minibatch):
+            params, opt_state, _, metrics = gradient_step(
+                loss_fn, *carry, minibatch, cfg, tx(cfg), axis_name
+            )
+            return (params, opt_state), metrics
+
+        (params, opt_state), metrics = run_epochs(
+            key, (params, opt_state), batch, step, num_epochs, num_minibatches
+        )
+        return params, opt_state, metrics
+
+    return Learner(init=init, learn=learn, uses_key=num_epochs > 0)
+
+
+def _pmean_stats(stats: RunningStats, old: RunningStats, axis_name: str) -> RunningStats:
+    """Statistics merged on each device from the same ``old`` ones, combined over the axis."""
+    n = jax.lax.psum(stats.count - old.count, axis_name)
+    mean = jax.lax.pmean(stats.mean, axis_name)
+    second = jax.lax.pmean(stats.var + jnp.square(stats.mean), axis_name)
+    return RunningStats(mean=mean, var=second - jnp.square(mean), count=old.count + n)
+
+
+def scale_rewards(scaler, rewards: jax.Array, done: jax.Array, gamma, axis_name=None):
+    """Rewards ``[T, B]`` divided by the running std of the discounted return (γ traced).
+
+    Step t is scaled with the statistics that include step t
+    (``jaxrl.core.reward_scaler_update`` applied step by step).
+
+    Returns:
+      ``(scaled rewards [T, B], scaler)``.
+    """
+
+    def step(scaler, xs):
+        scaled, new = reward_scaler_update(scaler, *xs, gamma)
+        if axis_name is not None:
+            new = new._replace(stats=_pmean_stats(new.stats, scaler.stats, axis_name))
+        return new, scaled
+
+    scaler, scaled = jax.lax.scan(step, scaler, (rewards, done))
+    return scaled, scaler
+
+
+def make_update(
     env: Any,
     env_params: Any,
-    env_state: Any,
-    obs: jax.Array,
-    key: jax.Array,
+    *,
+    act_fn: Callable,
+    value_fn: Callable,
+    advantage_fn: Callable,
+    learner: Learner,
     num_steps: int,
-) -> tuple[Any, jax.Array, Rollout]:
-    """Steps the batched environment ``num_steps`` times with ``policy_fn``.
+    num_updates: int,
+    anneal_lr: bool = False,
+    normalize_rewards: bool = False,
+    axis_name: str | None = None,
+) -> Callable[[OnPolicyState, Any], tuple[OnPolicyState, dict]]:
+    """``update(state, cfg) -> (state, metrics)``: one rollout, its advantages, one learning step.
 
     Args:
-      policy_fn: ``(params, obs [B, *obs], key) -> (actions [B, *act], log_probs [B], values [B])``.
-      params: the behaviour parameters.
-      env, env_params, env_state, obs: the batched environment (see :func:`make_env`).
-      key: PRNG key for actions and environment steps.
+      env, env_params: the batched environment (:func:`make_env`).
+      act_fn: ``(params, obs [B, *obs], key) -> (actions, log_probs [B], values [B])``.
+      value_fn: ``(params, obs [*N, *obs]) -> values [*N]``.
+      advantage_fn: ``(rollout, next_values [T, B], γ, λ) -> (advantages, targets)``;
+        λ is ``cfg.gae_lambda`` (1.0 where the config has none).
+      learner: how the parameters learn from the rollout.
       num_steps: ``T``.
+      num_updates: updates in a run (the annealing horizon).
+      anneal_lr: decay the learning rate linearly to 0 over ``num_updates``.
+      normalize_rewards: scale rewards with :func:`scale_rewards` and ``cfg.gamma``.
+      axis_name: average gradients and reward statistics over this mapped axis.
 
     Returns:
-      ``(env_state, obs, rollout)`` with the environment state and observation after the rollout.
+      ``update``; ``metrics`` holds the episode statistics, the learner's metrics,
+      ``explained_variance`` and ``learning_rate``.
     """
 
-    def step(carry, step_key):
-        env_state, obs = carry
-        act_key, env_key = jax.random.split(step_key)
-        actions, log_probs, values = policy_fn(params, obs, act_key)
-        next_obs, env_state, rewards, terminated, truncated, info = env.step(
-            env_key, env_state, actions, env_params
+    def update(state: OnPolicyState, cfg):
+        keys = jax.random.split(state.key, 3 if learner.uses_key else 2)
+        env_state, obs, rollout = collect_rollout(
+            act_fn, state.params, env, env_params, state.env_state, state.obs, keys[1], num_steps
         )
-        done = jnp.logical_or(terminated, truncated)
-        final = info["final_observation"]
-        # The real next state: where the episode ended, next_obs is already the reset one.
-        real_next = jnp.where(done.reshape(done.shape + (1,) * (obs.ndim - 1)), final, next_obs)
-        transition = Rollout(
+        scaler = state.reward_scaler
+        if normalize_rewards:
+            rewards, scaler = scale_rewards(
+                scaler, rollout.rewards, rollout.done, cfg.gamma, axis_name
+            )
+            rollout = rollout._replace(rewards=rewards)
+        next_values = value_fn(state.params, rollout.next_obs)
+        lambda_ = getattr(cfg, "gae_lambda", 1.0)
+        advantages, targets = advantage_fn(rollout, next_values, cfg.gamma, lambda_)
+        lr = getattr(cfg, learner.rate)
+        if anneal_lr:
+            lr = lr * (1.0 - state.update_count / num_updates)
+        opt_state = set_learning_rate(state.opt_state, lr)
+        key = keys[2] if learner.uses_key else None
+        params, opt_state, metrics = learner.learn(
+            state.params, opt_state, rollout, advantages, targets, cfg, key
+        )
+        metrics = {
+            **episode_metrics(rollout),
+            **metrics,
+            "explained_variance": explained_variance(rollout.values, targets),
+            "learning_rate": jnp.asarray(lr, jnp.float32),
+        }
+        new_state = OnPolicyState(
+            params=params,
+            opt_state=opt_state,
+            env_state=env_state,
             obs=obs,
-            actions=actions,
-            log_probs=log_probs,
-            values=values,
-            rewards=rewards.astype(jnp.float32),
-            terminated=terminated,
-            truncated=truncated,
-            next_obs=real_next,
-            returned=info["returned_episode"],
-            episode_return=info["episode_return"],
-            episode_length=info["episode_length"],
+            key=keys[0],
+            update_count=state.update_count + 1,
+            reward_scaler=scaler,
         )
-        return (env_state, next_obs), transition
+        return new_state, metrics
 
-    (env_state, obs), rollout = jax.lax.scan(
-        step, (env_state, obs), jax.random.split(key, num_steps)
-    )
-    return env_state, obs, rollout
+    return update
 
 
-def gae_advantages(
-    rollout: Rollout, next_values: jax.Array, gamma, lambda_
-) -> tuple[jax.Array, jax.Array]:
-    """The default :data:`AdvantageFn`: GAE(γ, λ) with terminated and truncated kept apart."""
-    return gae(
-        rollout.rewards,
-        rollout.values,
-        next_values,
-        rollout.terminated,
-        rollout.done,
-        gamma,
-        lambda_,
-    )
+def on_policy_agent(
+    config,
+    network,
+    learner: Learner,
+    advantage_fn,
+    *,
+    act_fn=None,
+    value_fn=None,
+    env_kwargs=None,
+    axis_name: str | None = None,
+) -> Agent:
+    """The :class:`~jaxrl.agents.base.Agent` of an on-policy ``config`` and its pieces.
 
-
-def monte_carlo_advantages(
-    rollout: Rollout, next_values: jax.Array, gamma, lambda_=None
-) -> tuple[jax.Array, jax.Array]:
-    """An :data:`AdvantageFn` for REINFORCE: Monte Carlo returns minus the baseline.
-
-        Gₜ = rₜ + γ(1 − termₜ)[(1 − cₜ)V(s'ₜ) + cₜGₜ₊₁],  cₜ = 1 − doneₜ (0 at t = T−1)
-        Aₜ = Gₜ − V(sₜ)
-
-    Each return runs to the end of its episode; it bootstraps from ``next_values``
-    only where the episode was truncated or cut by the rollout's end (pass zeros
-    for no bootstrap). ``lambda_`` is ignored (it is GAE with λ = 1).
-
-    Returns:
-      ``(advantages [T, B], returns [T, B])``.
+    Reads the static fields ``env_id``, ``num_envs``, ``num_steps``, ``total_timesteps``
+    and, where the config has them, ``normalize_obs``, ``normalize_rewards`` and
+    ``anneal_lr``. ``network`` has ``init(key, obs)``, and ``act``/``value`` unless
+    ``act_fn``/``value_fn`` are given.
     """
-    returns = discounted_returns(
-        rollout.rewards, next_values, rollout.terminated, rollout.done, gamma
+    normalize_rewards = getattr(config, "normalize_rewards", False)
+    env, env_params, _ = make_env(
+        config.env_id,
+        config.num_envs,
+        normalize_obs=getattr(config, "normalize_obs", False),
+        env_kwargs=env_kwargs,
     )
-    return returns - rollout.values, returns
+    steps_per_update = config.num_envs * config.num_steps
+    num_updates = config.total_timesteps // steps_per_update
 
-
-def n_step_advantages(
-    rollout: Rollout, next_values: jax.Array, gamma, lambda_=None, *, n: int
-) -> tuple[jax.Array, jax.Array]:
-    """An :data:`AdvantageFn` for A2C: n-step returns minus the values (bind ``n`` with partial).
-
-        Gₜ⁽ⁿ⁾ = rₜ + γrₜ₊₁ + … + γᵐ⁻¹rₜ₊ₘ₋₁ + γᵐ(1 − termₜ₊ₘ₋₁)V(s'ₜ₊ₘ₋₁),  Aₜ = Gₜ⁽ⁿ⁾ − V(sₜ)
-
-    m ≤ n stops at an episode end or at the rollout's end; with n ≥ T every step
-    bootstraps from the rollout's end, as in Mnih et al. 2016 (A3C/A2C):
-    https://arxiv.org/abs/1602.01783. ``lambda_`` is ignored.
-
-    Returns:
-      ``(advantages [T, B], returns [T, B])``.
-    """
-    returns = n_step_returns(
-        rollout.rewards, next_values, rollout.terminated, rollout.done, gamma, n
-    )
-    return returns - rollout.values, returns
-
-
-def complete_episode_mask(rollout: Rollout) -> jax.Array:
-    """1.0 at the steps whose episode ends (terminated or truncated) inside the rollout.
-
-        maskₜ = max_{t' ≥ t} doneₜ'   (per environment)
-
-    The return-to-go of such a step needs no cut at the rollout's end; the
-    steps after an environment's last episode end get 0. Episodes that began in
-    an earlier rollout still count (a return-to-go does not need the start).
-
-    Returns:
-      ``[T, B]`` float32.
-    """
-    return jax.lax.cummax(rollout.done.astype(jnp.float32), axis=0, reverse=True)
-
-
-def standardize(x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-8) -> jax.Array:
-    """(x − mean) / (std + eps) over all elements, or over those where ``mask`` is non-zero."""
-    if mask is None:
-        return (x - x.mean()) / (x.std() + eps)
-    weight = mask.astype(x.dtype)
-    count = jnp.maximum(weight.sum(), 1.0)
-    mean = (x * weight).sum() / count
-    std = jnp.sqrt((jnp.square(x - mean) * weight).sum() / count)
-    return (x - mean) / (std + eps)
-
-
-class PolicyValueParams(NamedTuple):
-    """Parameters of a separate policy and value network (REINFORCE, TRPO)."""
-
-    policy: Any
-    value: Any  # None where there is no value network
-
-
-class PolicyValueNets(NamedTuple):
-    """A policy network and an optional, separate value network (REINFORCE, TRPO).
-
-    Keeping them apart lets TRPO constrain the policy's parameters alone and lets
-    REINFORCE run without a critic (then every value is 0).
-    """
-
-    actor: Any  # flax module: obs [*N, *obs] -> distrax distribution
-    critic: Any  # flax module: obs [*N, *obs] -> [*N], or None
-
-    def init(self, key: jax.Array, obs: jax.Array) -> PolicyValueParams:
-        """Initialises both networks on an example ``obs [*N, *obs]``."""
-        actor_key, critic_key = jax.random.split(key)
-        value = None if self.critic is None else self.critic.init(critic_key, obs)
-        return PolicyValueParams(policy=self.actor.init(actor_key, obs), value=value)
-
-    def distribution(self, params: PolicyValueParams, obs: jax.Array):
-        """π(·|obs), a distrax distribution with batch shape [*N]."""
-        return self.actor.apply(params.policy, obs)
-
-    def value(self, params: PolicyValueParams, obs: jax.Array) -> jax.Array:
-        """V(obs) [*N]; zeros without a critic."""
-        if self.critic is None:
-            # The batch shape comes from the policy (XLA drops the unused forward pass).
-            return jnp.zeros(self.distribution(params, obs).batch_shape, jnp.float32)
-        return self.critic.apply(params.value, obs)
-
-    def act(self, params: PolicyValueParams, obs: jax.Array, key: jax.Array):
-        """The ``policy_fn`` of :func:`collect_rollout`: ``(actions, log_probs, values)``."""
-        dist = self.distribution(params, obs)
-        actions = dist.sample(seed=key)
-        return actions, dist.log_prob(actions), self.value(params, obs)
-
-
-def make_actor(action_info, hidden_sizes, activation: str, torso: str = "mlp", log_std_init=0.0):
-    """A policy network alone for ``action_info``: categorical or diagonal Gaussian."""
-    common = dict(hidden_sizes=tuple(hidden_sizes), activation=activation, torso=torso)
-    if action_info.discrete:
-        return nets.CategoricalActor(num_actions=action_info.size, **common)
-    return nets.GaussianActor(action_dim=action_info.size, log_std_init=log_std_init, **common)
-
-
-def shuffled_minibatches(key: jax.Array, batch: Any, num_minibatches: int) -> Any:
-    """Flattens ``[T, B, ...]`` leaves to ``N`` samples, shuffles, splits into ``[M, N/M, ...]``."""
-    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
-    n = jax.tree.leaves(flat)[0].shape[0]
-    perm = jax.random.permutation(key, n)
-    return jax.tree.map(
-        lambda x: jnp.take(x, perm, axis=0).reshape((num_minibatches, -1) + x.shape[1:]), flat
-    )
-
-
-def run_epochs(
-    key: jax.Array,
-    carry: Any,
-    batch: Any,
-    minibatch_update: Callable[[Any, Any], tuple[Any, dict]],
-    num_epochs: int,
-    num_minibatches: int,
-) -> tuple[Any, dict]:
-    """``num_epochs`` passes over ``batch``, reshuffled each time, in ``num_minibatches`` steps.
-
-    Args:
-      minibatch_update: ``(carry, minibatch) -> (carry, metrics)``, e.g. one gradient step.
-
-    Returns:
-      ``(carry, metrics)`` with every metric averaged over all minibatch steps.
-    """
-
-    def epoch(carry, epoch_key):
-        return jax.lax.scan(
-            minibatch_update, carry, shuffled_minibatches(epoch_key, batch, num_minibatches)
+    def init(key, cfg) -> OnPolicyState:
+        net_key, env_key, key = jax.random.split(key, 3)
+        obs, env_state = env.reset(env_key, env_params)
+        params = network.init(net_key, obs)
+        scaler = reward_scaler_init(config.num_envs) if normalize_rewards else None
+        return OnPolicyState(
+            params=params,
+            opt_state=learner.init(params, cfg),
+            env_state=env_state,
+            obs=obs,
+            key=key,
+            update_count=jnp.zeros((), jnp.int32),
+            reward_scaler=scaler,
         )
 
-    carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))
-    return carry, jax.tree.map(jnp.mean, metrics)
+    update = make_update(
+        env,
+        env_params,
+        act_fn=act_fn or network.act,
+        value_fn=value_fn or network.value,
+        advantage_fn=advantage_fn,
+        learner=learner,
+        num_steps=config.num_steps,
+        num_updates=num_updates,
+        anneal_lr=getattr(config, "anneal_lr", False),
+        normalize_rewards=normalize_rewards,
+        axis_name=axis_name,
+    )
+    return Agent(
+        init=init, update=update, num_updates=num_updates, steps_per_update=steps_per_update
+    )
 
 
-def episode_metrics(rollout: Rollout) -> dict[str, jax.Array]:
-    """Mean return and length of the episodes that finished in ``rollout`` (NaN if none did)."""
-    finished = rollout.returned.astype(jnp.float32)
-    count = finished.sum()
-    safe = jnp.maximum(count, 1.0)
-    ret = jnp.where(count > 0, (rollout.episode_return * finished).sum() / safe, jnp.nan)
-    length = jnp.where(count > 0, (rollout.episode_length * finished).sum() / safe, jnp.nan)
-    return {"episode_return": ret, "episode_length": length, "episodes": count}
+def check_config(cfg, minibatches: str | None = None) -> None:
+    """The checks every on-policy Config shares (raises ``ValueError`` naming the field).
 
-
-def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
-    """1 − Var[targets − predictions] / Var[targets]: 1 is perfect, ≤ 0 is a constant's skill."""
-    var = jnp.var(targets)
-    return jnp.where(var > 0, 1.0 - jnp.var(targets - predictions) / var, jnp.nan)
+    Positive ``total_timesteps``, ``num_envs``, ``num_steps``; known ``activation`` and
+    ``torso``; γ in [0, 1]; one update's ``num_envs * num_steps`` steps divisible by the
+    field named ``minibatches`` and within ``total_timesteps``.
+    """
+    names = ("total_timesteps", "num_envs", "num_steps") + ((minibatches,) if minibatches else ())
+    for name in names:
+        require(cfg, name, positive_int)
+    require(cfg, "hidden_sizes", positive_ints)
+    require(cfg, "activation", one_of("tanh", "relu"))
+    require(cfg, "torso", one_of("mlp", "cnn"))
+    require(cfg, "gamma", probability)
+    batch = cfg.num_envs * cfg.num_steps
+    if minibatches and batch % getattr(cfg, minibatches):
+        raise ValueError(
+            f"num_envs * num_steps ({batch}) must be divisible by {minibatches} "
+            f"({getattr(cfg, minibatches)})"
+        )
+    if cfg.total_timesteps < batch:
+        raise ValueError(
+            f"total_timesteps ({cfg.total_timesteps}) must be at least num_envs * num_steps "
+            f"({batch}), the steps of one update"
+        )

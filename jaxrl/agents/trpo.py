@@ -22,22 +22,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrl import envs, nets
-from jaxrl._config import (
-    config,
-    in_range,
-    one_of,
-    positive,
-    positive_int,
-    probability,
-    require,
-    static,
-)
+from jaxrl._config import config, in_range, positive, positive_int, probability, require, static
 from jaxrl.agents import on_policy
 from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.core.policy import categorical_kl, gaussian_kl, trpo_surrogate
@@ -47,8 +36,10 @@ __all__ = [
     "Config",
     "TRPOState",
     "make_agent",
+    "make_learner",
     "make_network",
     "make_train",
+    "make_value_transform",
     "mean_kl",
     "policy_step",
     "surrogate",
@@ -57,80 +48,40 @@ __all__ = [
 
 
 @config
-class Config:
+class Config(on_policy.OnPolicyConfig):
     """TRPO settings. Static fields fix shapes; the numeric ones can be swept under vmap."""
 
-    env_id: str = static("CartPole-v1", "environment id (jaxrl.envs.make)")
     total_timesteps: int = static(100_000, "environment steps over all environments")
     num_envs: int = static(2, "environments stepped as one batch")
     num_steps: int = static(512, "rollout length T per update")
-    hidden_sizes: tuple[int, ...] = static((64, 64), "MLP layer widths")
-    activation: str = static("tanh", "tanh or relu")
-    torso: str = static("mlp", "mlp or cnn (MinAtar)")
     log_std_init: float = static(0.0, "initial log σ of a Gaussian policy")
     vf_epochs: int = static(10, "passes of value regression per rollout")
     vf_minibatches: int = static(8, "minibatches per pass of value regression")
     cg_iters: int = static(15, "conjugate-gradient iterations")
     max_backtracks: int = static(10, "line-search step sizes tried")
     normalize_advantages: bool = static(True, "standardise advantages per rollout")
-    normalize_obs: bool = static(False, "running observation normalisation")
-    normalize_rewards: bool = static(False, "return-based reward scaling")
     max_kl: float = 0.01
     damping: float = 0.1
     backtrack_ratio: float = 0.8
     vf_learning_rate: float = 1e-3
-    gamma: float = 0.99
     gae_lambda: float = 0.95
 
     def validate(self):
-        names = ("total_timesteps", "num_envs", "num_steps", "vf_epochs", "vf_minibatches")
-        for name in (*names, "cg_iters", "max_backtracks"):
+        for name in ("vf_epochs", "cg_iters", "max_backtracks"):
             require(self, name, positive_int)
-        require(self, "activation", one_of("tanh", "relu"))
-        require(self, "torso", one_of("mlp", "cnn"))
-        for name in ("max_kl", "vf_learning_rate"):
+        for name in ("max_kl", "vf_learning_rate", "damping"):
             require(self, name, positive)
-        require(self, "damping", positive)
         require(self, "backtrack_ratio", in_range(0, 1, low_open=True, high_open=True))
-        for name in ("gamma", "gae_lambda"):
-            require(self, name, probability)
-        batch = self.num_envs * self.num_steps
-        if batch % self.vf_minibatches:
-            raise ValueError(
-                f"num_envs * num_steps ({batch}) must be divisible by vf_minibatches "
-                f"({self.vf_minibatches})"
-            )
-        if self.total_timesteps < batch:
-            raise ValueError(
-                f"total_timesteps ({self.total_timesteps}) must be at least num_envs * num_steps "
-                f"({batch}), the steps of one update"
-            )
+        require(self, "gae_lambda", probability)
+        on_policy.check_config(self, minibatches="vf_minibatches")
 
 
-@flax.struct.dataclass
-class TRPOState:
-    """Everything a TRPO run carries from one update to the next."""
-
-    params: on_policy.PolicyValueParams
-    vf_opt_state: Any  # Adam state of the value network's parameters
-    env_state: Any
-    obs: jax.Array  # [B, *obs]
-    key: jax.Array
-    update_count: jax.Array  # int32 scalar
+TRPOState = on_policy.OnPolicyState  # one state class; opt_state is the value network's
 
 
 def make_network(config: Config, action_info=None) -> on_policy.PolicyValueNets:
     """A policy network and a separate value network (the trust region binds the policy only)."""
-    if action_info is None:
-        env, env_params = envs.make(config.env_id)
-        action_info = envs.action_info(env, env_params)
-    actor = on_policy.make_actor(
-        action_info, config.hidden_sizes, config.activation, config.torso, config.log_std_init
-    )
-    critic = nets.ValueCritic(
-        hidden_sizes=tuple(config.hidden_sizes), activation=config.activation, torso=config.torso
-    )
-    return on_policy.PolicyValueNets(actor=actor, critic=critic)
+    return on_policy.make_policy_value(config, action_info)
 
 
 def _dist_params(dist) -> dict[str, jax.Array]:
@@ -199,66 +150,29 @@ def value_loss(value_params, critic, minibatch: dict) -> jax.Array:
     return 0.5 * jnp.mean(jnp.square(values - minibatch["targets"]))
 
 
-def _value_minibatch(carry, minibatch, *, critic, tx, lr):
-    params, opt_state = carry
-    loss, grads = jax.value_and_grad(value_loss)(params, critic, minibatch)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
-    return (params, opt_state), {"value_loss": loss}
-
-
-def _value_optimizer() -> optax.GradientTransformation:
-    # The learning rate is applied by hand so that it stays a traced leaf.
+def make_value_transform(config: Config) -> optax.GradientTransformation:
+    """Adam (ε = 1e-5) for the value network; the loop adds ``vf_learning_rate``."""
+    del config
     return optax.scale_by_adam(eps=1e-5)
 
 
-def make_agent(config: Config, advantage_fn: on_policy.AdvantageFn | None = None) -> Agent:
-    """Builds TRPO's ``init`` and ``update`` for ``config``.
+def make_learner(network: on_policy.PolicyValueNets, config: Config, axis_name=None):
+    """TRPO's :class:`~jaxrl.agents.on_policy.Learner`: a trust-region step on the policy,
+    then ``vf_epochs`` × ``vf_minibatches`` Adam steps of value regression.
 
-    Args:
-      config: the Config (static fields read here, numeric ones from the ``config``
-        argument of ``init``/``update``, so they may be traced).
-      advantage_fn: replaces GAE (``on_policy.gae_advantages``).
+    ``axis_name`` averages the value gradients over that axis; the policy step is
+    not averaged (the conjugate-gradient solve would need every device's batch).
     """
-    advantage_fn = advantage_fn or on_policy.gae_advantages
-    env, env_params, action_info = on_policy.make_env(
-        config.env_id,
-        config.num_envs,
-        normalize_obs=config.normalize_obs,
-        normalize_rewards=config.normalize_rewards,
-        gamma=float(config.gamma) if isinstance(config.gamma, float | int) else 0.99,
-    )
-    network = make_network(config, action_info)
-    steps_per_update = config.num_envs * config.num_steps
-    num_updates = config.total_timesteps // steps_per_update
 
-    def init(key, cfg: Config) -> TRPOState:
-        net_key, env_key, key = jax.random.split(key, 3)
-        obs, env_state = env.reset(env_key, env_params)
-        params = network.init(net_key, obs)
-        return TRPOState(
-            params=params,
-            vf_opt_state=_value_optimizer().init(params.value),
-            env_state=env_state,
-            obs=obs,
-            key=key,
-            update_count=jnp.zeros((), jnp.int32),
-        )
+    def tx(cfg):
+        return on_policy.with_learning_rate(make_value_transform(cfg), cfg.vf_learning_rate)
 
-    def update(state: TRPOState, cfg: Config):
-        key, rollout_key, vf_key = jax.random.split(state.key, 3)
-        env_state, obs, rollout = on_policy.collect_rollout(
-            network.act,
-            state.params,
-            env,
-            env_params,
-            state.env_state,
-            state.obs,
-            rollout_key,
-            config.num_steps,
-        )
-        next_values = network.value(state.params, rollout.next_obs)
-        advantages, targets = advantage_fn(rollout, next_values, cfg.gamma, cfg.gae_lambda)
+    def loss(value_params, minibatch, cfg):
+        del cfg
+        v_loss = value_loss(value_params, network.critic, minibatch)
+        return v_loss, {"value_loss": v_loss}
+
+    def learn(params, opt_state, rollout, advantages, targets, cfg, key):
         if config.normalize_advantages:
             advantages = on_policy.standardize(advantages)
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), rollout)
@@ -268,41 +182,52 @@ def make_agent(config: Config, advantage_fn: on_policy.AdvantageFn | None = None
             "log_probs": flat.log_probs,
             "advantages": advantages.reshape(-1),
         }
-        policy_params, pm = policy_step(state.params.policy, network.actor, policy_batch, cfg)
-        step = functools.partial(
-            _value_minibatch,
-            critic=network.critic,
-            tx=_value_optimizer(),
-            lr=cfg.vf_learning_rate,
-        )
-        (value_params, vf_opt_state), vm = on_policy.run_epochs(
-            vf_key,
-            (state.params.value, state.vf_opt_state),
+        policy_params, pm = policy_step(params.policy, network.actor, policy_batch, cfg)
+
+        def step(carry, minibatch):
+            value_params, opt_state, _, metrics = on_policy.gradient_step(
+                loss, *carry, minibatch, cfg, tx(cfg), axis_name
+            )
+            return (value_params, opt_state), metrics
+
+        (value_params, opt_state), vm = on_policy.run_epochs(
+            key,
+            (params.value, opt_state),
             {"obs": rollout.obs, "targets": targets},
             step,
             config.vf_epochs,
             config.vf_minibatches,
         )
-        entropy = network.distribution(state.params, flat.obs).entropy().mean()
-        metrics = {
-            **on_policy.episode_metrics(rollout),
-            **pm,
-            **vm,
-            "entropy": entropy,
-            "explained_variance": on_policy.explained_variance(rollout.values, targets),
-        }
-        new_state = TRPOState(
-            params=on_policy.PolicyValueParams(policy=policy_params, value=value_params),
-            vf_opt_state=vf_opt_state,
-            env_state=env_state,
-            obs=obs,
-            key=key,
-            update_count=state.update_count + 1,
-        )
-        return new_state, metrics
+        entropy = network.distribution(params, flat.obs).entropy().mean()
+        new_params = on_policy.PolicyValueParams(policy=policy_params, value=value_params)
+        return new_params, opt_state, {**pm, **vm, "entropy": entropy}
 
-    return Agent(
-        init=init, update=update, num_updates=num_updates, steps_per_update=steps_per_update
+    def init(params, cfg):
+        return tx(cfg).init(params.value)
+
+    return on_policy.Learner(init=init, learn=learn, uses_key=True, rate="vf_learning_rate")
+
+
+def make_agent(
+    config: Config,
+    advantage_fn: on_policy.AdvantageFn | None = None,
+    axis_name: str | None = None,
+) -> Agent:
+    """Builds TRPO's ``init`` and ``update`` for ``config`` on ``on_policy.make_update``.
+
+    Args:
+      config: the Config (static fields read here, numeric ones from the ``config``
+        argument of ``init``/``update``, so they may be traced).
+      advantage_fn: replaces GAE (``on_policy.gae_advantages``).
+      axis_name: average value gradients and reward statistics over this mapped axis.
+    """
+    network = make_network(config)
+    return on_policy.on_policy_agent(
+        config,
+        network,
+        make_learner(network, config, axis_name),
+        advantage_fn or on_policy.gae_advantages,
+        axis_name=axis_name,
     )
 
 

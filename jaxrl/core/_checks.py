@@ -79,3 +79,12 @@ def check_leading(x, leading: tuple[int, ...], name: str, target: str) -> None:
             f"`{name}` has shape {shape}, whose leading axes must equal the shape "
             f"{tuple(leading)} of `{target}`"
         )
+
+
+def check_hyperparameter(value, name: str, upper: float | None = None) -> None:
+    """Checks a Python/NumPy hyperparameter; traced values (sweeps under vmap) pass through."""
+    if isinstance(value, (int, float, np.number, np.ndarray)):
+        arr = np.asarray(value)
+        if not np.all(arr >= 0) or (upper is not None and not np.all(arr <= upper)):
+            allowed = ">= 0" if upper is None else f"in [0, {upper}]"
+            raise ValueError(f"`{name}` must be {allowed}, got {value}")

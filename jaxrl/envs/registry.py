@@ -20,7 +20,7 @@ from gymnax.environments import spaces
 
 from jaxrl.envs.probes import PROBE_CLASSES
 
-__all__ = ["ActionInfo", "action_info", "make", "register", "registered_envs"]
+__all__ = ["ActionInfo", "action_info", "env_kind", "make", "register", "registered_envs"]
 
 EnvFactory = Callable[..., tuple[Any, Any]]
 
@@ -90,6 +90,27 @@ def _probe_factory(cls, continuous: bool) -> EnvFactory:
 def registered_envs() -> list[str]:
     """Sorted ids that ``make`` accepts: gymnax's, jaxrl's probes and users' own."""
     return sorted(set(_REGISTRY) | set(gymnax.registered_envs))
+
+
+def env_kind(env_id: str) -> str | None:
+    """Which agents an id is for: ``"deep"``, ``"tabular"`` or None (unknown id).
+
+    ``"deep"``: an id of :func:`make` (gymnax, probes, users' registrations, and the
+    ``gymnasium:``/``brax:`` prefixes); the deep agents take it as ``Config.env_id``.
+    ``"tabular"``: a finite MDP of ``jaxrl.tabular.TABULAR_ENVS``; the tabular agents
+    take it as ``Config.env``.
+    """
+    from jaxrl.tabular.envs import TABULAR_ENVS
+
+    if not isinstance(env_id, str):
+        return None
+    if env_id in TABULAR_ENVS:
+        return "tabular"
+    if env_id in _REGISTRY or env_id in gymnax.registered_envs:
+        return "deep"
+    if env_id.startswith(("gymnasium:", "brax:")) and env_id.split(":", 1)[1]:
+        return "deep"
+    return None
 
 
 def register(env_id: str, factory: EnvFactory, overwrite: bool = False) -> None:

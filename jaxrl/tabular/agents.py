@@ -28,6 +28,8 @@ http://incompleteideas.net/book/the-book-2nd.html
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -63,6 +65,7 @@ __all__ = [
     "ALGORITHMS",
     "Config",
     "EpisodeAgent",
+    "algorithm_entry",
     "TrainState",
     "TabularAgent",
     "make_agent",
@@ -328,13 +331,39 @@ def make_train(
     return train
 
 
-class TabularAgent(NamedTuple):
-    """A registry entry: the name, a Config factory (``algorithm`` set), make_train, make_agent."""
+@functools.cache
+def _algorithm_config(name: str) -> type:
+    @config
+    class AlgorithmConfig(Config):
+        algorithm: str = static(name, "the tabular algorithm")
+
+    AlgorithmConfig.__name__ = AlgorithmConfig.__qualname__ = "Config"
+    AlgorithmConfig.__module__ = f"jaxrl.tabular.{name}"
+    AlgorithmConfig.__doc__ = f"{Config.__doc__.rstrip()}\n\n    Here ``algorithm`` is {name!r}."
+    return AlgorithmConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularAgent:
+    """A registry entry: the name, a Config factory (``algorithm`` set), make_train, make_agent.
+
+    It reads like an algorithm module of ``jaxrl.agents`` (``get_algorithm`` returns
+    it): ``Config`` is :class:`Config` with ``algorithm`` defaulting to ``name``, and
+    ``__name__`` ends in the name.
+    """
 
     name: str
     config: Callable[..., Config]
     make_train: Callable[..., Callable]
     make_agent: Callable[..., EpisodeAgent]
+
+    @property
+    def Config(self) -> type:  # noqa: N802 (read like a module's Config class)
+        return _algorithm_config(self.name)
+
+    @property
+    def __name__(self) -> str:
+        return f"jaxrl.tabular.{self.name}"
 
 
 def _agent(name: str) -> TabularAgent:
@@ -346,3 +375,10 @@ def _agent(name: str) -> TabularAgent:
 
 
 TABULAR_AGENTS: dict[str, TabularAgent] = {name: _agent(name) for name in ALGORITHMS}
+
+
+def algorithm_entry(name: str) -> TabularAgent:
+    """The registry entry of ``name`` (a ``ValueError`` lists the known ones)."""
+    if name not in TABULAR_AGENTS:
+        raise ValueError(f"unknown tabular algorithm {name!r}; known: {', '.join(ALGORITHMS)}")
+    return TABULAR_AGENTS[name]

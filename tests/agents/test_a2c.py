@@ -10,6 +10,7 @@ import pytest
 from jaxrl import envs
 from jaxrl.agents import a2c, on_policy
 from jaxrl.core.returns import gae
+from tests.agents.on_policy_checks import assert_one_trace, assert_sweep_equals_separate_runs
 
 PROBE = dict(
     num_envs=8,
@@ -118,7 +119,7 @@ def test_advantage_fns_agree(seed):
 def test_rmsprop_is_pytorch_style():
     """v ← α v + (1 − α) g², step = g / (√v + ε), v₀ = 0, after global-norm clipping."""
     cfg = a2c.Config(max_grad_norm=10.0, rmsprop_decay=0.9, optimizer_eps=0.1)
-    tx = a2c.make_optimizer(cfg)
+    tx = a2c.make_transform(cfg)
     params = {"w": jnp.zeros(3)}
     state = tx.init(params)
     v = np.zeros(3)
@@ -129,27 +130,31 @@ def test_rmsprop_is_pytorch_style():
         np.testing.assert_allclose(updates["w"], g / (np.sqrt(v) + 0.1), rtol=1e-5)
 
 
-def test_jit_vmap_no_recompile_and_reproducible():
-    cfg = a2c.Config(total_timesteps=4 * 5 * 3, num_envs=4, num_steps=5, hidden_sizes=(16,))
+SMALL = dict(num_envs=4, num_steps=5, hidden_sizes=(16,))
+
+
+def test_jit_vmap_reproducible():
+    cfg = a2c.Config(total_timesteps=4 * 5 * 3, **SMALL)
     train = jax.jit(jax.vmap(a2c.make_train(cfg)))
     keys = jax.random.split(jax.random.PRNGKey(1), 2)
     _, m1 = train(keys)
-    cache_size = train._cache_size()
     _, m2 = train(keys)
-    assert train._cache_size() == cache_size == 1
     jax.tree.map(np.testing.assert_array_equal, m1, m2)
     assert m1["policy_loss"].shape == (2, 3)
     assert not np.array_equal(m1["entropy"][0], m1["entropy"][1])
 
 
-def test_learning_rate_sweep_in_one_program():
-    cfg = a2c.Config(total_timesteps=4 * 5, num_envs=4, num_steps=5, hidden_sizes=(16,))
-    agent = a2c.make_agent(cfg)
-    configs = jax.tree.map(lambda x: jnp.array([x, x]), cfg)
-    configs = a2c.Config(**{**configs.__dict__, "learning_rate": jnp.array([1e-3, 1e-2])})
-    states = jax.vmap(agent.init, in_axes=(None, 0))(jax.random.PRNGKey(0), configs)
-    _, metrics = jax.jit(jax.vmap(agent.update))(states, configs)
-    np.testing.assert_allclose(metrics["learning_rate"], [1e-3, 1e-2])
+def test_update_traces_once_across_hyperparameters():
+    cfg = a2c.Config(total_timesteps=4 * 5 * 2, normalize_rewards=True, anneal_lr=True, **SMALL)
+    assert_one_trace(
+        a2c, cfg, learning_rate=1e-2, gamma=0.9, gae_lambda=0.8, ent_coef=0.05, vf_coef=0.25,
+        max_grad_norm=1.0, rmsprop_decay=0.9, optimizer_eps=1e-3,
+    )  # fmt: skip
+
+
+def test_gamma_sweep_with_reward_scaling_equals_separate_runs():
+    cfg = a2c.Config(total_timesteps=4 * 5 * 3, normalize_rewards=True, **SMALL)
+    assert_sweep_equals_separate_runs(a2c, cfg, "gamma", [0.9, 0.99])
 
 
 def test_bad_config_raises_before_jit():
@@ -161,3 +166,23 @@ def test_bad_config_raises_before_jit():
         a2c.Config(n_step=-1)
     with pytest.raises(ValueError, match=r"rmsprop_decay = 1.5"):
         a2c.Config(rmsprop_decay=1.5)
+
+
+def test_axis_name_averages_gradients_and_reward_statistics():
+    """Two copies on one mapped axis, same params, different rollouts: one shared step."""
+    cfg = a2c.Config(total_timesteps=4 * 5 * 2, normalize_rewards=True, **SMALL)
+    agent = a2c.make_agent(cfg, axis_name="devices")
+    alone = a2c.make_agent(cfg)
+    state = agent.init(jax.random.PRNGKey(0), cfg)
+    states = jax.tree.map(lambda x: jnp.stack([x, x]), state)
+    states = states.replace(key=jax.random.split(jax.random.PRNGKey(1), 2))
+    new, _ = jax.vmap(agent.update, in_axes=(0, None), axis_name="devices")(states, cfg)
+    for leaf in jax.tree.leaves((new.params, new.reward_scaler.stats)):
+        np.testing.assert_array_equal(leaf[0], leaf[1])
+    # Each copy alone would have taken a different step.
+    own, _ = jax.vmap(alone.update, in_axes=(0, None))(states, cfg)
+    first = jax.tree.leaves(own.params)[0]
+    assert not np.allclose(first[0], first[1])
+    # The shared statistics count both copies' returns.
+    counts = own.reward_scaler.stats.count
+    np.testing.assert_allclose(new.reward_scaler.stats.count[0], counts.sum() - 1e-4, rtol=1e-6)

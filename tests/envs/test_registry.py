@@ -136,3 +136,14 @@ def test_public_names_have_docstrings():
         obj = getattr(envs, name)
         if callable(obj):
             assert obj.__doc__, name
+
+
+def test_env_kind_answers_deep_tabular_or_unknown():
+    from jaxrl.tabular import TABULAR_ENVS
+
+    assert {envs.env_kind(name) for name in TABULAR_ENVS} == {"tabular"}
+    assert {envs.env_kind(env_id) for env_id in registered_envs()} == {"deep"}
+    assert envs.env_kind("brax:ant") == "deep"
+    assert envs.env_kind("CartPole-v2") is None
+    assert envs.env_kind("gymnasium:") is None
+    assert envs.env_kind(3) is None

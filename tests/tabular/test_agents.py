@@ -389,3 +389,19 @@ def test_registry_and_the_run_contract():
     # Static fields are pytree metadata, numbers are leaves.
     leaves = jax.tree.leaves(config)
     assert len(leaves) == 9 and all(isinstance(x, float) for x in leaves)
+
+
+def test_get_algorithm_gives_the_registry_entry_with_its_config_class():
+    from jaxrl.agents import get_algorithm
+
+    entry = get_algorithm("expected-sarsa")
+    assert entry is TABULAR_AGENTS["expected-sarsa"]
+    assert entry.__name__ == "jaxrl.tabular.expected-sarsa"
+    cfg = entry.Config(env="MaximizationBias", alpha=0.2)
+    assert cfg.algorithm == "expected-sarsa" and cfg.alpha == 0.2
+    assert isinstance(cfg, Config) and entry.Config is get_algorithm("expected-sarsa").Config
+    # The same program as Config(algorithm=...): one traced leaf set, algorithm static.
+    plain = Config(algorithm="expected-sarsa", env="MaximizationBias", alpha=0.2)
+    assert jax.tree.structure(cfg).num_leaves == jax.tree.structure(plain).num_leaves
+    with pytest.raises(ValueError, match="alpha"):
+        entry.Config(alpha=-1.0)

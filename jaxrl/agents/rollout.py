@@ -1,0 +1,368 @@
+"""The data side of the on-policy loop: environments, acting networks, rollouts, advantages.
+
+Shapes: ``T`` rollout length (``num_steps``), ``B`` environments (``num_envs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl import envs, nets
+from jaxrl.core.minibatch import run_epochs as _run_epochs
+from jaxrl.core.minibatch import shuffled_minibatches as _shuffled
+from jaxrl.core.returns import discounted_returns, gae, n_step_returns
+
+__all__ = [
+    "AdvantageFn",
+    "PolicyValueNets",
+    "PolicyValueParams",
+    "Rollout",
+    "actor_critic_fns",
+    "collect_rollout",
+    "complete_episode_mask",
+    "episode_metrics",
+    "explained_variance",
+    "gae_advantages",
+    "make_actor",
+    "make_actor_critic",
+    "make_policy_value",
+    "make_env",
+    "monte_carlo_advantages",
+    "n_step_advantages",
+    "run_epochs",
+    "shuffled_minibatches",
+    "standardize",
+]
+
+
+class Rollout(NamedTuple):
+    """A time-major batch of transitions from ``B`` environments."""
+
+    obs: jax.Array  # [T, B, *obs] observation the action was taken in
+    actions: jax.Array  # [T, B, *act]
+    log_probs: jax.Array  # [T, B] log π_old(a|s) of the behaviour policy
+    values: jax.Array  # [T, B] V(s) under the behaviour parameters
+    rewards: jax.Array  # [T, B]
+    terminated: jax.Array  # [T, B] bool: true terminal state reached
+    truncated: jax.Array  # [T, B] bool: time limit reached
+    next_obs: jax.Array  # [T, B, *obs] real next observation (the final one where done)
+    returned: jax.Array  # [T, B] bool: an episode ended at this step
+    episode_return: jax.Array  # [T, B] return of that episode (valid where returned)
+    episode_length: jax.Array  # [T, B] its length (valid where returned)
+
+    @property
+    def done(self) -> jax.Array:
+        return jnp.logical_or(self.terminated, self.truncated)
+
+
+class AdvantageFn(Protocol):
+    """``(rollout, next_values [T, B], γ, λ) -> (advantages [T, B], value targets [T, B])``.
+
+    The advantage estimator of an on-policy agent (``gae_advantages``,
+    ``n_step_advantages``, ``monte_carlo_advantages``, or a user's own);
+    γ and λ may be traced.
+    """
+
+    def __call__(
+        self, rollout: Rollout, next_values: jax.Array, gamma: Any, lambda_: Any
+    ) -> tuple[jax.Array, jax.Array]: ...
+
+
+def make_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    normalize_obs: bool = False,
+    normalize_rewards: bool = False,
+    gamma: float = 0.99,
+    env_kwargs: dict | None = None,
+):
+    """Builds ``num_envs`` copies of ``env_id`` stepped as one batch, with episode statistics.
+
+    Order of wrappers (inner to outer): batch, clip continuous actions to the
+    action space, episode statistics (of the raw rewards), observation
+    normalisation, and with ``normalize_rewards`` return-based reward scaling with
+    a fixed ``gamma``. The agents leave ``normalize_rewards`` off here:
+    :func:`make_update` scales the rollout's rewards with each config's traced γ.
+
+    Returns:
+      ``(env, env_params, action_info)``.
+    """
+    env, env_params = envs.make(env_id, **(env_kwargs or {}))
+    info = envs.action_info(env, env_params)
+    env = envs.VecEnv(env, num_envs)
+    if not info.discrete:
+        env = envs.ClipAction(env)
+    env = envs.EpisodeStatistics(env)
+    if normalize_obs:
+        env = envs.NormalizeObservation(env)
+    if normalize_rewards:
+        env = envs.ScaleReward(env, gamma)
+    return env, env_params, info
+
+
+def collect_rollout(
+    policy_fn: Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]],
+    params: Any,
+    env: Any,
+    env_params: Any,
+    env_state: Any,
+    obs: jax.Array,
+    key: jax.Array,
+    num_steps: int,
+) -> tuple[Any, jax.Array, Rollout]:
+    """Steps the batched environment ``num_steps`` times with ``policy_fn``.
+
+    Args:
+      policy_fn: ``(params, obs [B, *obs], key) -> (actions [B, *act], log_probs [B], values [B])``.
+      params: the behaviour parameters.
+      env, env_params, env_state, obs: the batched environment (see :func:`make_env`).
+      key: PRNG key for actions and environment steps.
+      num_steps: ``T``.
+
+    Returns:
+      ``(env_state, obs, rollout)`` with the environment state and observation after the rollout.
+    """
+
+    def step(carry, step_key):
+        env_state, obs = carry
+        act_key, env_key = jax.random.split(step_key)
+        actions, log_probs, values = policy_fn(params, obs, act_key)
+        next_obs, env_state, rewards, terminated, truncated, info = env.step(
+            env_key, env_state, actions, env_params
+        )
+        done = jnp.logical_or(terminated, truncated)
+        final = info["final_observation"]
+        # The real next state: where the episode ended, next_obs is already the reset one.
+        real_next = jnp.where(done.reshape(done.shape + (1,) * (obs.ndim - 1)), final, next_obs)
+        transition = Rollout(
+            obs=obs,
+            actions=actions,
+            log_probs=log_probs,
+            values=values,
+            rewards=rewards.astype(jnp.float32),
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=real_next,
+            returned=info["returned_episode"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+        )
+        return (env_state, next_obs), transition
+
+    (env_state, obs), rollout = jax.lax.scan(
+        step, (env_state, obs), jax.random.split(key, num_steps)
+    )
+    return env_state, obs, rollout
+
+
+def gae_advantages(
+    rollout: Rollout, next_values: jax.Array, gamma, lambda_
+) -> tuple[jax.Array, jax.Array]:
+    """The default :data:`AdvantageFn`: GAE(γ, λ) with terminated and truncated kept apart."""
+    return gae(
+        rollout.rewards,
+        rollout.values,
+        next_values,
+        rollout.terminated,
+        rollout.done,
+        gamma,
+        lambda_,
+    )
+
+
+def monte_carlo_advantages(
+    rollout: Rollout, next_values: jax.Array, gamma, lambda_=None
+) -> tuple[jax.Array, jax.Array]:
+    """An :data:`AdvantageFn` for REINFORCE: Monte Carlo returns minus the baseline.
+
+        Gₜ = rₜ + γ(1 − termₜ)[(1 − cₜ)V(s'ₜ) + cₜGₜ₊₁],  cₜ = 1 − doneₜ (0 at t = T−1)
+        Aₜ = Gₜ − V(sₜ)
+
+    Each return runs to the end of its episode; it bootstraps from ``next_values``
+    only where the episode was truncated or cut by the rollout's end (pass zeros
+    for no bootstrap). ``lambda_`` is ignored (it is GAE with λ = 1).
+
+    Returns:
+      ``(advantages [T, B], returns [T, B])``.
+    """
+    returns = discounted_returns(
+        rollout.rewards, next_values, rollout.terminated, rollout.done, gamma
+    )
+    return returns - rollout.values, returns
+
+
+def n_step_advantages(
+    rollout: Rollout, next_values: jax.Array, gamma, lambda_=None, *, n: int
+) -> tuple[jax.Array, jax.Array]:
+    """An :data:`AdvantageFn` for A2C: n-step returns minus the values (bind ``n`` with partial).
+
+        Gₜ⁽ⁿ⁾ = rₜ + γrₜ₊₁ + … + γᵐ⁻¹rₜ₊ₘ₋₁ + γᵐ(1 − termₜ₊ₘ₋₁)V(s'ₜ₊ₘ₋₁),  Aₜ = Gₜ⁽ⁿ⁾ − V(sₜ)
+
+    m ≤ n stops at an episode end or at the rollout's end; with n ≥ T every step
+    bootstraps from the rollout's end, as in Mnih et al. 2016 (A3C/A2C):
+    https://arxiv.org/abs/1602.01783. ``lambda_`` is ignored.
+
+    Returns:
+      ``(advantages [T, B], returns [T, B])``.
+    """
+    returns = n_step_returns(
+        rollout.rewards, next_values, rollout.terminated, rollout.done, gamma, n
+    )
+    return returns - rollout.values, returns
+
+
+def complete_episode_mask(rollout: Rollout) -> jax.Array:
+    """1.0 at the steps whose episode ends (terminated or truncated) inside the rollout.
+
+        maskₜ = max_{t' ≥ t} doneₜ'   (per environment)
+
+    The return-to-go of such a step needs no cut at the rollout's end; the
+    steps after an environment's last episode end get 0. Episodes that began in
+    an earlier rollout still count (a return-to-go does not need the start).
+
+    Returns:
+      ``[T, B]`` float32.
+    """
+    return jax.lax.cummax(rollout.done.astype(jnp.float32), axis=0, reverse=True)
+
+
+def standardize(x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-8) -> jax.Array:
+    """(x − mean) / (std + eps) over all elements, or over those where ``mask`` is non-zero."""
+    if mask is None:
+        return (x - x.mean()) / (x.std() + eps)
+    weight = mask.astype(x.dtype)
+    count = jnp.maximum(weight.sum(), 1.0)
+    mean = (x * weight).sum() / count
+    std = jnp.sqrt((jnp.square(x - mean) * weight).sum() / count)
+    return (x - mean) / (std + eps)
+
+
+def episode_metrics(rollout: Rollout) -> dict[str, jax.Array]:
+    """Mean return and length of the episodes that finished in ``rollout`` (NaN if none did)."""
+    finished = rollout.returned.astype(jnp.float32)
+    count = finished.sum()
+    safe = jnp.maximum(count, 1.0)
+    ret = jnp.where(count > 0, (rollout.episode_return * finished).sum() / safe, jnp.nan)
+    length = jnp.where(count > 0, (rollout.episode_length * finished).sum() / safe, jnp.nan)
+    return {"episode_return": ret, "episode_length": length, "episodes": count}
+
+
+def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """1 − Var[targets − predictions] / Var[targets]: 1 is perfect, ≤ 0 is a constant's skill."""
+    var = jnp.var(targets)
+    return jnp.where(var > 0, 1.0 - jnp.var(targets - predictions) / var, jnp.nan)
+
+
+class PolicyValueParams(NamedTuple):
+    """Parameters of a separate policy and value network (REINFORCE, TRPO)."""
+
+    policy: Any
+    value: Any  # None where there is no value network
+
+
+class PolicyValueNets(NamedTuple):
+    """A policy network and an optional, separate value network (REINFORCE, TRPO).
+
+    Keeping them apart lets TRPO constrain the policy's parameters alone and lets
+    REINFORCE run without a critic (then every value is 0).
+    """
+
+    actor: Any  # flax module: obs [*N, *obs] -> distrax distribution
+    critic: Any  # flax module: obs [*N, *obs] -> [*N], or None
+
+    def init(self, key: jax.Array, obs: jax.Array) -> PolicyValueParams:
+        """Initialises both networks on an example ``obs [*N, *obs]``."""
+        actor_key, critic_key = jax.random.split(key)
+        value = None if self.critic is None else self.critic.init(critic_key, obs)
+        return PolicyValueParams(policy=self.actor.init(actor_key, obs), value=value)
+
+    def distribution(self, params: PolicyValueParams, obs: jax.Array):
+        """π(·|obs), a distrax distribution with batch shape [*N]."""
+        return self.actor.apply(params.policy, obs)
+
+    def value(self, params: PolicyValueParams, obs: jax.Array) -> jax.Array:
+        """V(obs) [*N]; zeros without a critic."""
+        if self.critic is None:
+            # The batch shape comes from the policy (XLA drops the unused forward pass).
+            return jnp.zeros(self.distribution(params, obs).batch_shape, jnp.float32)
+        return self.critic.apply(params.value, obs)
+
+    def act(self, params: PolicyValueParams, obs: jax.Array, key: jax.Array):
+        """The ``policy_fn`` of :func:`collect_rollout`: ``(actions, log_probs, values)``."""
+        dist = self.distribution(params, obs)
+        actions = dist.sample(seed=key)
+        return actions, dist.log_prob(actions), self.value(params, obs)
+
+
+def make_actor(action_info, hidden_sizes, activation: str, torso: str = "mlp", log_std_init=0.0):
+    """A policy network alone for ``action_info``: categorical or diagonal Gaussian."""
+    common = dict(hidden_sizes=tuple(hidden_sizes), activation=activation, torso=torso)
+    if action_info.discrete:
+        return nets.CategoricalActor(num_actions=action_info.size, **common)
+    return nets.GaussianActor(action_dim=action_info.size, log_std_init=log_std_init, **common)
+
+
+def make_policy_value(config, action_info=None, critic: bool = True) -> PolicyValueNets:
+    """A policy network and (with ``critic``) a separate value network (REINFORCE, TRPO).
+
+    Reads ``env_id``, ``hidden_sizes``, ``activation``, ``torso`` and ``log_std_init``.
+    """
+    if action_info is None:
+        env, env_params = envs.make(config.env_id)
+        action_info = envs.action_info(env, env_params)
+    sizes, activation, torso = tuple(config.hidden_sizes), config.activation, config.torso
+    actor = make_actor(action_info, sizes, activation, torso, config.log_std_init)
+    value = nets.ValueCritic(hidden_sizes=sizes, activation=activation, torso=torso)
+    return PolicyValueNets(actor=actor, critic=value if critic else None)
+
+
+def make_actor_critic(config, action_info=None) -> nets.ActorCritic:
+    """The actor-critic network of an on-policy ``config`` (PPO, A2C).
+
+    ``apply(params, obs) -> (distribution, values)``; ``shared_torso`` selects one
+    torso for both heads, else each has its own.
+    """
+    if action_info is None:
+        env, env_params = envs.make(config.env_id)
+        action_info = envs.action_info(env, env_params)
+    return nets.ActorCritic(
+        action_dim=action_info.size,
+        discrete=action_info.discrete,
+        hidden_sizes=tuple(config.hidden_sizes),
+        activation=config.activation,
+        torso=config.torso,
+        shared_torso=config.shared_torso,
+    )
+
+
+def actor_critic_fns(network: nets.ActorCritic) -> tuple[Callable, Callable]:
+    """``(act_fn, value_fn)`` of :func:`make_update` for an ``nets.ActorCritic``."""
+
+    def act(params, obs, key):
+        dist, values = network.apply(params, obs)
+        actions = dist.sample(seed=key)
+        return actions, dist.log_prob(actions), values
+
+    def value(params, obs):
+        return network.apply(params, obs, method=nets.ActorCritic.value)
+
+    return act, value
+
+
+def shuffled_minibatches(key: jax.Array, batch: Any, num_minibatches: int) -> Any:
+    """Flattens ``[T, B, ...]`` leaves to ``N`` samples, shuffles, splits into ``[M, N/M, ...]``."""
+    return _shuffled(key, _flatten(batch), num_minibatches)
+
+
+def run_epochs(key, carry, batch, minibatch_update, num_epochs: int, num_minibatches: int):
+    """``jaxrl.core.run_epochs`` over a time-major ``[T, B, ...]`` batch (flattened to ``N``)."""
+    return _run_epochs(key, carry, _flatten(batch), minibatch_update, num_epochs, num_minibatches)
+
+
+def _flatten(batch: Any) -> Any:
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)

@@ -1,0 +1,49 @@
+"""Checks every on-policy agent passes: one trace across hyperparameters; sweep = separate runs."""
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from jaxrl.run import sweep
+
+
+def assert_one_trace(module, cfg, **changes):
+    """``update`` traces once for two configs that differ in ``changes`` and two different keys.
+
+    Also checks that the changed values reach the computation: the two updates' metrics differ.
+    """
+    agent = module.make_agent(cfg)
+    traces = []
+
+    def update(state, c):
+        traces.append(None)  # runs only while tracing
+        return agent.update(state, c)
+
+    update = jax.jit(update)
+    init = jax.jit(agent.init)
+    runs = []
+    for seed, c in ((0, cfg), (1, dataclasses.replace(cfg, **changes))):
+        state = init(jax.random.PRNGKey(seed), c)
+        state, _ = update(state, c)
+        runs.append(update(state, c)[1])
+    assert len(traces) == 1, f"update traced {len(traces)} times for different hyperparameters"
+    assert update._cache_size() == 1
+    different = [k for k in runs[0] if not np.array_equal(runs[0][k], runs[1][k])]
+    assert different, "the second config and key changed no metric"
+
+
+def assert_sweep_equals_separate_runs(module, cfg, field, values, seeds=(0, 1), atol=1e-5):
+    """A sweep over ``field`` (one compiled program) gives the runs made one value at a time."""
+    swept = sweep(module, cfg, {field: list(values)}, seeds, progress=False, checkpoint=False)
+    for i, value in enumerate(values):
+        alone = sweep(
+            module, dataclasses.replace(cfg, **{field: value}), None, seeds, progress=False,
+            checkpoint=False,
+        )  # fmt: skip
+        for name, got in swept.metrics.items():
+            got = np.asarray(got).reshape(len(values), len(seeds), -1)[i]
+            want = np.asarray(alone.metrics[name]).reshape(len(seeds), -1)
+            np.testing.assert_allclose(
+                got, want, rtol=1e-5, atol=atol, err_msg=f"{field}={value} {name}"
+            )
