@@ -103,7 +103,8 @@ def test_run_episodes_returns_each_runs_first_episode():
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ppo_run")
-    res = train(ppo, ppo.Config(**TINY_PPO), [0, 1], out, progress=False, chunk_updates=2)
+    cfg = ppo.Config(**TINY_PPO)
+    res = train(ppo, cfg, [0, 1], out, progress=False, eval_every=2, eval_episodes=3)
     return out, res
 
 
@@ -146,6 +147,26 @@ def test_evaluator_for_training_reuses_one_program_and_matches_evaluate(ppo_run)
             logging.getLogger("jax").removeHandler(handler)
     np.testing.assert_array_equal(again, rets)
     assert not [r for r in records if "one_run" in r.getMessage()]
+
+
+def test_eval_every_writes_evals_csv_during_training(ppo_run):
+    import csv
+
+    out, _ = ppo_run
+    with open(out / "evals.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["seed"], r["update"]) for r in rows] == [
+        ("0", "2"),
+        ("0", "4"),
+        ("1", "2"),
+        ("1", "4"),
+    ]
+    assert [int(r["env_steps"]) for r in rows] == [128, 256, 128, 256]
+    # The last evaluation is that of the final policy, as `jaxrl eval` measures it.
+    final = {r["seed"]: float(r["eval_return"]) for r in rows if r["update"] == "4"}
+    runs = evaluate(out, episodes=3, write=False)["runs"]
+    assert [final[str(r["seed"])] for r in runs] == pytest.approx([r["mean"] for r in runs])
+    assert (out / "eval_curves.png").stat().st_size > 0
 
 
 def test_load_acts_on_one_observation_or_a_batch(ppo_run):
