@@ -8,6 +8,7 @@ about networks, environments or optimiser state.
 from jaxrl.core import (
     dpg,
     exploration,
+    kl,
     minibatch,
     policy,
     preference,
@@ -19,6 +20,7 @@ from jaxrl.core import (
 )
 from jaxrl.core.dpg import *
 from jaxrl.core.exploration import *
+from jaxrl.core.kl import *
 from jaxrl.core.minibatch import *
 from jaxrl.core.normalize import *
 from jaxrl.core.normalize import __all__ as _normalize_all  # the function shadows the module name
@@ -41,5 +43,6 @@ __all__ = [
     *dpg.__all__,
     *minibatch.__all__,
     *sequence.__all__,
+    *kl.__all__,
     *preference.__all__,
 ]

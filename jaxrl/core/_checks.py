@@ -8,6 +8,7 @@ five arrays is wrong.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 
 import jax.numpy as jnp
@@ -88,3 +89,26 @@ def check_hyperparameter(value, name: str, upper: float | None = None) -> None:
         if not np.all(arr >= 0) or (upper is not None and not np.all(arr <= upper)):
             allowed = ">= 0" if upper is None else f"in [0, {upper}]"
             raise ValueError(f"`{name}` must be {allowed}, got {value}")
+
+
+def check_real(value, name: str, *, low=None, high=None, low_open=False, high_open=False):
+    """Raises ValueError when a concrete Python/NumPy number lies outside its range.
+
+    Arrays and tracers pass unchecked: they may be swept hyperparameters under vmap.
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return
+    v = float(value)
+    bad_low = low is not None and (v <= low if low_open else v < low)
+    bad_high = high is not None and (v >= high if high_open else v > high)
+    if bad_low or bad_high or v != v:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+        raise ValueError(f"`{name}` must lie in {interval}, got {value!r}")
+
+
+def check_count(value, name: str, minimum: int) -> None:
+    """Raises ValueError unless ``value`` is a Python int ≥ minimum (it fixes a loop bound)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")

@@ -26,7 +26,6 @@ with ``functools.partial``).
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -35,6 +34,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxrl.core._checks import as_float, check_rank
+from jaxrl.core._checks import check_count as _check_count
+from jaxrl.core._checks import check_real as _check_real
 
 __all__ = [
     "CGResult",
@@ -63,29 +64,6 @@ class LineSearchResult(NamedTuple):
     num_backtracks: jax.Array  # [] int32, k of the accepted step ratio^k; max_backtracks if none
     improvement: jax.Array  # [] L(new) − L(old); 0 when nothing was accepted
     kl: jax.Array  # [] kl_fn(new); 0 when nothing was accepted (the old params are returned)
-
-
-def _check_real(value, name: str, *, low=None, high=None, low_open=False, high_open=False):
-    """Raises ValueError when a concrete Python/NumPy number lies outside its range.
-
-    Arrays and tracers pass unchecked: they may be swept hyperparameters under vmap.
-    """
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        return
-    v = float(value)
-    bad_low = low is not None and (v <= low if low_open else v < low)
-    bad_high = high is not None and (v >= high if high_open else v > high)
-    if bad_low or bad_high or v != v:
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        interval = f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
-        raise ValueError(f"`{name}` must lie in {interval}, got {value!r}")
-
-
-def _check_count(value, name: str, minimum: int) -> None:
-    """Raises ValueError unless ``value`` is a Python int ≥ minimum (it fixes a loop bound)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
 
 
 def _cg_cond(state, max_iters, residual_tol):
