@@ -99,3 +99,35 @@ def test_bad_overrides(overrides, message):
 def test_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Example().gamma = 0.5
+
+
+def test_a_config_extending_another_validates_once_with_both_checks():
+    calls = []
+
+    @config
+    class Base:
+        n: int = static(2, "a size")
+        rate: float = 0.1
+
+        def validate(self):
+            calls.append("base")
+            require(self, "n", positive_int)
+
+    @config
+    class Child(Base):
+        n: int = static(3, "a size")  # a new default, same place
+        coef: float = 0.5
+
+        def validate(self):
+            calls.append("child")
+            require(self, "coef", positive)
+            super().validate()
+
+    child = Child()
+    assert calls == ["child", "base"]  # once each, not once per @config layer
+    assert [f.name for f in dataclasses.fields(child)] == ["n", "rate", "coef"]
+    assert child.n == 3 and jax.tree.leaves(child) == [0.1, 0.5]
+    with pytest.raises(ValueError, match=r"Child.n = 0"):
+        Child(n=0)
+    with pytest.raises(ValueError, match=r"Child.coef = -1"):
+        Child(coef=-1)
