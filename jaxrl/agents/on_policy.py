@@ -17,7 +17,8 @@ the whole rollout.
 
 With ``axis_name`` set, the loop runs inside ``shard_map``/``pmap`` with one seed's
 environments split over that axis: gradients and the reward-scaling statistics are
-``jax.lax.pmean``-ed over it, so every device takes the same step.
+``jax.lax.pmean``-ed over it, so every device takes the same step. (The observation
+statistics of ``normalize_obs`` live in the environment wrapper and stay per device.)
 
 Shapes: ``T`` rollout length (``num_steps``), ``B`` environments (``num_envs``),
 ``N = T·B`` samples in a batch.
