@@ -185,6 +185,13 @@ def test_jit_vmap_no_recompile_and_reproducible():
     # 4 env steps per iteration, 2 learning steps from env step 100 on (iteration 25 of 50)
     np.testing.assert_allclose(m1["grad_steps"][0], [52, 152, 252])
     assert not np.array_equal(m1["q_mean"][0], m1["q_mean"][1])  # seeds differ
+    # The cache size above is 1 by construction (equal inputs); this one can fail: one trace
+    # of update for other keys and other traced hyperparameters.
+    from tests.agents.on_policy_checks import assert_one_trace
+
+    assert_one_trace(
+        dqn, cfg, learning_rate=1e-3, gamma=0.9, tau=0.5, eps_start=0.5, max_grad_norm=1.0
+    )
 
 
 def test_epsilon_follows_the_schedule():
@@ -231,3 +238,28 @@ def test_numeric_fields_are_traced_in_one_program():
     # Same key, different hyperparameters: the parameters moved differently.
     w = jax.tree.leaves(states.learner.params)[0]
     assert not np.allclose(w[0], w[1])
+
+
+def test_vmapped_seeds_run_one_after_another_on_cpu_same_numbers():
+    # On one CPU device the off-policy update maps runs one after another under vmap (faster
+    # there than a batched update): each seed of jax.vmap(train) is exactly its own single run.
+    cfg = dqn.Config(
+        env_id="Probe5-v0",
+        total_timesteps=400,
+        steps_per_update=200,
+        num_envs=2,
+        buffer_size=200,
+        batch_size=16,
+        learning_starts=100,
+        hidden_sizes=(16,),
+        train_frequency=2,
+        gradient_steps=2,
+    )
+    train = dqn.make_train(cfg)
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    _, batched = jax.jit(jax.vmap(train))(keys)
+    one = jax.jit(train)
+    for i in range(3):
+        _, single = one(keys[i])
+        for name in batched:
+            np.testing.assert_array_equal(batched[name][i], single[name], err_msg=name)
