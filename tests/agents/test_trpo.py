@@ -148,7 +148,9 @@ def test_update_traces_once_across_hyperparameters():
 
 def test_gamma_sweep_with_reward_scaling_equals_separate_runs():
     cfg = trpo.Config(total_timesteps=4 * 16 * 3, normalize_rewards=True, **SMALL)
-    assert_sweep_equals_separate_runs(trpo, cfg, "gamma", [0.9, 0.99])
+    assert_sweep_equals_separate_runs(
+        trpo, cfg, "gamma", [0.9, 0.99], atol=1e-4, counts=("cg_iterations",)
+    )
 
 
 def test_bad_config_raises_before_jit():
