@@ -268,7 +268,7 @@ def _quick_llm(args) -> dict[str, str]:
     }
     names = {f.name for f in dataclasses.fields(configs[args.stage])}
     quick = {k: v for k, v in _QUICK_LLM.items() if k in names}
-    if "model" in names and args.from_dir is None:
+    if "model" in names:  # also with --from: a quick chain's stages share these sizes
         quick.update({"model.num_layers": "1", "model.d_model": "32", "model.d_ff": "64"})
     print(f"JAXRL_QUICK=1: {', '.join(f'{k}={v}' for k, v in quick.items())}")
     return {**quick, **_parse_sets(args.set or [])}
