@@ -14,6 +14,7 @@ the IQM still reaches the number.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from benchmarks.harness import common, report_suites
@@ -187,6 +188,9 @@ def build_report(results_dir: Path = common.RESULTS_DIR) -> str:
     lines += ["", f"Wall time of the full suites recorded here: {total / 60:.1f} min.", ""]
     for data in suites:
         lines.append(suite_markdown(data, rel))
+    decode = Path(results_dir) / "llm_decode.json"
+    if decode.exists():
+        lines += report_suites.llm_decode_md(json.loads(decode.read_text()))
     return "\n".join(lines).rstrip() + "\n"
 
 

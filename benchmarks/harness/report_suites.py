@@ -13,6 +13,7 @@ from benchmarks.harness.report_returns import draw_returns_like, returns_like_md
 __all__ = [
     "SPEED_TARGETS",
     "draw",
+    "llm_decode_md",
     "llm_md",
     "minatar_md",
     "readme_lines",
@@ -497,3 +498,38 @@ def readme_lines(data: dict) -> list[str]:
             parts.append(f"DPO hidden score {fl[0]:.3f} → {fl[1]:.3f}")
         return ["Language models (small, from scratch): " + "; ".join(parts) + ".", ""]
     return []
+
+
+def llm_decode_md(data: dict) -> list[str]:
+    """RESULTS.md's ``llm_decode`` section from ``benchmarks/results/llm_decode.json``
+    (written by ``python benchmarks/llm_decode.py``, which is not a harness suite)."""
+    m = data["model"]
+    lines = [
+        "## llm_decode",
+        "",
+        f"`python benchmarks/llm_decode.py`: a random {m['architecture']} model "
+        f"({m['params'] / 1e6:.1f}M parameters: width {m['d_model']}, {m['num_layers']} layers, "
+        f"{m['num_heads']} query / {m['num_kv_heads']} KV heads, MLP {m['d_ff']}, vocabulary "
+        f"{m['vocab']}) loaded from one Hugging Face directory by each side in its own process; "
+        f"greedy, batch {data['batch']}, prompt {data['prompt_len']}, {data['new_tokens']} new "
+        f"tokens, KV cache on. {data['machine']}. {data.get('note', '')}",
+        "",
+        "| impl | dtype | compile s | prefill tok/s | decode tok/s | decode tok per CPU-s "
+        "| peak RSS MB | load before/after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["rows"]:
+        lines.append(
+            f"| {r['impl']} | {r['dtype']} | {r['compile_s']:.1f} | "
+            f"{r['prefill_tokens_per_s']:.0f} | {r['decode_tokens_per_s']:.1f} | "
+            f"{r['decode_tokens_per_cpu_s']:.1f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['loadavg_1min_before']:.1f} / {r['loadavg_1min_after']:.1f} |"
+        )
+    wall = data["decode_speedup_jaxrl_over_transformers"]
+    cpu = data.get("decode_speedup_per_cpu_second", {})
+    ratios = ", ".join(
+        f"{k} {v:.1f}×" + (f" ({cpu[k]:.1f}× per CPU second)" if k in cpu else "")
+        for k, v in wall.items()
+    )
+    lines += ["", f"Decode ratio jaxrl / transformers: {ratios}; the goal is ≥ 2×.", ""]
+    return lines
