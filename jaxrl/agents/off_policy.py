@@ -231,9 +231,7 @@ def env_step(env, env_params, env_state, obs, actions, key):
     next_obs, env_state, rewards, terminated, truncated, info = env.step(
         key, env_state, actions, env_params
     )
-    done = jnp.logical_or(terminated, truncated)
-    mask = done.reshape(done.shape + (1,) * (obs.ndim - 1))
-    real_next = jnp.where(mask, info["final_observation"], next_obs)
+    real_next = envs.real_next_obs(next_obs, terminated, truncated, info)
     transitions = buffers.Transition(
         obs=obs,
         action=actions,

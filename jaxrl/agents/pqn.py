@@ -256,9 +256,7 @@ def collect_rollout(
         next_obs, env_state, rewards, terminated, truncated, info = step_env(
             _env_keys(env_key, env_ids, num_envs), env_state, actions, env_params
         )
-        done = jnp.logical_or(terminated, truncated)
-        mask = done.reshape(done.shape + (1,) * (obs.ndim - 1))
-        real_next = jnp.where(mask, info["final_observation"], next_obs)
+        real_next = envs.real_next_obs(next_obs, terminated, truncated, info)
         transition = Rollout(
             obs=obs,
             actions=actions,

@@ -135,10 +135,7 @@ def collect_rollout(
         next_obs, env_state, rewards, terminated, truncated, info = env.step(
             env_key, env_state, actions, env_params
         )
-        done = jnp.logical_or(terminated, truncated)
-        final = info["final_observation"]
-        # The real next state: where the episode ended, next_obs is already the reset one.
-        real_next = jnp.where(done.reshape(done.shape + (1,) * (obs.ndim - 1)), final, next_obs)
+        real_next = envs.real_next_obs(next_obs, terminated, truncated, info)
         transition = Rollout(
             obs=obs,
             actions=actions,

@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["VecEnv", "Wrapper", "batch_shape"]
+__all__ = ["VecEnv", "Wrapper", "batch_shape", "real_next_obs"]
 
 
 class Wrapper:
@@ -129,3 +129,11 @@ class VecEnv(Wrapper):
 
     def __repr__(self) -> str:
         return f"VecEnv({self._env!r}, num_envs={self.num_envs})"
+
+
+def real_next_obs(next_obs: jax.Array, terminated, truncated, info: dict) -> jax.Array:
+    """The real next state s'ₜ ``[B, ...]``: ``info["final_observation"]`` where step t ended
+    an episode (``next_obs`` is then already the reset one), ``next_obs`` elsewhere."""
+    done = jnp.logical_or(terminated, truncated)
+    mask = done.reshape(done.shape + (1,) * (next_obs.ndim - done.ndim))
+    return jnp.where(mask, info["final_observation"], next_obs)
