@@ -177,6 +177,24 @@ class Task:
 
     kind = "verifiable"
 
+    # Token ids generation needs: the tokens that end a completion and the padding written
+    # after it. The code-made tasks use the character tokenizer's; a dataset task
+    # (``jaxrl.llm.data``) uses its pretrained tokenizer's.
+    eos_ids: tuple[int, ...] = (EOS,)
+    pad_id: int = PAD
+
+    def generation_config(self, max_new_tokens: int | None = None, **options):
+        """A ``GenerationConfig`` for this task's completions: its stop and pad tokens,
+        ``max_new_tokens`` (default: the task's completion length) and ``options``."""
+        from jaxrl.llm.generate import GenerationConfig
+
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens or self.completion_len,
+            eos_id=self.eos_ids,
+            pad_id=self.pad_id,
+            **options,
+        )
+
     @property
     def name(self) -> str:
         """The registry name of this task's class (the class name if unregistered)."""
