@@ -350,3 +350,26 @@ def test_wall_time_counts_only_invocations_whose_rows_remain():
     live = report.live_runs({"runs": runs})
     assert [r["started"] for r in live] == [2.0, 3.0]
     assert report._wall({"runs": runs}) == 30.0
+
+
+def test_speed_table_lists_the_cli_rows():
+    """``jaxrl train`` at its defaults (``kind == "cli"`` rows) gets its own table: both ways
+    of running four seeds side by side and whether one command was the faster."""
+    from pathlib import Path
+
+    from benchmarks.harness.report_suites import speed_md
+
+    def cli(algo, one_by_one, run_s):
+        return {
+            "name": f"cli/{algo}/{one_by_one}", "kind": "cli", "algo": algo,
+            "env_id": "Pendulum-v1", "seeds": 4, "one_by_one": one_by_one,
+            "total_timesteps": 1000, "compile_s": 5.0, "run_s": run_s,
+            "steps_per_s": 4000 / run_s,
+        }  # fmt: skip
+
+    data = {"rows": [cli("td3", False, 20.0), cli("td3", True, 10.0), cli("sac", False, 8.0)]}
+    text = "\n".join(speed_md(data, Path("figures")))
+    td3 = next(line for line in text.splitlines() if line.startswith("| td3 "))
+    assert td3.endswith("| ✗ |") and "200" in td3 and "400" in td3
+    sac = next(line for line in text.splitlines() if line.startswith("| sac "))
+    assert sac.endswith("| – |") and "| – | – |" in sac

@@ -120,6 +120,43 @@ def _vmap_lines(data: dict) -> list[str]:
     return lines
 
 
+def _cli_lines(data: dict) -> list[str]:
+    """The user's path: ``jaxrl train ALGO`` at its defaults, all seeds in one command beside
+    one command per seed (``kind == "cli"`` rows of ``speed.measure_cli``)."""
+    rows = [r for r in data["rows"] if r.get("kind") == "cli"]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "User defaults (`jaxrl train ALGO`, CLI defaults, one process per command; compile and "
+        "run time summed over the commands; steps/s over all seeds):",
+        "",
+        "| algorithm | env | steps per seed | seeds | one command: compile / run s | steps/s "
+        "| one command per seed: compile / run s | steps/s | one command faster |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    pairs: dict[str, dict[bool, dict]] = defaultdict(dict)
+    for r in rows:
+        pairs[r["algo"]][bool(r["one_by_one"])] = r
+    for algo in sorted(pairs):
+        together, apart = pairs[algo].get(False), pairs[algo].get(True)
+        first = together or apart
+
+        def cells(r):
+            if r is None:
+                return "– | –"
+            return f"{_f(r['compile_s'], 1)} / {_f(r['run_s'])} | {_f(r['steps_per_s'], 0)}"
+
+        faster = "–"
+        if together and apart:
+            faster = _check(together["steps_per_s"] >= apart["steps_per_s"])
+        lines.append(
+            f"| {algo} | {first['env_id']} | {first['total_timesteps']:,} | {first['seeds']} "
+            f"| {cells(together)} | {cells(apart)} | {faster} |"
+        )
+    return lines
+
+
 def speed_md(data: dict, figures_rel: Path) -> list[str]:
     lines = [
         "Medians over the alternating rounds, each measurement in a fresh process; compile "
@@ -157,6 +194,7 @@ def speed_md(data: dict, figures_rel: Path) -> list[str]:
         + ".",
     ]
     lines += _vmap_lines(data)
+    lines += _cli_lines(data)
     lines += ["", f"![speed]({figures_rel / 'speed.png'})"]
     return lines
 
