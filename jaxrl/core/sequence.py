@@ -33,11 +33,13 @@ __all__ = [
     "aggregation_weights",
     "clip_fractions",
     "group_advantages",
+    "informative_groups",
     "kl_penalized_rewards",
     "last_token_mask",
     "masked_sum",
     "masked_var",
     "masked_whiten",
+    "sequence_log_ratio",
     "token_gae",
 ]
 
@@ -158,6 +160,47 @@ def group_advantages(rewards, kind: str = "grpo", eps: float = 1e-6) -> jax.Arra
         return centred * (g / (g - 1.0))
     std = jnp.std(rewards, axis=-1, keepdims=True, ddof=1)
     return centred / (std + eps)
+
+
+def informative_groups(rewards) -> jax.Array:
+    """1 for a group whose rewards differ, 0 for one whose rewards are all equal.
+
+    An all-equal group has advantage 0 in every kind of :func:`group_advantages`:
+    it carries no policy-gradient signal. DAPO's dynamic sampling keeps only the
+    other groups (Yu et al.: https://arxiv.org/abs/2503.14476).
+
+    Args:
+      rewards: ``[N, G]``, one row per prompt.
+
+    Returns:
+      0/1 float32, ``[N]``.
+    """
+    rewards = as_float(rewards, "rewards")
+    check_min_rank(rewards, 1, "rewards")
+    return (jnp.ptp(rewards, axis=-1) > 0).astype(jnp.float32)
+
+
+def sequence_log_ratio(log_ratio, mask) -> jax.Array:
+    """GSPO's length-normalised sequence log importance ratio.
+
+        log sᵢ = (1/|yᵢ|)·Σₜ mᵢₜ·(log π_θ(yᵢₜ) − log π_old(yᵢₜ)),   |yᵢ| = Σₜ mᵢₜ
+
+    sᵢ = exp(log sᵢ) is the geometric mean of the token ratios; GSPO clips it once
+    per sequence instead of each token's ratio. See Zheng et al., Group Sequence
+    Policy Optimization: https://arxiv.org/abs/2507.18071
+
+    Args:
+      log_ratio: per-token log π_θ − log π_old, ``[N, L]``.
+      mask: completion mask, ``[N, L]``.
+
+    Returns:
+      ``[N]`` (0 for an empty row); the gradient flows through ``log_ratio``.
+    """
+    log_ratio = as_float(log_ratio, "log_ratio")
+    check_min_rank(log_ratio, 1, "log_ratio")
+    check_same_shape({"log_ratio": log_ratio, "mask": mask})
+    length = jnp.sum(jnp.asarray(mask) != 0, axis=-1)
+    return masked_sum(log_ratio, mask, axis=-1) / jnp.maximum(length, 1)
 
 
 def last_token_mask(mask) -> jax.Array:

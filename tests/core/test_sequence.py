@@ -386,3 +386,23 @@ def test_public_names_have_docstrings():
     for name in sequence.__all__:
         obj = getattr(sequence, name)
         assert isinstance(obj, tuple) or obj.__doc__, name
+
+
+def test_sequence_log_ratio_hand_case_and_gradient():
+    """log s = mean of the real tokens' log ratios; padding (even NaN) does not enter."""
+    log_ratio = jnp.array([[0.1, 0.3, jnp.nan], [-0.2, 0.0, 0.0], [0.5, 0.5, 0.5]])
+    mask = jnp.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]])
+    out = sequence.sequence_log_ratio(log_ratio, mask)
+    np.testing.assert_allclose(out, [0.2, -0.2, 0.0], rtol=1e-6)
+    grad = jax.grad(lambda x: jnp.sum(sequence.sequence_log_ratio(x, mask)))(log_ratio)
+    np.testing.assert_allclose(grad, [[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="mask"):
+        sequence.sequence_log_ratio(log_ratio, mask[:, :2])
+
+
+def test_informative_groups():
+    rewards = jnp.array([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0], [2.0, 2.0, 2.0 + 1e-6]])
+    np.testing.assert_array_equal(sequence.informative_groups(rewards), [0.0, 1.0, 1.0])
+    # exactly the groups whose advantages are not all zero
+    adv = sequence.group_advantages(rewards, "rloo")
+    np.testing.assert_array_equal(jnp.any(adv != 0, axis=-1), [False, True, True])
