@@ -1,16 +1,22 @@
 """``jaxrl llm sft|rm|dpo|grpo|rlhf``: the language-model stages with run directories.
 
-Each stage writes ``config.json`` (with the task, so a later stage finds it),
+Each stage writes ``config.json`` (the task or data file, and every input under
+``inputs``, so a later stage's ``--from`` and this stage's ``--resume`` find them),
 ``metrics.csv`` (one row per update), ``evals.csv`` (one row per evaluation),
-``summary.json``, ``curves.png`` and ``model/`` (``params.msgpack`` and
-``model_config.json``, read back by ``--from`` of the next stage).
+``summary.json``, ``curves.png``, ``checkpoint/`` (when the trainer writes checkpoints)
+and ``model/``: ``params.msgpack`` and ``model_config.json`` (LoRA adapters merged in;
+the adapters alone also in ``adapter/``) plus, for a model that came from a Hugging Face
+directory, its tokenizer files, so ``--from`` of the next stage and ``jaxrl llm export``
+have them.
 
-    jaxrl llm sft --task addition --out runs/sft
+    jaxrl llm sft --task addition --out runs/sft              # toy task, toy model
     jaxrl llm grpo --from runs/sft --out runs/grpo
-    jaxrl llm sft --task preference --out runs/sft-pref
-    jaxrl llm rm --task preference --from runs/sft-pref --out runs/rm
-    jaxrl llm dpo --from runs/sft-pref --out runs/dpo
-    jaxrl llm rlhf --from runs/sft-pref --reward-model runs/rm --out runs/rlhf
+    jaxrl llm sft --model MODEL_DIR --data train.jsonl --lora-rank 8 --out runs/sft
+    jaxrl llm grpo --from runs/sft --data math.jsonl --reward accuracy+0.1*format --out runs/grpo
+    jaxrl llm dpo --model MODEL_DIR --data prefs.jsonl --out runs/dpo
+    jaxrl llm rlhf --from runs/sft --reward-model runs/rm --data prompts.jsonl --out runs/rlhf
+    jaxrl llm sft --resume runs/sft                           # after Ctrl-C or a crash
+    jaxrl llm export runs/grpo --out hf-model
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ from jaxrl._config import parse_value
 from jaxrl.run import rundir
 from jaxrl.run.progress import Progress
 
-__all__ = ["STAGES", "run_stage", "summary_lines"]
+__all__ = [
+    "STAGES",
+    "check_inputs",
+    "resume_inputs",
+    "run_model_type",
+    "run_stage",
+    "summary_lines",
+]
 
 STAGES = ("sft", "rm", "dpo", "grpo", "rlhf")
 
@@ -138,6 +151,145 @@ def _load(path: Path):
     return load_stage(str(path))
 
 
+def _read_record(run_dir) -> dict:
+    """A run directory's config.json (empty when it has none)."""
+    import json
+
+    path = Path(run_dir) / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_model_type(run_dir) -> str:
+    """``model_type`` of the model a run directory holds ("toy", "llama", ...)."""
+    import json
+
+    from jaxrl.llm.export import model_dir
+
+    cfg = json.loads((Path(model_dir(str(run_dir))) / "model_config.json").read_text())
+    return cfg.get("model_type", "toy")
+
+
+def check_inputs(
+    stage: str,
+    *,
+    task: str | None = None,
+    model_dir: str | None = None,
+    from_dir: str | None = None,
+    data: str | None = None,
+    eval_data: str | None = None,
+    reward: str | None = None,
+    reward_model_dir: str | None = None,
+    lora_rank: int | None = None,
+) -> None:
+    """Checks what a stage starts from, before anything loads or compiles.
+
+    Raises:
+        ValueError: one line naming the flag, the value and what is allowed.
+    """
+    from jaxrl.llm.export import model_dir as run_model_dir
+
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    if model_dir is not None and from_dir is not None:
+        raise ValueError(f"--model {model_dir} and --from {from_dir}: give one starting model")
+    if model_dir is not None:
+        if not Path(model_dir).is_dir():
+            raise ValueError(f"--model {model_dir}: no such directory")
+        for name in ("config.json", "tokenizer.json"):
+            if not (Path(model_dir) / name).is_file():
+                raise ValueError(
+                    f"--model {model_dir}: no {name} there (a Hugging Face model directory "
+                    "holds config.json, model.safetensors and tokenizer.json)"
+                )
+    for flag, path in (("--from", from_dir), ("--reward-model", reward_model_dir)):
+        if path is not None:
+            try:
+                run_model_dir(str(path))
+            except ValueError as e:
+                raise ValueError(f"{flag} {e}") from None
+    if stage in ("dpo", "rlhf") and model_dir is None and from_dir is None:
+        raise ValueError(
+            f"jaxrl llm {stage} needs a starting policy: --from RUN (an SFT run directory) "
+            "or --model DIR (a Hugging Face model directory)"
+        )
+    pretrained = model_dir is not None or (
+        from_dir is not None and run_model_type(from_dir) != "toy"
+    )
+    if data is not None and task is not None:
+        raise ValueError(
+            f"--data {data} and --task {task}: a stage trains on one of them (write the toy "
+            f"task as JSONL with: jaxrl llm data --task {task} --out FILE.jsonl)"
+        )
+    for flag, path in (("--data", data), ("--eval-data", eval_data)):
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{flag} {path}: no such file")
+    if eval_data is not None and data is None:
+        raise ValueError(f"--eval-data {eval_data} needs --data FILE (the training rows)")
+    if data is not None and not pretrained:
+        raise ValueError(
+            f"--data {data} needs a pretrained model and its tokenizer: --model DIR, or "
+            "--from RUN of a stage that started from one (the toy model has no tokenizer)"
+        )
+    if data is not None and from_dir is not None:
+        where = Path(run_model_dir(str(from_dir)))
+        if not (where / "tokenizer.json").is_file():
+            raise ValueError(
+                f"--from {from_dir}: no tokenizer.json in {where} (a stage started from "
+                "--model DIR copies its tokenizer there)"
+            )
+    if lora_rank is not None:
+        if not isinstance(lora_rank, int) or lora_rank < 0:
+            raise ValueError(f"--lora-rank must be a whole number >= 0, got {lora_rank!r}")
+        if lora_rank and not pretrained:
+            raise ValueError(
+                f"--lora-rank {lora_rank} needs a pretrained model (--model DIR, or --from a "
+                "run started from one); the toy model trains in full"
+            )
+    if reward is not None:
+        if data is None:
+            raise ValueError(
+                f"--reward {reward} scores the rows of --data FILE; a toy --task scores "
+                "completions itself"
+            )
+        from jaxrl.llm.rewards import make_reward
+
+        make_reward(reward)  # an unknown name or a bad module:function raises here
+
+
+def _data_task(inputs: dict, tokenizer_dir: str):
+    """The ``DatasetTask`` of ``--data`` (and ``--eval-data``, ``--reward``, length limits)."""
+    from jaxrl.llm.data import dataset_task
+
+    limits = {
+        k: inputs[k] for k in ("max_prompt_len", "max_completion_len") if inputs.get(k) is not None
+    }
+    return dataset_task(
+        inputs["data"],
+        tokenizer_dir,
+        eval_path=inputs.get("eval_data"),
+        reward=inputs.get("reward"),
+        **limits,
+    )
+
+
+def _stats_line(stats: dict) -> str:
+    """``data: 1,000 rows, 3 dropped, 12 truncated`` from a ``DatasetTask.stats`` dict."""
+    parts = [f"{v:,} {k}" for k, v in stats.items() if isinstance(v, (int, np.integer))]
+    return "data: " + ", ".join(parts)
+
+
+def _trainer_kwargs(fn, checkpoint_dir: Path, resume: bool, **given) -> dict:
+    """``given`` (None values left out) plus checkpointing where ``fn`` takes it."""
+    import inspect
+
+    out = {k: v for k, v in given.items() if v is not None}
+    if "checkpoint_dir" in inspect.signature(fn).parameters:
+        out.update(checkpoint_dir=str(checkpoint_dir), resume=resume)
+    elif resume:
+        raise ValueError(f"{fn.__module__}.{fn.__name__} does not resume from checkpoints yet")
+    return out
+
+
 def run_stage(
     stage: str,
     *,
@@ -148,71 +300,150 @@ def run_stage(
     out: Path,
     seed: int = 0,
     progress: bool = True,
+    model_dir: Path | None = None,
+    data: Path | None = None,
+    eval_data: Path | None = None,
+    reward: str | None = None,
+    lora_rank: int | None = None,
+    max_prompt_len: int | None = None,
+    max_completion_len: int | None = None,
+    resume: bool = False,
 ) -> dict:
-    """Runs one stage and writes its run directory; returns the summary."""
+    """Runs one stage and writes its run directory; returns the summary.
+
+    Args:
+        stage: sft, rm, dpo, grpo or rlhf.
+        task: a toy task name (``--task``), or None.
+        from_dir: run directory of an earlier stage (``--from``): its model, and its task
+            or data file when neither ``task`` nor ``data`` is given.
+        reward_model_dir: a reward-model run directory (grpo, rlhf).
+        overrides: ``--set`` values as text (``model.X=`` for toy model sizes).
+        out: the run directory.
+        seed: PRNG seed.
+        progress: show a progress bar.
+        model_dir: a Hugging Face model directory (``--model``).
+        data, eval_data: JSONL files (``--data``, ``--eval-data``).
+        reward: a reward spec of :func:`jaxrl.llm.rewards.make_reward` (``--reward``).
+        lora_rank: LoRA rank (``--lora-rank``; 0 = full fine-tuning), the Config's
+            ``lora_rank``.
+        max_prompt_len, max_completion_len: token limits of the data rows (longer prompts
+            are dropped, longer completions truncated; counts in ``summary.json``).
+        resume: continue from ``out/checkpoint`` (``--resume``).
+
+    Raises:
+        ValueError: bad input, one line (checked before anything compiles).
+    """
     from jaxrl.llm import dpo, grpo, reward_model, rlhf, sft
-    from jaxrl.llm.training import NonFiniteLoss, StageInterrupted
+    from jaxrl.llm.export import copy_tokenizer
+    from jaxrl.llm.export import model_dir as run_model_dir
+    from jaxrl.llm.lora import merge_lora, save_adapter
+    from jaxrl.llm.rl_loop import LoadedModel
     from jaxrl.llm.transformer import save_model
 
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
-    loaded = _load(from_dir) if from_dir is not None else None
-    if stage in ("dpo", "rlhf") and loaded is None:
-        raise ValueError(f"jaxrl llm {stage} needs --from DIR (an SFT run directory)")
-    if task is None and loaded is not None and loaded.task is not None:
+    paths = {"from_dir": from_dir, "reward_model_dir": reward_model_dir, "model_dir": model_dir}
+    paths.update(data=data, eval_data=eval_data)
+    inputs = {k: None if v is None else str(Path(v).resolve()) for k, v in paths.items()}
+    inputs.update(stage=stage, task=task, reward=reward, lora_rank=lora_rank, seed=seed)
+    inputs.update(max_prompt_len=max_prompt_len, max_completion_len=max_completion_len)
+    inputs["overrides"] = dict(overrides or {})
+    previous = _read_record(from_dir) if from_dir is not None else {}
+    if task is None and data is None and (previous.get("inputs") or {}).get("data"):
+        # the earlier stage trained on a data file: this one continues on it
+        for k in ("data", "eval_data", "reward", "max_prompt_len", "max_completion_len"):
+            if inputs[k] is None:
+                inputs[k] = previous["inputs"].get(k)
+    check_inputs(
+        stage,
+        **{k: inputs[k] for k in ("task", "model_dir", "from_dir", "data", "eval_data")},
+        reward=inputs["reward"],
+        reward_model_dir=inputs["reward_model_dir"],
+        lora_rank=lora_rank,
+    )
+    overrides = dict(overrides or {})
+    if lora_rank is not None:
+        overrides["lora_rank"] = str(lora_rank)
+    if model_dir is not None:
+        from jaxrl.llm.checkpoint import load_pretrained
+
+        cfg, params = load_pretrained(str(model_dir))
+        loaded, tokenizer_dir = LoadedModel(params, cfg, None), str(model_dir)
+    elif from_dir is not None:
+        loaded, tokenizer_dir = _load(from_dir), run_model_dir(str(from_dir))
+    else:
+        loaded, tokenizer_dir = None, None
+    data_task = _data_task(inputs, tokenizer_dir) if inputs["data"] is not None else None
+    if data_task is None and task is None and loaded is not None and loaded.task is not None:
         task = loaded.task.name
         recorded = _recorded_options(from_dir)
-        if recorded and "task_options" not in (overrides or {}):
-            overrides = {**(overrides or {}), "task_options": recorded}
-    model_config = loaded.model_config if loaded is not None and stage in ("dpo",) else None
-    config = build_config(stage, task, overrides or {}, model_config)
+        if recorded and "task_options" not in overrides:
+            overrides["task_options"] = recorded
+    pretrained = loaded is not None and loaded.model_config.model_type != "toy"
+    model_config = loaded.model_config if loaded is not None and stage == "dpo" else None
+    config = build_config(stage, task if data_task is None else None, overrides, model_config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    stats = dict(getattr(data_task, "stats", {}) or {})
     record = {
         "stage": stage,
-        "task": getattr(config, "task", task),
+        "task": None if data_task is not None else getattr(config, "task", task),
         "task_options": [list(p) for p in getattr(config, "task_options", ())],
+        "data": inputs["data"],
         "from": str(from_dir) if from_dir else None,
+        "model": inputs["model_dir"],
         "reward_model": str(reward_model_dir) if reward_model_dir else None,
         "seed": seed,
+        "inputs": inputs,
+        "data_stats": _jsonable(stats),
         "config": _jsonable(dataclasses.asdict(config)),
         "machine": rundir.machine_info(),
     }
     rundir.write_json(out / "config.json", record)
+    if stats:
+        print(_stats_line(stats))
     total = int(getattr(config, "num_steps", 0))
     bar = _progress(stage, total, progress)
     key = jax.random.PRNGKey(seed)
+    ckpt = out / "checkpoint"
+    # A pretrained start goes as a (params, ModelConfig) pair (the trainer takes its sizes);
+    # a toy start as today's params (the Config's model describes them).
+    pair = (loaded.params, loaded.model_config) if loaded is not None else None
+    start_params = pair if pretrained else (loaded.params if loaded is not None else None)
+    rm = str(reward_model_dir) if reward_model_dir else None
     start = time.perf_counter()
     try:
-        if stage == "sft":
-            result = sft.train_sft(config, key, bar)
-        elif stage == "rm":
-            init = loaded.params if loaded is not None else None
-            result = reward_model.train_reward_model(config, key, bar, init_from=init)
+        if stage in ("sft", "rm"):
+            fn = sft.train_sft if stage == "sft" else reward_model.train_reward_model
+            kw = _trainer_kwargs(fn, ckpt, resume, task=data_task, init_from=start_params)
+            result = fn(config, key, bar, **kw)
         elif stage == "dpo":
-            result = dpo.train_dpo(config, key, loaded.params, bar)
-        elif stage == "grpo":
-            rm = str(reward_model_dir) if reward_model_dir else None
-            init = str(from_dir) if from_dir else None
-            result = grpo.train_grpo(
-                config, key, init_from=init, reward_model=rm, progress_callback=bar
-            )
+            kw = _trainer_kwargs(dpo.train_dpo, ckpt, resume, task=data_task)
+            result = dpo.train_dpo(config, key, loaded.params, bar, **kw)
         else:
-            rm = str(reward_model_dir) if reward_model_dir else None
-            result = rlhf.train_rlhf(
-                config, key, init_from=str(from_dir), reward_model=rm, progress_callback=bar
-            )
-    except NonFiniteLoss as e:
-        rundir.write_table_csv(out / "metrics.csv", e.metrics, "update")
-        raise ValueError(f"{e} ({out / 'metrics.csv'})") from None
-    except StageInterrupted as e:
-        if e.updates_done:
-            rundir.write_table_csv(out / "metrics.csv", e.metrics, "update")
+            fn = grpo.train_grpo if stage == "grpo" else rlhf.train_rlhf
+            init = pair if pretrained else (str(from_dir) if from_dir else None)
+            kw = _trainer_kwargs(fn, ckpt, resume, task=data_task, init_from=init)
+            result = fn(config, key, reward_model=rm, progress_callback=bar, **kw)
+    except KeyboardInterrupt as e:  # StageInterrupted: the metrics of the updates done
+        metrics = getattr(e, "metrics", None) or {}
+        if len(next(iter(metrics.values()), ())):
+            rundir.write_table_csv(out / "metrics.csv", metrics, "update")
+        e.resumable = ckpt.is_dir()
         raise
+    except ValueError as e:
+        if getattr(e, "metrics", None) is None:  # bad input, raised before training
+            raise
+        rundir.write_table_csv(out / "metrics.csv", e.metrics, "update")  # NonFiniteLoss
+        raise ValueError(f"{e} ({out / 'metrics.csv'})") from None
     finally:
         bar.stop()
     wall = time.perf_counter() - start
-    save_model(str(out / "model"), result.params, result.model_config)
+    # model/ holds the merged weights (the next stage's reference); adapter/ the adapters.
+    merged_config, merged = merge_lora(result.model_config, result.params)
+    save_model(str(out / "model"), merged, merged_config)
+    if result.model_config.lora_rank:
+        save_adapter(str(out / "adapter"), result.model_config, result.params)
+    if tokenizer_dir is not None:
+        copy_tokenizer(tokenizer_dir, str(out / "model"))
     rundir.write_table_csv(out / "metrics.csv", result.metrics, "update")
     rundir.write_table_csv(out / "evals.csv", result.evals)
     summary = {k: float(v) for k, v in result.summary.items()}
@@ -221,9 +452,33 @@ def run_stage(
         if k not in ("step", "wall_time") and f"before_{k}" not in summary:
             summary[f"before_{k}"] = float(np.asarray(v)[0])
     summary["wall_time_s"] = round(wall, 2)
+    for k, v in stats.items():
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            summary[f"data_{k}"] = float(v)
     rundir.write_json(out / "summary.json", summary)
     rundir.plot_stage(out / "curves.png", result.metrics, result.evals, f"jaxrl llm {stage}")
     return summary
+
+
+def resume_inputs(run_dir: Path) -> dict:
+    """The ``run_stage`` keyword arguments a run directory recorded (for ``--resume``).
+
+    Raises:
+        ValueError: not a run directory of a language-model stage.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"--resume {run_dir}: no such directory")
+    inputs = _read_record(run_dir).get("inputs")
+    if not inputs:
+        raise ValueError(
+            f"--resume {run_dir}: config.json records no stage inputs (not a run directory "
+            "of jaxrl llm sft|rm|dpo|grpo|rlhf)"
+        )
+    out = {k: v for k, v in inputs.items() if k != "stage"}
+    for k in ("from_dir", "reward_model_dir", "model_dir", "data", "eval_data"):
+        out[k] = None if out.get(k) is None else Path(out[k])
+    return {"stage": inputs["stage"], **out}
 
 
 def _recorded_options(run_dir: Path) -> tuple:
