@@ -166,3 +166,26 @@ def test_bad_inputs_answer_one_line_and_exit_2(model_dir, rows, tmp_path, capsys
         line = _error_line(capsys)
         assert line.startswith("error: ") and text in line, (argv, line)
     assert not (tmp_path / "run").exists()  # nothing was written
+
+
+# --- jaxrl llm data: a toy task written as JSONL --------------------------------------------
+
+
+def test_data_writes_a_toy_task_as_jsonl_rows(tmp_path, capsys):
+    from jaxrl.llm.tasks import make_task
+
+    out = tmp_path / "sub" / "addition.jsonl"
+    argv = ["llm", "data", "--task", "addition", "--split", "heldout", "--n", "12"]
+    assert main([*argv, "--set", "num_digits=1", "--out", str(out)]) == 0
+    assert f"wrote 12 rows of addition (heldout) to {out}" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 12
+    task = make_task("addition", num_digits=1)
+    for row in rows:  # each row: an addition question of one-digit numbers and its sum
+        a, b = (int(x) for x in row["prompt"].split("+"))
+        assert a < 10 and b < 10 and task.is_heldout(row["prompt"]) is True
+        assert int(row["answer"]) == a + b
+    assert main(["llm", "data", "--task", "adition", "--out", str(out)]) == 2
+    assert "unknown task 'adition' (did you mean 'addition'?)" in _error_line(capsys)
+    assert main(["llm", "data", "--task", "addition", "--split", "test", "--out", str(out)]) == 2
+    assert _error_line(capsys) == "error: --split must be train or heldout, got 'test'"
