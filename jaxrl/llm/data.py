@@ -17,8 +17,13 @@ keys                       ``kind``            prompt → completion; reference 
 ``prompt, answer``         verifiable          prompt → answer; answer = answer
 ``question, answer``       verifiable          GSM8K: question → answer text; the reward's
                                                reference is the text after ``#### ``
+``problem, solution``      verifiable          MATH: problem → solution; the reference is
+                                               the solution's last ``\\boxed{}``
 ``prompt, chosen,          preference          prompt → chosen (SFT) / chosen vs rejected;
 rejected``                                     optional ``chosen_score``, ``rejected_score``
+                                               (or ``score_chosen``, ``score_rejected``)
+``chosen, rejected``       preference          whole conversations: the prompt is their
+                                               shared leading messages
 =========================  ==================  ==============================================
 
 A prompt, completion, chosen or rejected may be a string or a list of
@@ -58,11 +63,12 @@ __all__ = ["FORMATS", "Row", "read_rows", "DatasetTask", "dataset_task", "write_
 
 # format name -> required keys, in the order they are checked
 FORMATS: dict[str, tuple[str, ...]] = {
-    "preference": ("prompt", "chosen", "rejected"),
+    "preference": ("chosen", "rejected"),
     "messages": ("messages",),
     "prompt/completion": ("prompt", "completion"),
     "prompt/answer": ("prompt", "answer"),
     "question/answer": ("question", "answer"),
+    "problem/solution": ("problem", "solution"),
 }
 
 
@@ -143,6 +149,34 @@ def _score(record: dict, key: str, where: str) -> float:
     return float(value)
 
 
+def _preference_row(record: dict, where: str) -> Row:
+    chosen = _text_or_messages(record["chosen"], where, "chosen")
+    rejected = _text_or_messages(record["rejected"], where, "rejected")
+    scores = [
+        _score(record, next((k for k in keys if k in record), keys[0]), where)
+        for keys in (("chosen_score", "score_chosen"), ("rejected_score", "score_rejected"))
+    ]
+    whole = isinstance(chosen, list) and isinstance(rejected, list)
+    if whole and ("prompt" not in record or any(m["role"] != "assistant" for m in chosen)):
+        # whole conversations (the implicit-prompt form): the prompt is their shared start
+        k = 0
+        while k < min(len(chosen), len(rejected)) - 1 and chosen[k] == rejected[k]:
+            k += 1
+        if k == 0:
+            raise ValueError(
+                f"{where}: fields 'chosen' and 'rejected' share no prompt messages and the "
+                "row has no 'prompt'"
+            )
+        return Row(where, chosen[:k], chosen[k:], rejected[k:], "", *scores)
+    if "prompt" not in record:
+        raise ValueError(
+            f"{where}: field 'prompt' is missing (needed unless chosen/rejected are whole "
+            "conversations)"
+        )
+    prompt = _text_or_messages(record["prompt"], where, "prompt")
+    return Row(where, prompt, chosen, rejected, "", *scores)
+
+
 def _row(fmt: str, record: dict, where: str) -> Row:
     for key in FORMATS[fmt]:
         if key not in record:
@@ -160,23 +194,13 @@ def _row(fmt: str, record: dict, where: str) -> Row:
         last = messages[-1]
         return Row(where, messages[:-1], [last], None, last["content"], nan, nan)
     if fmt == "preference":
-        prompt = _text_or_messages(record["prompt"], where, "prompt")
-        chosen = _text_or_messages(record["chosen"], where, "chosen")
-        rejected = _text_or_messages(record["rejected"], where, "rejected")
-        return Row(
-            where,
-            prompt,
-            chosen,
-            rejected,
-            "",
-            _score(record, "chosen_score", where),
-            _score(record, "rejected_score", where),
-        )
-    if fmt == "question/answer":
-        prompt = _text_or_messages(record["question"], where, "question", allow_messages=False)
+        return _preference_row(record, where)
+    if fmt in ("question/answer", "problem/solution"):
+        key = fmt.split("/")[0]
+        prompt = _text_or_messages(record[key], where, key, allow_messages=False)
     else:
         prompt = _text_or_messages(record["prompt"], where, "prompt")
-    target_key = "completion" if fmt == "prompt/completion" else "answer"
+    target_key = fmt.split("/")[1] if "/" in fmt else "completion"
     target = _text_or_messages(record[target_key], where, target_key)
     answer = target if isinstance(target, str) else target[-1]["content"]
     return Row(where, prompt, target, None, answer, nan, nan)
@@ -251,8 +275,9 @@ class _Encoded(NamedTuple):
 
 def _encode_rows(
     rows: list[Row], tok: PretrainedTokenizer, chat_template: bool | None, max_completion: int
-) -> tuple[list[_Encoded], list[str]]:
-    """Token ids of every row (completions cut to ``max_completion``) and prompt texts."""
+) -> tuple[list[_Encoded], list[str], dict[str, list[int]]]:
+    """Token ids of every row (completions cut to ``max_completion``), the prompt texts and
+    ``{completion text: ids}`` (before the EOS and the cut)."""
     stop, eos = set(tok.eos_ids), tok.eos_ids[0]
     prompt_texts, specials, completion_texts, cut_at_stop = [], [], [], []
     for r in rows:
@@ -290,9 +315,11 @@ def _encode_rows(
         enc = tok.tokenizer.encode_batch([prompt_texts[i] for i in idx], add_special_tokens=add)
         for i, e in zip(idx, enc, strict=True):
             prompt_ids[i] = e.ids
-    completions = iter(
+    completion_ids = [
         e.ids for e in tok.tokenizer.encode_batch(completion_texts, add_special_tokens=False)
-    )
+    ]
+    known = dict(zip(completion_texts, completion_ids, strict=True))  # reused for answers
+    completions = iter(completion_ids)
 
     def finish(ids: list[int], chat: bool) -> tuple[list[int], bool]:
         cut = next((j for j, t in enumerate(ids) if t in stop), None) if chat else None
@@ -304,7 +331,7 @@ def _encode_rows(
         c, cut_c = finish(next(completions), chat)
         rej, cut_r = finish(next(completions), chat) if r.rejected is not None else (None, False)
         out.append(_Encoded(p, c, rej, cut_c or cut_r))
-    return out, prompt_texts
+    return out, prompt_texts, known
 
 
 def _pack(rows: list[list[int]], width: int, pad: int, left: bool):
@@ -373,7 +400,7 @@ class DatasetTask(Task):
         put("format", fmt)
         put("options", dict(options or {}))
         all_rows = rows + (eval_rows or [])
-        encoded, texts = _encode_rows(
+        encoded, texts, known = _encode_rows(
             all_rows, tokenizer, chat_template, max_completion_len or 2**31
         )
         limit = max_prompt_len or 2**31
@@ -395,14 +422,10 @@ class DatasetTask(Task):
             "heldout": [i for i in keep if heldout[i]],
         }
         answers = [all_rows[i].answer for i in range(len(all_rows))]
-        answer_ids = [
-            [*e.ids, tokenizer.eos_ids[0]] if a else []
-            for a, e in zip(
-                answers,
-                tokenizer.tokenizer.encode_batch(answers, add_special_tokens=False),
-                strict=True,
-            )
-        ]
+        new = sorted({a for a in answers if a not in known})
+        enc = tokenizer.tokenizer.encode_batch(new, add_special_tokens=False)
+        known.update(zip(new, (e.ids for e in enc), strict=True))
+        answer_ids = [[*known[a], tokenizer.eos_ids[0]] if a else [] for a in answers]
         put("_rows", all_rows)
         put("_encoded", encoded)
         put("_answer_ids", answer_ids)

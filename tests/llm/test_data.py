@@ -336,3 +336,43 @@ def test_write_jsonl_round_trip(tmp_path, tok, name):
         assert [tok.decode(real(p.tokens[i], p.mask[i])) for i in range(30)] == [
             q for q, _ in task.examples("train", 30, seed=3)
         ]
+
+
+def test_whole_conversation_preferences_take_the_shared_prompt(tmp_path, tok):
+    user = {"role": "user", "content": "Say hi"}
+    row = {
+        "chosen": [user, {"role": "assistant", "content": "Hello!"}],
+        "rejected": [user, {"role": "assistant", "content": "No."}],
+        "score_chosen": 8.0,
+        "score_rejected": 2.0,
+    }
+    with_prompt = {**row, "prompt": "Say hi"}  # H4 style: a prompt and whole conversations
+    for name, r in (("implicit.jsonl", row), ("h4.jsonl", with_prompt)):
+        task = dataset_task(write(tmp_path, [r], name), tok, heldout_share=0.0)
+        pairs = task.preference_pairs("train")
+        assert real(pairs.prompt_tokens[0], pairs.prompt_mask[0]) == tok.apply_chat_template(
+            [user], tokenize=True
+        )
+        im_end = tok.token_id("<|im_end|>")
+        chosen = real(pairs.chosen_tokens[0], pairs.chosen_mask[0])
+        assert chosen == tok.encode("Hello!", False) + [im_end]
+        assert pairs.chosen_score.tolist() == [8.0] and pairs.rejected_score.tolist() == [2.0]
+    bad = {"chosen": "Hello!", "rejected": "No."}
+    with pytest.raises(
+        ValueError, match=r"data.jsonl:1: field 'prompt' is missing \(needed unless"
+    ):
+        dataset_task(write(tmp_path, [bad]), tok)
+
+
+def test_math_problem_solution_reference_is_boxed(tmp_path, tok):
+    rows = [{"problem": "Half of 1?", "solution": "It is one half, so \\boxed{0.5}."}]
+    task = dataset_task(write(tmp_path, rows), tok, heldout_share=0.0)
+    assert task.format == "problem/solution" and task.kind == "verifiable"
+    ys = ["\\boxed{1/2}", "\\boxed{0.4}"]
+    ids = [tok.encode(y, False) + [tok.eos_ids[0]] for y in ys]
+    tokens = np.zeros((2, 16), np.int32)
+    mask = np.zeros((2, 16), np.int32)
+    for i, r in enumerate(ids):
+        tokens[i, : len(r)], mask[i, : len(r)] = r, 1
+    p = jax.tree_util.tree_map(lambda x: np.repeat(x, 2, axis=0), task.prompts("train"))
+    assert np.asarray(task.score(p, tokens, mask)).tolist() == [1.0, 0.0]
