@@ -310,6 +310,11 @@ def make_reward(spec: str | Callable, tokenizer=None, max_len: int | None = None
         if not m:
             raise ValueError(f"reward spec {spec!r}: cannot parse term {term!r} (want w*name(k=v))")
         weight, name, opts = float(m[1]) if m[1] else 1.0, m[2], _parse_options(spec, term, m[3])
+        if name.startswith("rm:"):
+            raise ValueError(
+                f"reward spec {spec!r}: {name!r} is a reward model; give it to the trainer "
+                "(reward_model=..., or the CLI's --reward rm:RUN), not to make_reward"
+            )
         if ":" in name:
             fn = _user_reward(spec, name)
         elif name in REWARDS:

@@ -123,6 +123,8 @@ def test_make_reward_errors_are_one_line():
         make_reward("overlong")
     with pytest.raises(ValueError, match="keyword=literal"):
         make_reward("format(x)")
+    with pytest.raises(ValueError, match="'rm:runs/rm' is a reward model; give it to the trainer"):
+        make_reward("accuracy+rm:runs/rm")
     with pytest.raises(ValueError, match="cannot import module 'no_such_module_xyz'"):
         make_reward("no_such_module_xyz:fn")
     assert set(REWARDS) == {"accuracy", "exact", "format", "overlong"}
