@@ -176,6 +176,9 @@ class Task:
     heldout_share: float = 0.1
 
     kind = "verifiable"
+    # Whether ``score`` can be called: the code-made tasks always score; a preference
+    # dataset without a reward (``jaxrl.llm.data``) cannot, and its trainers skip the score.
+    has_score = True
 
     # Token ids generation needs: the tokens that end a completion and the padding written
     # after it. The code-made tasks use the character tokenizer's; a dataset task
