@@ -403,6 +403,11 @@ class DatasetTask(Task):
         encoded, texts, known = _encode_rows(
             all_rows, tokenizer, chat_template, max_completion_len or 2**31
         )
+        empty = next(
+            (r.where for r, e in zip(all_rows, encoded, strict=True) if not e.prompt), None
+        )
+        if empty is not None:  # generation needs at least one real prompt token per row
+            raise ValueError(f"{empty}: the prompt encodes to no tokens (an empty prompt)")
         limit = max_prompt_len or 2**31
         keep = [i for i, e in enumerate(encoded) if len(e.prompt) <= limit]
         if not keep:

@@ -1,5 +1,6 @@
 """Tests of dataset files as tasks: formats, chat template, masks, limits, errors, score."""
 
+import copy
 import json
 
 import jax
@@ -302,6 +303,16 @@ def test_malformed_rows_name_file_line_and_field(tmp_path, tok, lines, message):
     assert "\n" not in text
     assert text.startswith(str(path).replace("data.jsonl", "") + message.split(":")[0])
     assert message in text
+
+
+def test_empty_prompt_without_bos_is_an_error(tmp_path, tok):
+    path = write(tmp_path, [{"prompt": "a", "answer": "1"}, {"prompt": "", "answer": "2"}])
+    assert dataset_task(path, tok).stats["rows"] == 2  # the tiny tokenizer adds a BOS
+    no_bos = type(tok)(tok.tokenizer, {"eos_token": "<|im_end|>"}, {})
+    no_bos.tokenizer = copy.deepcopy(tok.tokenizer)
+    no_bos.tokenizer.post_processor = None
+    with pytest.raises(ValueError, match=r"data.jsonl:2: the prompt encodes to no tokens"):
+        dataset_task(path, no_bos)
 
 
 def test_missing_file_and_parquet_without_pyarrow(tmp_path):
