@@ -22,6 +22,7 @@ from jaxrl.llm import (
     rl_loop,
     rlhf,
     roles,
+    runner,
     sft,
     sharding,
     tasks,
@@ -39,6 +40,7 @@ from jaxrl.llm.reward_model import *
 from jaxrl.llm.rl_loop import *
 from jaxrl.llm.rlhf import *
 from jaxrl.llm.roles import *
+from jaxrl.llm.runner import *
 from jaxrl.llm.sft import *
 from jaxrl.llm.sharding import *
 from jaxrl.llm.tasks import *
@@ -54,6 +56,7 @@ __all__ = [
     *sharding.__all__,
     *_generate_all,
     *tasks.__all__,
+    *runner.__all__,
     *training.__all__,
     *sft.__all__,
     *reward_model.__all__,

@@ -7,7 +7,8 @@ with ℓ one of the kinds of ``jaxrl.core.dpo_loss`` (sigmoid DPO, cDPO, robust,
 IPO; optional NLL term on y_c = RPO) or ``simpo_loss`` (reference-free). See Rafailov
 et al. 2023, https://arxiv.org/abs/2305.18290.
 
-The reference is the starting policy. Its sequence log-probs ``log π_ref(y|x)`` of every
+The reference is the starting policy (with LoRA: the base weights, i.e. the same params
+with the adapters switched off). Its sequence log-probs ``log π_ref(y|x)`` of every
 training pair are computed once, before training, and stored beside the pairs
 (``DPOBatch``), so a training step runs the policy only. Shapes: ``N`` pairs, ``P``
 prompt columns (left-padded), ``C`` completion columns (right-padded).
@@ -26,15 +27,19 @@ import optax
 
 from jaxrl._config import in_range, non_negative, positive, positive_int, require
 from jaxrl.core.preference import DPO_KINDS, dpo_loss, simpo_loss
-from jaxrl.llm.generate import GenerationConfig, generate, sequence_log_probs
+from jaxrl.llm.generate import generate, sequence_log_probs
+from jaxrl.llm.lora import reference_config
 from jaxrl.llm.tasks import PreferencePairs, Task, make_task
 from jaxrl.llm.training import (
     TrainResult,
     TrainState,
+    check_lora_fields,
+    check_task_fits,
     default_model_config,
     freeze_options,
     make_chunk,
     make_optimizer,
+    prepare_model,
     run_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig
@@ -78,6 +83,9 @@ class DPOConfig:
         eval_every: updates between evaluations.
         eval_pairs: held-out pairs (and tracked training pairs) per evaluation.
         eval_prompts: held-out prompts sampled at each evaluation.
+        lora_rank: > 0 trains rank-r LoRA adapters on a pretrained-type model, the base
+            frozen (and the reference); 0 trains every weight.
+        lora_alpha: LoRA's α.
     """
 
     task: str = "preference"
@@ -98,6 +106,8 @@ class DPOConfig:
     eval_every: int = 50
     eval_pairs: int = 500
     eval_prompts: int = 256
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
 
     def __post_init__(self):
         object.__setattr__(self, "task_options", freeze_options(self.task_options))
@@ -118,6 +128,7 @@ class DPOConfig:
             require(self, name, positive)
         for name in ("nll_coef", "simpo_gamma", "weight_decay", "warmup_steps"):
             require(self, name, non_negative)
+        check_lora_fields(self)
         if self.loss_kind in ("hinge", "ipo"):
             require(self, "label_smoothing", in_range(0.0, 0.0))
         else:
@@ -225,9 +236,9 @@ def dpo_batch_loss(params, model_config: ModelConfig, batch: DPOBatch, config: D
     return loss, {**metrics, "loss": loss}
 
 
-def _dpo_update(state: TrainState, batch: DPOBatch, config: DPOConfig, optimizer):
+def _dpo_update(state: TrainState, batch: DPOBatch, config: DPOConfig, model, optimizer):
     grad_fn = jax.value_and_grad(dpo_batch_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, config.model, batch, config)
+    (_, metrics), grads = grad_fn(state.params, model, batch, config)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
     return TrainState(
@@ -245,9 +256,12 @@ def _optimizer(config: DPOConfig):
     )
 
 
-def make_dpo_update(config: DPOConfig) -> Callable:
-    """Pure ``update(state, batch: DPOBatch) -> (state, metrics)``."""
-    return functools.partial(_dpo_update, config=config, optimizer=_optimizer(config))
+def make_dpo_update(config: DPOConfig, model: ModelConfig | None = None) -> Callable:
+    """Pure ``update(state, batch: DPOBatch) -> (state, metrics)`` of the policy ``model``
+    (default ``config.model``)."""
+    return functools.partial(
+        _dpo_update, config=config, model=model or config.model, optimizer=_optimizer(config)
+    )
 
 
 def evaluate_dpo(
@@ -259,8 +273,14 @@ def evaluate_dpo(
     tracked: DPOBatch,
     prompts,
     key: jax.Array,
+    ref_model_config: ModelConfig | None = None,
+    has_score: bool = True,
 ) -> dict[str, float]:
     """Numbers that show what DPO did.
+
+    ``ref_model_config`` (default ``model_config``) runs ``ref_params`` as the reference:
+    with LoRA, the policy's own params with the adapters off. ``has_score=False`` (a
+    preference dataset without a reward) leaves ``score`` out.
 
     Returns:
         ``heldout_pref_accuracy``: share of held-out pairs whose implicit reward margin
@@ -278,70 +298,103 @@ def evaluate_dpo(
     gen = generate(
         params,
         model_config,
-        GenerationConfig(max_new_tokens=task.completion_len),
+        task.generation_config(task.completion_len),
         prompts.tokens,
         prompts.mask,
         key,
     )
     ref_lp = sequence_log_probs(
-        ref_params, model_config, prompts.tokens, prompts.mask, gen.tokens, gen.mask
+        ref_params,
+        ref_model_config or model_config,
+        prompts.tokens,
+        prompts.mask,
+        gen.tokens,
+        gen.mask,
     )
-    return {
+    out = {
         "heldout_pref_accuracy": float(jnp.mean((delta > 0) + 0.5 * (delta == 0))),
         "train_logps_chosen": float(jnp.mean(tc)),
         "train_logps_rejected": float(jnp.mean(tr)),
         "train_margin": float(jnp.mean(tdelta)),
-        "score": float(jnp.mean(task.score(prompts, gen.tokens, gen.mask))),
         "length": float(jnp.mean(jnp.sum(gen.mask, -1))),
         "kl": float(jnp.mean(jnp.sum(gen.log_probs - ref_lp, -1))),
     }
+    if has_score:
+        out["score"] = float(jnp.mean(task.score(prompts, gen.tokens, gen.mask)))
+    return out
 
 
 def train_dpo(
     config: DPOConfig,
     key: jax.Array,
-    init_params: dict,
+    policy=None,
     progress_callback: Callable[[int, dict[str, float]], None] | None = None,
+    *,
+    init_from=None,
+    task: Task | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Runs DPO from ``init_params``, which also serve as the frozen reference.
+    """Runs DPO from ``policy``, which also serves as the frozen reference.
 
     Args:
-        config: the settings (``config.model`` must describe ``init_params``).
-        key: PRNG key.
-        init_params: the starting policy and reference (typically the SFT model).
+        config: the settings.
+        key: PRNG key (LoRA init, data order, evaluation sampling).
+        policy: the starting policy (typically the SFT model): a params pytree of
+            ``config.model``, a ``(params, ModelConfig)`` pair, a ``TrainResult`` or a
+            directory (jaxrl or Hugging Face); a loaded model replaces ``config.model``.
         progress_callback: called after each chunk with the step and latest numbers.
+        init_from: another name for ``policy`` (give one of them).
+        task: any preference ``Task`` (e.g. a ``jaxrl.llm.data.DatasetTask`` of
+            prompt/chosen/rejected rows); default the config's.
+        checkpoint_dir: write a checkpoint there after every evaluation.
+        resume: continue from the checkpoint in ``checkpoint_dir``.
 
     Returns:
         ``TrainResult``; ``metrics`` per update (loss, margin, accuracy, rewards_chosen,
         rewards_rejected, logps_chosen, logps_rejected, preference_loss, nll_loss,
-        grad_norm); ``evals`` per chunk (see ``evaluate_dpo``).
+        grad_norm); ``evals`` per chunk (see ``evaluate_dpo``; no ``score`` where the
+        task's pairs carry no hidden score).
     """
-    task = config.make_task()
+    if policy is not None and init_from is not None:
+        raise ValueError("give the starting model as policy or as init_from, not both")
+    policy = init_from if policy is None else policy
+    if policy is None:
+        raise ValueError("train_dpo needs policy: the starting model (e.g. the SFT result)")
+    task = config.make_task() if task is None else task
+    if task.kind != "preference":
+        raise ValueError(f"train_dpo needs a preference task, got {task.name!r} ({task.kind!r})")
     train_key, eval_key = jax.random.split(key)
-    ref = jax.tree_util.tree_map(jnp.asarray, init_params)
-    train = make_dpo_batch(
-        ref, config.model, task.preference_pairs("train", config.num_train_pairs, seed=5)
-    )
-    heldout = make_dpo_batch(
-        ref, config.model, task.preference_pairs("heldout", config.eval_pairs, seed=6)
-    )
+    params, model = prepare_model(
+        "DPOConfig", config.model, policy, jax.random.fold_in(key, 7), config.lora_rank,
+        config.lora_alpha,
+    )  # fmt: skip
+    params = jax.tree_util.tree_map(jnp.asarray, params)
+    # LoRA: the reference is the base weights — the same params, adapters off
+    ref_model = reference_config(model) if config.lora_rank else model
+    train_pairs = task.preference_pairs("train", config.num_train_pairs, seed=5)
+    heldout_pairs = task.preference_pairs("heldout", config.eval_pairs, seed=6)
+    check_task_fits(
+        task, model, "train_dpo", train_pairs.prompt_tokens, train_pairs.chosen_tokens,
+        train_pairs.rejected_tokens,
+    )  # fmt: skip
+    train = make_dpo_batch(params, ref_model, train_pairs)
+    heldout = make_dpo_batch(params, ref_model, heldout_pairs)
     tracked = jax.tree_util.tree_map(lambda x: x[: config.eval_pairs], train)
     prompts = jax.tree_util.tree_map(
         jnp.asarray, task.prompts("heldout", config.eval_prompts, seed=7)
     )
-    evaluate = functools.partial(
-        evaluate_dpo,
-        ref_params=ref,
-        model_config=config.model,
-        task=task,
-        heldout=heldout,
-        tracked=tracked,
-        prompts=prompts,
-        key=eval_key,
-    )
+    has_score = getattr(task, "has_score", True)  # a preference dataset may have no reward
+
+    def evaluate(p):
+        return evaluate_dpo(
+            p, p if config.lora_rank else params, model, task, heldout, tracked, prompts,
+            eval_key, ref_model, has_score,
+        )  # fmt: skip
+
     optimizer = _optimizer(config)
-    state = TrainState(ref, optimizer.init(ref), jnp.asarray(0, jnp.int32))
-    chunk_fn = make_chunk(make_dpo_update(config), config.batch_size, config.eval_every)
+    state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
+    chunk_fn = make_chunk(make_dpo_update(config, model), config.batch_size, config.eval_every)
     state, metrics, evals = run_chunks(
         chunk_fn,
         state,
@@ -351,9 +404,11 @@ def train_dpo(
         config.eval_every,
         evaluate,
         progress_callback,
+        checkpoint_dir,
+        resume,
     )
     summary = {k: float(v[-1]) for k, v in evals.items()}
-    summary["initial_score"] = float(evals["score"][0])
-    summary["initial_train_logps_chosen"] = float(evals["train_logps_chosen"][0])
-    summary["initial_train_logps_rejected"] = float(evals["train_logps_rejected"][0])
-    return TrainResult(state.params, config.model, metrics, evals, summary)
+    for name in ("score", "train_logps_chosen", "train_logps_rejected"):
+        if name in evals:
+            summary[f"initial_{name}"] = float(evals[name][0])
+    return TrainResult(state.params, model, metrics, evals, summary)

@@ -29,13 +29,16 @@ from jaxrl.llm.tasks import PreferencePairs, Task, make_task
 from jaxrl.llm.training import (
     TrainResult,
     TrainState,
+    check_lora_fields,
+    check_task_fits,
     default_model_config,
     freeze_options,
     make_chunk,
     make_optimizer,
+    prepare_model,
     run_chunks,
 )
-from jaxrl.llm.transformer import ModelConfig, Transformer, init_params, merge_params
+from jaxrl.llm.transformer import ModelConfig, Transformer
 
 __all__ = [
     "RewardModelConfig",
@@ -66,6 +69,9 @@ class RewardModelConfig:
         num_train_pairs: labelled pairs generated for training.
         eval_every: updates between evaluations.
         eval_pairs: held-out pairs per evaluation.
+        lora_rank: > 0 trains rank-r LoRA adapters (and the reward head) on a
+            pretrained-type model, the base frozen; 0 trains every weight.
+        lora_alpha: LoRA's α.
     """
 
     task: str = "preference"
@@ -81,6 +87,8 @@ class RewardModelConfig:
     num_train_pairs: int = 10000
     eval_every: int = 250
     eval_pairs: int = 1000
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
 
     def __post_init__(self):
         object.__setattr__(self, "task_options", freeze_options(self.task_options))
@@ -90,6 +98,7 @@ class RewardModelConfig:
             require(self, name, positive_int)
         for name in ("learning_rate", "max_grad_norm"):
             require(self, name, positive)
+        check_lora_fields(self)
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.margin < 0:
             raise ValueError(
                 "RewardModelConfig.warmup_steps, weight_decay and margin must be "
@@ -192,10 +201,16 @@ def _rm_update(state: TrainState, batch, model_config, optimizer, margin):
     ), metrics
 
 
-def make_reward_model_update(config: RewardModelConfig) -> Callable:
-    """Pure ``update(state, batch: PreferencePairs) -> (state, metrics)``."""
+def make_reward_model_update(
+    config: RewardModelConfig, model: ModelConfig | None = None
+) -> Callable:
+    """Pure ``update(state, batch: PreferencePairs) -> (state, metrics)`` of ``model``
+    (default ``config.model``)."""
     return functools.partial(
-        _rm_update, model_config=config.model, optimizer=_optimizer(config), margin=config.margin
+        _rm_update,
+        model_config=model or config.model,
+        optimizer=_optimizer(config),
+        margin=config.margin,
     )
 
 
@@ -206,7 +221,8 @@ def evaluate_reward_model(
 
     ``true_accuracy`` counts pairs whose hidden scores differ, and asks whether the
     reward orders them like the hidden score; ``score_correlation`` is the Pearson
-    correlation of reward and hidden score over all held-out completions.
+    correlation of reward and hidden score over all held-out completions. Both are left
+    out where the pairs carry no hidden score (NaN: a preference dataset).
     """
     loss, m = _jit_loss(params, model_config, pairs, margin)
     score = functools.partial(
@@ -215,58 +231,77 @@ def evaluate_reward_model(
     rc = np.asarray(score(pairs.chosen_tokens, pairs.chosen_mask))
     rr = np.asarray(score(pairs.rejected_tokens, pairs.rejected_mask))
     sc, sr = np.asarray(pairs.chosen_score), np.asarray(pairs.rejected_score)
+    out = {"loss": float(loss), "accuracy": float(m["accuracy"]), "margin": float(m["margin"])}
+    if not (np.all(np.isfinite(sc)) and np.all(np.isfinite(sr))):
+        return out
     differ = sc != sr
     true_acc = np.mean((rc > rr)[differ] == (sc > sr)[differ]) if differ.any() else np.nan
     rewards, scores = np.concatenate([rc, rr]), np.concatenate([sc, sr])
     # a constant reward (the zero-initialised head) has no correlation: report 0
     corr = np.corrcoef(rewards, scores)[0, 1] if np.std(rewards) > 0 else 0.0
-    return {
-        "loss": float(loss),
-        "accuracy": float(m["accuracy"]),
-        "margin": float(m["margin"]),
-        "true_accuracy": float(true_acc),
-        "score_correlation": float(corr),
-    }
+    return {**out, "true_accuracy": float(true_acc), "score_correlation": float(corr)}
 
 
 def train_reward_model(
     config: RewardModelConfig,
     key: jax.Array,
     progress_callback: Callable[[int, dict[str, float]], None] | None = None,
-    init_from: dict | None = None,
+    init_from=None,
+    *,
+    policy=None,
+    task: Task | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Trains a reward model on Bradley–Terry-labelled pairs of the task.
+    """Trains a reward model on the task's preference pairs (Bradley–Terry).
 
     Args:
         config: the settings.
-        key: PRNG key.
+        key: PRNG key (parameters, data order).
         progress_callback: called after each chunk with the step and latest numbers.
-        init_from: parameters to start from (e.g. the SFT model; matching leaves are
-            copied, the reward head starts at zero).
+        init_from: the model to start from (e.g. the SFT model): a params pytree of
+            ``config.model``, a ``(params, ModelConfig)`` pair, a ``TrainResult`` or a
+            directory (jaxrl or Hugging Face); a loaded model replaces ``config.model``.
+            Its trunk is copied, the reward head starts at zero.
+        policy: another name for ``init_from`` (give one of them).
+        task: any preference ``Task`` (e.g. a ``jaxrl.llm.data.DatasetTask``).
+        checkpoint_dir: write a checkpoint there after every evaluation.
+        resume: continue from the checkpoint in ``checkpoint_dir``.
 
     Returns:
-        ``TrainResult``; ``evals`` holds heldout_loss, heldout_accuracy, heldout_margin,
-        heldout_true_accuracy, heldout_score_correlation per chunk.
+        ``TrainResult``; ``evals`` holds heldout_loss, heldout_accuracy, heldout_margin
+        and, where the task has hidden scores, heldout_true_accuracy and
+        heldout_score_correlation per chunk.
     """
-    task = config.make_task()
+    if init_from is not None and policy is not None:
+        raise ValueError("give the starting model as init_from or as policy, not both")
+    source = policy if init_from is None else init_from
+    task = config.make_task() if task is None else task
+    if task.kind != "preference":
+        raise ValueError(
+            f"train_reward_model needs a preference task, got {task.name!r} ({task.kind!r})"
+        )
     init_key, train_key = jax.random.split(key)
-    params = init_params(config.model, init_key)
-    if init_from is not None:
-        params = merge_params(params, init_from)
-    train = jax.tree_util.tree_map(
-        jnp.asarray, task.preference_pairs("train", config.num_train_pairs, seed=3)
-    )
-    heldout = jax.tree_util.tree_map(
-        jnp.asarray, task.preference_pairs("heldout", config.eval_pairs, seed=4)
-    )
+    params, model = prepare_model(
+        "RewardModelConfig", config.model, source, init_key, config.lora_rank,
+        config.lora_alpha, reward_head=True,
+    )  # fmt: skip
+    train = task.preference_pairs("train", config.num_train_pairs, seed=3)
+    heldout = task.preference_pairs("heldout", config.eval_pairs, seed=4)
+    check_task_fits(
+        task, model, "train_reward_model", train.prompt_tokens, train.chosen_tokens,
+        train.rejected_tokens,
+    )  # fmt: skip
+    train, heldout = jax.tree_util.tree_map(jnp.asarray, (train, heldout))
 
     def evaluate(p):
-        ev = evaluate_reward_model(p, config.model, heldout, config.margin)
+        ev = evaluate_reward_model(p, model, heldout, config.margin)
         return {f"heldout_{k}": v for k, v in ev.items()}
 
     optimizer = _optimizer(config)
     state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
-    chunk_fn = make_chunk(make_reward_model_update(config), config.batch_size, config.eval_every)
+    update = make_reward_model_update(config, model)
+    chunk_fn = make_chunk(update, config.batch_size, config.eval_every)
     state, metrics, evals = run_chunks(
         chunk_fn,
         state,
@@ -276,6 +311,8 @@ def train_reward_model(
         config.eval_every,
         evaluate,
         progress_callback,
+        checkpoint_dir,
+        resume,
     )
     summary = {k: float(v[-1]) for k, v in evals.items()}
-    return TrainResult(state.params, config.model, metrics, evals, summary)
+    return TrainResult(state.params, model, metrics, evals, summary)

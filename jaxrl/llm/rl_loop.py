@@ -21,10 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl.core.sequence import kl_estimate
-from jaxrl.llm.generate import GenerationConfig, generate, score_completions
+from jaxrl.llm.checkpoint import load_pretrained
+from jaxrl.llm.generate import generate, score_completions
 from jaxrl.llm.reward_model import reward_scores
+from jaxrl.llm.runner import run_stage
 from jaxrl.llm.tasks import Prompts, Task, make_task
-from jaxrl.llm.training import StageInterrupted, check_finite, sample_batch, stack_rows
+from jaxrl.llm.training import take_batch
 from jaxrl.llm.transformer import ModelConfig, load_model
 
 __all__ = [
@@ -80,6 +82,14 @@ def _recorded_task(path: str) -> Task | None:
     return None
 
 
+def _is_hf_dir(path: str) -> bool:
+    """A Hugging Face model directory: config.json beside safetensors weights."""
+    files = ("model.safetensors", "model.safetensors.index.json")
+    return os.path.exists(os.path.join(path, "config.json")) and any(
+        os.path.exists(os.path.join(path, f)) for f in files
+    )
+
+
 def load_stage(path: str) -> LoadedModel:
     """Reads a model saved by an earlier stage (SFT, reward model): a model or run directory."""
     model_dir = _model_dir(path)
@@ -89,11 +99,16 @@ def load_stage(path: str) -> LoadedModel:
 
 
 def resolve_model(source) -> LoadedModel:
-    """A ``LoadedModel`` from a path, a ``TrainResult`` or a ``(params, ModelConfig)`` pair."""
+    """A ``LoadedModel`` from a path (a jaxrl model or run directory, or a Hugging Face
+    model directory), a ``TrainResult`` or a ``(params, ModelConfig)`` pair."""
     if isinstance(source, LoadedModel):
         return source
     if isinstance(source, (str, os.PathLike)):
-        return load_stage(os.fspath(source))
+        path = os.fspath(source)
+        if _is_hf_dir(path):
+            model_config, params = load_pretrained(path)
+            return LoadedModel(params, model_config, None)
+        return load_stage(path)
     if hasattr(source, "params") and hasattr(source, "model_config"):
         return LoadedModel(source.params, source.model_config, None)
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], ModelConfig):
@@ -146,6 +161,9 @@ def evaluate_rl(
     out.pop("_tokens", None)
     out.pop("_mask", None)
     out = {k: float(v) for k, v in out.items()}
+    if not getattr(task, "has_score", True):
+        del out["score"], out["sampled_accuracy"]
+        return out
     if task.kind == "verifiable":
         out["accuracy"] = float(_eval_greedy(params, model, task, prompts, completion_len))
     else:
@@ -157,7 +175,7 @@ def _eval_sampled(params, model, ref_params, ref_model, task, prompts, key, comp
     gen = generate(
         params,
         model,
-        GenerationConfig(max_new_tokens=completion_len),
+        task.generation_config(completion_len),
         prompts.tokens,
         prompts.mask,
         key,
@@ -167,7 +185,11 @@ def _eval_sampled(params, model, ref_params, ref_model, task, prompts, key, comp
     )
     mask = gen.mask.astype(jnp.float32)
     k3 = kl_estimate(gen.log_probs, ref.log_probs, "k3")
-    score = task.score(prompts, gen.tokens, gen.mask)
+    # a preference dataset without a reward has no score: NaN, dropped by evaluate_rl
+    has_score = getattr(task, "has_score", True)
+    score = (
+        task.score(prompts, gen.tokens, gen.mask) if has_score else jnp.full(mask.shape[0], jnp.nan)
+    )
     return {
         "score": jnp.mean(score),
         "sampled_accuracy": jnp.mean(score >= 1.0),
@@ -193,7 +215,7 @@ def _eval_greedy(params, model, task, prompts, completion_len):
     gen = generate(
         params,
         model,
-        GenerationConfig(max_new_tokens=completion_len, greedy=True),
+        task.generation_config(completion_len, greedy=True),
         prompts.tokens,
         prompts.mask,
         jax.random.PRNGKey(0),
@@ -202,6 +224,14 @@ def _eval_greedy(params, model, task, prompts, completion_len):
 
 
 _eval_greedy = jax.jit(_eval_greedy, static_argnums=(1, 2, 4))
+
+
+def _step_key(keys, t):
+    # the step key of update t as the loop before checkpoints drew it: split(split(key)[t])[1]
+    return jax.random.split(keys[t])[1]
+
+
+_take_batch = jax.jit(take_batch, static_argnums=3)
 
 
 def run_rl(
@@ -214,51 +244,42 @@ def run_rl(
     eval_every: int,
     evaluate: Callable[[Any], dict[str, float]],
     progress_callback: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
 ) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Runs ``num_steps`` steps of ``step_fn(state, prompts, key) -> (state, metrics)``.
+    """Runs ``num_steps`` steps of ``step_fn(state, prompts, key) -> (state, metrics)``
+    through :func:`jaxrl.llm.runner.run_stage`.
 
-    Each step draws ``num_prompts`` prompts (with replacement) from ``prompt_data``.
-    ``evaluate(state)`` runs before the first step and after every ``eval_every``
-    steps (and after the last); ``progress_callback(step, numbers)`` gets the step
-    count with the latest evaluation and the mean step metrics since the previous one.
+    Step ``t`` takes the ``num_prompts`` prompts ``take_batch(prompt_data, data_key, t)``
+    (epoch-wise shuffles, no replacement; ``data_key = fold_in(key, 0)``) and the key
+    ``split(split(key, num_steps)[t])[1]``: both functions of ``t``, so a run resumed
+    from a checkpoint continues exactly. ``evaluate(state)`` runs before the first step,
+    after every ``eval_every`` steps and after the last; ``progress_callback(step,
+    numbers)`` gets the latest evaluation and the mean step metrics since the previous one.
 
     Returns:
       ``(state, metrics, evals)``: metrics ``[num_steps]`` per key (plus ``step_time``,
       the wall time of each step), evals ``[num_evals]`` per key with ``step`` and
       ``wall_time``.
     """
-    sample = jax.jit(sample_batch, static_argnums=2)
-    rows, evals, pending = [], [], []
-    evals.append({"step": 0, "wall_time": 0.0, **evaluate(state)})
-    start = time.perf_counter()
-    try:
-        for i, k in enumerate(jax.random.split(key, num_steps)):
-            data_key, step_key = jax.random.split(k)
-            prompts = sample(prompt_data, data_key, num_prompts)
-            t0 = time.perf_counter()
-            state, m = step_fn(state, prompts, step_key)
-            jax.block_until_ready(state)  # the step's time, without copying its metrics yet
-            pending.append((m, time.perf_counter() - t0))
-            if (i + 1) % eval_every == 0 or i + 1 == num_steps:
-                # Metrics leave the device once per evaluation interval, not once per step.
-                host = jax.device_get([p[0] for p in pending])
-                chunk = [
-                    {**{n: float(v) for n, v in h.items()}, "step_time": t}
-                    for h, (_, t) in zip(host, pending, strict=True)
-                ]
-                rows.extend(chunk)
-                check_finite([{n: np.asarray([r[n] for r in rows]) for n in rows[0]}], i + 1)
-                ev = {"step": i + 1, "wall_time": time.perf_counter() - start, **evaluate(state)}
-                evals.append(ev)
-                if progress_callback is not None:
-                    means = {n: float(np.mean([r[n] for r in chunk])) for n in chunk[0]}
-                    progress_callback(i + 1, {**means, **ev})
-                pending = []
-    except KeyboardInterrupt:
-        raise StageInterrupted(stack_rows(rows)) from None
-    metrics = {n: np.asarray([r[n] for r in rows]) for n in rows[0]}
-    ev_out = {n: np.asarray([e[n] for e in evals]) for n in evals[0]}
-    return state, metrics, ev_out
+    keys = jax.random.split(key, num_steps)
+    data_key = jax.random.fold_in(key, 0)
+
+    def advance(s, t):
+        prompts = _take_batch(prompt_data, data_key, t, num_prompts)
+        return step_fn(s, prompts, _step_key(keys, t))
+
+    return run_stage(
+        advance,
+        state,
+        num_updates=num_steps,
+        eval_every=eval_every,
+        evaluate=evaluate,
+        time_calls=True,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        progress_callback=progress_callback,
+    )
 
 
 _jitted: dict[Callable, Callable] = {}

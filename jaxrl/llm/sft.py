@@ -22,15 +22,18 @@ import numpy as np
 import optax
 
 from jaxrl._config import positive, positive_int, require
-from jaxrl.llm.generate import GenerationConfig, generate
+from jaxrl.llm.generate import generate
 from jaxrl.llm.tasks import Prompts, SFTData, Task, make_task
 from jaxrl.llm.training import (
     TrainResult,
     TrainState,
+    check_lora_fields,
+    check_task_fits,
     default_model_config,
     freeze_options,
     make_chunk,
     make_optimizer,
+    prepare_model,
     run_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig, Transformer, init_params
@@ -63,6 +66,9 @@ class SFTConfig:
         num_train_examples: size of the generated training set.
         eval_every: updates between evaluations (one compiled chunk).
         eval_prompts: held-out prompts answered at each evaluation.
+        lora_rank: > 0 trains rank-r LoRA adapters on a pretrained-type model, the base
+            frozen; 0 trains every weight.
+        lora_alpha: LoRA's α (the adapters' update is scaled by α / r).
     """
 
     task: str = "addition"
@@ -77,6 +83,8 @@ class SFTConfig:
     num_train_examples: int = 20000
     eval_every: int = 250
     eval_prompts: int = 256
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
 
     def __post_init__(self):
         object.__setattr__(self, "task_options", freeze_options(self.task_options))
@@ -84,6 +92,7 @@ class SFTConfig:
             require(self, name, positive_int)
         for name in ("learning_rate", "max_grad_norm"):
             require(self, name, positive)
+        check_lora_fields(self)
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise ValueError(
                 f"SFTConfig.warmup_steps and weight_decay must be >= 0, got "
@@ -153,7 +162,7 @@ def _optimizer(config: SFTConfig) -> optax.GradientTransformation:
 
 
 def init_sft_state(config: SFTConfig, key: jax.Array, params=None) -> TrainState:
-    """Fresh parameters (or ``params``) and optimiser state."""
+    """Fresh parameters of ``config.model`` (or ``params``) and optimiser state."""
     if params is None:
         params = init_params(config.model, key)
     return TrainState(params, _optimizer(config).init(params), jnp.asarray(0, jnp.int32))
@@ -168,9 +177,12 @@ def _sft_update(state: TrainState, batch: SFTData, model_config, optimizer):
     return TrainState(params, opt_state, state.step + 1), metrics
 
 
-def make_sft_update(config: SFTConfig) -> Callable:
-    """Pure ``update(state, batch: SFTData) -> (state, metrics)``: an AdamW step on ``sft_loss``."""
-    return functools.partial(_sft_update, model_config=config.model, optimizer=_optimizer(config))
+def make_sft_update(config: SFTConfig, model: ModelConfig | None = None) -> Callable:
+    """Pure ``update(state, batch: SFTData) -> (state, metrics)``: an AdamW step on
+    ``sft_loss`` of ``model`` (default ``config.model``)."""
+    return functools.partial(
+        _sft_update, model_config=model or config.model, optimizer=_optimizer(config)
+    )
 
 
 def evaluate_policy(
@@ -185,17 +197,21 @@ def evaluate_policy(
 
     Verifiable tasks are answered greedily (``accuracy`` = share of exact answers,
     ``score`` = mean task score); the preference task is sampled at temperature 1
-    (``score`` = mean hidden score, ``length`` = mean completion length).
+    (``score`` = mean hidden score, ``length`` = mean completion length). Generation
+    stops at the task's EOS ids (``task.generation_config``). A task without a score
+    (``task.has_score`` False, or NaN scores) gives ``length`` only.
     """
     greedy = task.kind == "verifiable"
-    gen_config = GenerationConfig(
-        max_new_tokens=completion_len or task.completion_len, greedy=greedy
-    )
+    gen_config = task.generation_config(completion_len or task.completion_len, greedy=greedy)
     gen = generate(params, model_config, gen_config, prompts.tokens, prompts.mask, key)
+    out = {"length": float(np.asarray(gen.mask).sum(1).mean())}
+    if not getattr(task, "has_score", True):
+        return out
     score = np.asarray(task.score(prompts, gen.tokens, gen.mask))
-    out = {"score": float(score.mean()), "length": float(np.asarray(gen.mask).sum(1).mean())}
-    if greedy:
-        out["accuracy"] = float(np.mean(score == 1.0))
+    if np.all(np.isfinite(score)):
+        out["score"] = float(score.mean())
+        if greedy:
+            out["accuracy"] = float(np.mean(score == 1.0))
     return out
 
 
@@ -203,44 +219,60 @@ def train_sft(
     config: SFTConfig,
     key: jax.Array,
     progress_callback: Callable[[int, dict[str, float]], None] | None = None,
-    init_from: dict | None = None,
+    init_from=None,
+    *,
+    policy=None,
+    task: Task | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Trains a transformer on the task's prompt–answer pairs.
+    """Trains a transformer on the task's prompt–completion pairs.
+
+    Update ``t`` trains on rows ``t·B … t·B + B − 1`` of epoch-wise shuffles of the
+    training split (``jaxrl.llm.training.take_batch``), so a resumed run repeats the
+    batches of an uninterrupted one.
 
     Args:
         config: the settings.
-        key: PRNG key (parameters, minibatches, evaluation sampling).
+        key: PRNG key (parameters, data order, evaluation sampling).
         progress_callback: called after each chunk of ``eval_every`` updates with the
             step count and the latest numbers.
-        init_from: start from these parameters instead of a fresh init.
+        init_from: the starting model: a params pytree of ``config.model``, a
+            ``(params, ModelConfig)`` pair, a ``TrainResult``, or a directory (jaxrl or
+            Hugging Face); a loaded model replaces ``config.model``. None: fresh params.
+        policy: another name for ``init_from`` (give one of them).
+        task: any ``Task`` (e.g. a ``jaxrl.llm.data.DatasetTask``); default the config's.
+        checkpoint_dir: write a checkpoint there after every evaluation.
+        resume: continue from the checkpoint in ``checkpoint_dir``.
 
     Returns:
         ``TrainResult``: ``metrics`` per update (loss, token_accuracy, num_tokens,
-        grad_norm); ``evals`` per chunk (step, wall_time, heldout_loss, heldout_score,
-        heldout_accuracy for verifiable tasks, heldout_length); ``summary`` with the last
-        evaluation.
+        grad_norm); ``evals`` per chunk (step, wall_time, heldout_loss, heldout_length, and
+        heldout_score / heldout_accuracy (verifiable tasks) where the task has a score);
+        ``summary`` with the last evaluation. With ``lora_rank`` the params hold the
+        adapters (``jaxrl.llm.lora.merge_lora`` folds them in).
     """
-    task = config.make_task()
+    task = config.make_task() if task is None else task
+    source = _one_source(init_from, policy)
     init_key, train_key, eval_key = jax.random.split(key, 3)
-    data = jax.tree_util.tree_map(
-        jnp.asarray, task.sft_data("train", config.num_train_examples, seed=1)
+    params, model = prepare_model(
+        "SFTConfig", config.model, source, init_key, config.lora_rank, config.lora_alpha
     )
-    heldout = jax.tree_util.tree_map(
-        jnp.asarray, task.sft_data("heldout", config.eval_prompts, seed=2)
-    )
-    prompts = jax.tree_util.tree_map(
-        jnp.asarray, task.prompts("heldout", config.eval_prompts, seed=2)
-    )
+    data = task.sft_data("train", config.num_train_examples, seed=1)
+    heldout = task.sft_data("heldout", config.eval_prompts, seed=2)
+    prompts = task.prompts("heldout", config.eval_prompts, seed=2)
+    check_task_fits(task, model, "train_sft", data.prompt_tokens, data.completion_tokens)
+    data, heldout, prompts = jax.tree_util.tree_map(jnp.asarray, (data, heldout, prompts))
     loss_fn = jax.jit(sft_loss, static_argnums=1)
 
     def evaluate(params):
-        ev = evaluate_policy(params, config.model, task, prompts, eval_key)
+        ev = evaluate_policy(params, model, task, prompts, eval_key)
         out = {f"heldout_{k}": v for k, v in ev.items()}
-        out["heldout_loss"] = float(loss_fn(params, config.model, heldout)[0])
+        out["heldout_loss"] = float(loss_fn(params, model, heldout)[0])
         return out
 
-    state = init_sft_state(config, init_key, init_from)
-    chunk_fn = make_chunk(make_sft_update(config), config.batch_size, config.eval_every)
+    state = TrainState(params, _optimizer(config).init(params), jnp.asarray(0, jnp.int32))
+    chunk_fn = make_chunk(make_sft_update(config, model), config.batch_size, config.eval_every)
     state, metrics, evals = run_chunks(
         chunk_fn,
         state,
@@ -250,7 +282,15 @@ def train_sft(
         config.eval_every,
         evaluate,
         progress_callback,
+        checkpoint_dir,
+        resume,
     )
     summary = {k: float(v[-1]) for k, v in evals.items()}
     summary["final_train_loss"] = float(np.mean(metrics["loss"][-config.eval_every :]))
-    return TrainResult(state.params, config.model, metrics, evals, summary)
+    return TrainResult(state.params, model, metrics, evals, summary)
+
+
+def _one_source(init_from, policy):
+    if init_from is not None and policy is not None:
+        raise ValueError("give the starting model as init_from or as policy, not both")
+    return policy if init_from is None else init_from

@@ -1,40 +1,54 @@
-"""Pieces the LLM trainers share: optimiser, train state, batched updates in chunks.
+"""Pieces the LLM trainers share: optimiser, train state, data order, starting model.
 
 A trainer (``sft``, ``reward_model``, ``dpo``) is a pure ``update(state, batch) ->
 (state, metrics)``; ``make_chunk`` turns it into one compiled ``lax.scan`` over
-``chunk`` updates, each on a random minibatch of a dataset held on the device, and
-``run_chunks`` calls that program between evaluations (the same program every time,
-so it compiles once).
+``chunk`` updates, update ``t`` on the rows :func:`take_batch` gives for ``t`` (epoch-wise
+shuffles of a dataset held on the device), and ``run_chunks`` hands that program to the
+one host runner (:func:`jaxrl.llm.runner.run_stage`: evaluations, checkpoints, resume).
+The same program runs every time, so it compiles once.
+
+``prepare_model`` gives every stage its starting model: fresh, a params pytree, a
+``(params, ModelConfig)`` pair, a ``TrainResult``, a jaxrl model directory or a Hugging
+Face model directory; optionally with LoRA adapters added (the base then stays frozen).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrl.llm.lora import only_adapters
-from jaxrl.llm.tasks import TOKENIZER
-from jaxrl.llm.transformer import ModelConfig
+from jaxrl.llm.lora import add_lora, is_adapter, merge_lora
+from jaxrl.llm.runner import (  # noqa: F401  (re-exported: trainers and run/llm.py import them here)
+    NonFiniteLoss,
+    StageInterrupted,
+    batch_indices,
+    check_finite,
+    run_stage,
+    stack_rows,
+)
+from jaxrl.llm.tasks import TOKENIZER, Task
+from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
 __all__ = [
     "TrainState",
     "TrainResult",
     "default_model_config",
+    "trainable_labels",
     "make_optimizer",
     "sample_batch",
+    "take_batch",
     "make_chunk",
     "run_chunks",
-    "NonFiniteLoss",
-    "StageInterrupted",
-    "check_finite",
-    "stack_rows",
+    "prepare_model",
+    "check_task_fits",
+    "check_lora_fields",
     "freeze_options",
     "config_to_dict",
 ]
@@ -68,6 +82,21 @@ def default_model_config(max_len: int = 32, **changes) -> ModelConfig:
     return ModelConfig(vocab_size=TOKENIZER.vocab_size, max_len=max_len, **changes)
 
 
+def trainable_labels(params) -> Any:
+    """``"train"``/``"frozen"`` per leaf: everything trains unless the params hold LoRA
+    adapters; then the adapters and the new scalar heads (``value_head``, ``reward_head``,
+    which have no base weights to keep) train and the base stays frozen."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    if not any(is_adapter(p) for p, _ in flat):
+        return jax.tree_util.tree_unflatten(treedef, ["train"] * len(flat))
+
+    def head(path):
+        return any(getattr(k, "key", None) in ("value_head", "reward_head") for k in path)
+
+    labels = ["train" if is_adapter(p) or head(p) else "frozen" for p, _ in flat]
+    return jax.tree_util.tree_unflatten(treedef, labels)
+
+
 def make_optimizer(
     learning_rate: float,
     num_steps: int,
@@ -75,7 +104,11 @@ def make_optimizer(
     weight_decay: float,
     max_grad_norm: float,
 ) -> optax.GradientTransformation:
-    """AdamW after global-norm clipping, linear warm-up then cosine decay to 10 %."""
+    """AdamW after global-norm clipping, linear warm-up then cosine decay to 10 %.
+
+    Only the leaves :func:`trainable_labels` marks ``"train"`` change (all of them
+    without LoRA); frozen leaves get zero updates and no optimiser state.
+    """
     schedule = optax.warmup_cosine_decay_schedule(
         0.0,
         learning_rate,
@@ -83,12 +116,11 @@ def make_optimizer(
         max(num_steps, warmup_steps + 1),
         end_value=0.1 * learning_rate,
     )
-    return only_adapters(  # a LoRA model trains its adapters only; others train whole
-        optax.chain(
-            optax.clip_by_global_norm(max_grad_norm),
-            optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=weight_decay),
-        )
+    inner = optax.chain(
+        optax.clip_by_global_norm(max_grad_norm),
+        optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=weight_decay),
     )
+    return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, trainable_labels)
 
 
 def sample_batch(data, key: jax.Array, batch_size: int):
@@ -98,65 +130,38 @@ def sample_batch(data, key: jax.Array, batch_size: int):
     return jax.tree_util.tree_map(lambda x: x[idx], data)
 
 
-def _chunk_body(state, key, update, data, batch_size):
-    return update(state, sample_batch(data, key, batch_size))
+def take_batch(data, key: jax.Array, step, batch_size: int):
+    """The rows of update ``step``: ``data`` (pytree of ``[N, ...]``) at
+    :func:`jaxrl.llm.runner.batch_indices` (epoch-wise shuffles by ``key``, no replacement)."""
+    n = jax.tree_util.tree_leaves(data)[0].shape[0]
+    idx = batch_indices(key, step, n, batch_size)
+    return jax.tree_util.tree_map(lambda x: x[idx], data)
+
+
+def _chunk_body(state, step, update, data, key, batch_size):
+    return update(state, take_batch(data, key, step, batch_size))
 
 
 def make_chunk(update: Callable, batch_size: int, chunk: int) -> Callable:
-    """Compiled ``chunk_fn(state, data, key) -> (state, metrics [chunk])``.
+    """Compiled ``chunk_fn(state, data, key, start) -> (state, metrics [chunk])``.
+
+    Update ``start + i`` (i < ``chunk``) trains on ``take_batch(data, key, start + i,
+    batch_size)``: the data order is a function of the key and the update index only.
 
     Args:
         update: pure ``update(state, batch) -> (state, metrics)``.
-        batch_size: rows per update, sampled with replacement from ``data``.
+        batch_size: rows per update.
         chunk: updates per call (static: it fixes the scan length).
     """
 
-    def chunk_fn(state, data, key):
-        body = functools.partial(_chunk_body, update=update, data=data, batch_size=batch_size)
-        return jax.lax.scan(body, state, jax.random.split(key, chunk))
+    def chunk_fn(state, data, key, start):
+        body = functools.partial(
+            _chunk_body, update=update, data=data, key=key, batch_size=batch_size
+        )
+        steps = jnp.asarray(start, jnp.int32) + jnp.arange(chunk, dtype=jnp.int32)
+        return jax.lax.scan(body, state, steps)
 
     return jax.jit(chunk_fn)
-
-
-class NonFiniteLoss(ValueError):
-    """A training loss became NaN or infinite; ``metrics`` holds the updates so far."""
-
-    def __init__(self, message: str, metrics: dict[str, np.ndarray]):
-        super().__init__(message)
-        self.metrics = metrics
-
-
-class StageInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a training stage; ``metrics`` holds the updates finished before it."""
-
-    def __init__(self, metrics: dict[str, np.ndarray]):
-        super().__init__("interrupted")
-        self.metrics = metrics
-        self.updates_done = len(next(iter(metrics.values()), ()))
-
-
-def stack_rows(rows: list[dict]) -> dict[str, np.ndarray]:
-    """Per-chunk (or per-step) metric dicts as one ``[updates]`` array per name."""
-    if not rows:
-        return {}
-    return {k: np.concatenate([np.atleast_1d(np.asarray(r[k])) for r in rows]) for k in rows[0]}
-
-
-def check_finite(rows: list[dict], done: int) -> None:
-    """Raises :class:`NonFiniteLoss` when a metric named ``*loss*`` of the last row (the
-    updates before ``done``) is not finite, naming the first such update."""
-    last = rows[-1]
-    for name in sorted(last):
-        if "loss" not in name:
-            continue
-        values = np.atleast_1d(np.asarray(last[name], dtype=np.float64))
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            update = done - values.size + int(bad[0]) + 1
-            raise NonFiniteLoss(
-                f"non-finite {name} at update {update}; stopped after writing the metrics so far",
-                stack_rows(rows),
-            )
 
 
 def run_chunks(
@@ -168,39 +173,115 @@ def run_chunks(
     chunk: int,
     evaluate: Callable[[Any], dict[str, float]],
     progress_callback: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
 ) -> tuple[TrainState, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Runs ``num_steps // chunk`` chunks, evaluating before the first and after each.
+    """Runs ``num_steps // chunk`` chunks through :func:`jaxrl.llm.runner.run_stage`.
 
-    ``progress_callback(step, numbers)`` receives the step count and the latest
-    evaluation plus the chunk's mean training metrics (for a progress bar).
+    ``evaluate(params)`` runs before the first chunk and after each; ``key`` orders the
+    data (:func:`take_batch`); ``checkpoint_dir`` and ``resume`` as in ``run_stage``.
 
     Returns:
         ``(state, metrics, evals)``; metrics ``[num_steps]`` per key, evals ``[num_chunks + 1]``.
     """
-    rows, evals = [], []
-    evals.append({"step": 0, "wall_time": 0.0, **evaluate(state.params)})
-    start = time.perf_counter()
-    try:
-        for i, k in enumerate(jax.random.split(key, num_steps // chunk)):
-            state, m = chunk_fn(state, data, k)
-            m = jax.device_get(m)
-            rows.append(m)
-            check_finite(rows, (i + 1) * chunk)
-            ev = {
-                "step": (i + 1) * chunk,
-                "wall_time": time.perf_counter() - start,
-                **evaluate(state.params),
-            }
-            evals.append(ev)
-            if progress_callback is not None:
-                progress_callback(
-                    (i + 1) * chunk, {**{k2: float(np.mean(v)) for k2, v in m.items()}, **ev}
-                )
-    except KeyboardInterrupt:
-        raise StageInterrupted(stack_rows(rows)) from None
-    metrics = stack_rows(rows)
-    ev_out = {k: np.asarray([e[k] for e in evals]) for k in evals[0]}
-    return state, metrics, ev_out
+
+    def advance(s, t):
+        return chunk_fn(s, data, key, t)
+
+    return run_stage(
+        advance,
+        state,
+        num_updates=num_steps,
+        eval_every=chunk,
+        evaluate=lambda s: evaluate(s.params),
+        updates_per_call=chunk,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        progress_callback=progress_callback,
+    )
+
+
+def _load(source) -> tuple[Any, ModelConfig]:
+    """``(params, ModelConfig)`` of a pair, a TrainResult, or a jaxrl / Hugging Face directory."""
+    from jaxrl.llm.rl_loop import resolve_model  # rl_loop imports this module
+
+    loaded = resolve_model(source)
+    return loaded.params, loaded.model_config
+
+
+def prepare_model(
+    owner: str,
+    model: ModelConfig,
+    source,
+    key: jax.Array,
+    lora_rank: int = 0,
+    lora_alpha: float = 16.0,
+    reward_head: bool = False,
+) -> tuple[Any, ModelConfig]:
+    """The starting ``(params, ModelConfig)`` of a stage.
+
+    Args:
+        owner: the config's name, for error messages.
+        model: the config's model sizes (used when ``source`` is None or bare params).
+        source: None (fresh parameters from ``key``), a params pytree (of ``model``), a
+            ``(params, ModelConfig)`` pair, a ``TrainResult``, or a directory (jaxrl
+            ``save_model``, a run directory, or a Hugging Face model). A loaded model
+            replaces ``model``; adapters it carries are merged into its weights first.
+        key: PRNG key for fresh parameters, a new head and LoRA's ``A``.
+        lora_rank: > 0 adds adapters (``jaxrl.llm.lora.add_lora``); a pretrained-type
+            model is required.
+        lora_alpha: LoRA's α.
+        reward_head: add a zero-initialised scalar reward head (the reward model).
+    """
+    if source is None:
+        params = None
+    elif isinstance(source, dict):
+        params = source
+    else:
+        params, model = _load(source)
+    if model.lora_rank and params is not None:
+        model, params = merge_lora(model, params)
+    if reward_head:
+        # the trunk (and LM head) from ``params``, the head from a fresh init
+        model = model.replace(reward_head=True)
+        params = merge_params(init_params(model, key), params)
+    elif params is None:
+        params = init_params(model, key)
+    if lora_rank:
+        lora_key = jax.random.fold_in(key, 1)
+        if model.model_type == "toy":
+            raise ValueError(
+                f"{owner}.lora_rank ({lora_rank}) needs a pretrained-type model (llama, qwen2, "
+                "qwen3); the toy model trains whole (lora_rank=0)"
+            )
+        model, params = add_lora(model, params, lora_key, lora_rank, lora_alpha)
+    return params, model
+
+
+def check_task_fits(task: Task, model: ModelConfig, owner: str, *arrays) -> None:
+    """One-line ValueError unless prompt + completion fit ``model.max_len`` and every token
+    id in ``arrays`` (the task's token arrays) is below ``model.vocab_size``."""
+    need = task.prompt_len + task.completion_len
+    if model.max_len < need:
+        raise ValueError(
+            f"{owner}: model max_len ({model.max_len}) must be >= prompt + completion length "
+            f"of task {task.name!r} ({need})"
+        )
+    top = max((int(np.max(a)) for a in arrays if np.size(a)), default=-1)
+    if top >= model.vocab_size:
+        raise ValueError(
+            f"{owner}: task {task.name!r} has token id {top}, outside the model's vocabulary "
+            f"(vocab_size {model.vocab_size}); use the model's own tokenizer"
+        )
+
+
+def check_lora_fields(config) -> None:
+    """One-line ValueError unless ``config.lora_rank`` is an int >= 0 and ``lora_alpha`` > 0."""
+    name, rank, alpha = type(config).__name__, config.lora_rank, config.lora_alpha
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+        raise ValueError(f"{name}.lora_rank must be an integer >= 0 (0 = no LoRA), got {rank!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise ValueError(f"{name}.lora_alpha must be a number > 0, got {alpha!r}")
 
 
 def freeze_options(options) -> tuple:

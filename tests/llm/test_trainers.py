@@ -34,8 +34,8 @@ def traced_once(monkeypatch, module, name):
     """
     factory = getattr(module, name)
 
-    def counted_factory(config):
-        update = factory(config)
+    def counted_factory(config, *args):
+        update = factory(config, *args)
 
         def counted_update(state, batch):
             return update(state, batch)
