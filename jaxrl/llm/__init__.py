@@ -5,7 +5,9 @@ cache, save/load), ``checkpoint`` (Hugging Face directories in and out), ``token
 (a pretrained model's tokenizer and chat template), ``lora`` (adapters), ``sharding``
 (FSDP × data-parallel meshes), ``testing`` (tiny offline model directories),
 ``generate`` (sampling with and without a KV cache, log-probs of given completions),
-``tasks`` (tokenizer, verifiable and preference tasks, registry), ``sft``, ``reward_model``, ``dpo``
+``tasks`` (tokenizer, verifiable and preference tasks, registry), ``data`` (dataset files
+as tasks: JSONL rows, chat template, length limits), ``rewards`` (host reward functions:
+exact answer, format, soft overlong, user functions), ``sft``, ``reward_model``, ``dpo``
 (trainers: a Config and a ``train_*`` function each) and ``training`` (shared pieces).
 
 Sequence layout, shared by every module: batch-major ``[B, T]`` arrays; a row is a
@@ -15,10 +17,12 @@ are 1 on real tokens (a completion's EOS included); positions count real tokens 
 
 from jaxrl.llm import (
     checkpoint,
+    data,
     dpo,
     grpo,
     lora,
     reward_model,
+    rewards,
     rl_loop,
     rlhf,
     roles,
@@ -31,12 +35,14 @@ from jaxrl.llm import (
     transformer,
 )
 from jaxrl.llm.checkpoint import *
+from jaxrl.llm.data import *
 from jaxrl.llm.dpo import *
 from jaxrl.llm.generate import *
 from jaxrl.llm.generate import __all__ as _generate_all  # the function shadows the module
 from jaxrl.llm.grpo import *
 from jaxrl.llm.lora import *
 from jaxrl.llm.reward_model import *
+from jaxrl.llm.rewards import *
 from jaxrl.llm.rl_loop import *
 from jaxrl.llm.rlhf import *
 from jaxrl.llm.roles import *
@@ -56,6 +62,8 @@ __all__ = [
     *sharding.__all__,
     *_generate_all,
     *tasks.__all__,
+    *data.__all__,
+    *rewards.__all__,
     *runner.__all__,
     *training.__all__,
     *sft.__all__,
