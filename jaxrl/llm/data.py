@@ -109,6 +109,8 @@ class DatasetTask(Task):
         ):
             if limit is not None and limit < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {limit}")
+        if not 0.0 <= heldout_share < 1.0:
+            raise ValueError(f"heldout_share must be in [0, 1), got {heldout_share}")
         put("heldout_share", heldout_share)
         put("eos_ids", tuple(tokenizer.eos_ids))
         put("pad_id", int(tokenizer.pad_id))

@@ -150,6 +150,35 @@ def test_score_under_jit_equals_host_reward_on_decoded_text(tmp_path, tok):
     )
     np.testing.assert_allclose(got, expected)
     assert 0 < got.mean() < 1.5  # both right and wrong answers in the batch
+    # under vmap (two batches stacked) each batch gets its own scores
+    stacked = jax.tree_util.tree_map(lambda x: np.stack([x, x[::-1]]), (p, tokens, mask))
+    both = np.asarray(jax.vmap(task.score)(*stacked))
+    np.testing.assert_allclose(both, [expected, expected[::-1]])
+
+
+def test_overlong_reward_defaults_to_the_completion_length(tmp_path, tok):
+    rows = [{"prompt": "q", "answer": "12"}]
+    task = dataset_task(
+        write(tmp_path, rows),
+        tok,
+        heldout_share=0.0,
+        max_completion_len=8,
+        reward="accuracy+overlong(cache=4)",
+    )
+    # lengths in tokens of the re-encoded text: 0 up to 8 - 4 = 4, then -1/4 per token
+    ys = ["12", "12 12 12 12 12 12"]  # right (accuracy 1, short), no single answer (0, long)
+    n = [len(tok.encode(y, False)) for y in ys]
+    ids = [tok.encode(y, False) for y in ys]
+    tokens = np.zeros((2, 20), np.int32)
+    mask = np.zeros((2, 20), np.int32)
+    for i, r in enumerate(ids):
+        tokens[i, : len(r)], mask[i, : len(r)] = r, 1
+    p = jax.tree_util.tree_map(lambda x: np.repeat(x, 2, axis=0), task.prompts("train"))
+    expected = [
+        acc + min(0.0, max(-1.0, (4 - k) / 4)) for acc, k in zip([1.0, 0.0], n, strict=True)
+    ]
+    np.testing.assert_allclose(np.asarray(task.score(p, tokens, mask)), expected)
+    assert expected[1] < 0
 
 
 def test_preference_rows_strings_and_messages(tmp_path, tok):
@@ -244,6 +273,11 @@ def test_splits_n_file_order_and_eval_path(tmp_path, tok):
         )
     with pytest.raises(ValueError, match="split must be"):
         task.prompts("test")
+    prefs = write(tmp_path, [{"prompt": "a", "chosen": "b", "rejected": "c"}], "p.jsonl")
+    with pytest.raises(ValueError, match="p.jsonl: rows have format 'preference', but"):
+        dataset_task(write(tmp_path, rows[:5]), tok, eval_path=prefs)
+    with pytest.raises(ValueError, match=r"heldout_share must be in \[0, 1\), got 1.0"):
+        dataset_task(write(tmp_path, rows[:5]), tok, heldout_share=1.0)
 
 
 def test_task_hashes_by_identity_and_is_a_static_argument(tmp_path, tok):
