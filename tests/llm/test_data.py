@@ -64,6 +64,12 @@ def test_prompt_completion_layout_and_loss_mask(tmp_path, tok):
             completions[i]
         )
     assert task.examples("train") == [(r["prompt"], r["completion"]) for r in rows]
+    # SFT rows have no reference answer: no default reward, unless one is given
+    assert not task.has_score
+    scored = dataset_task(write(tmp_path, rows, "b.jsonl"), tok, heldout_share=0.0, reward="exact")
+    p = scored.prompts("train")
+    c = task.sft_data("train")
+    np.testing.assert_array_equal(scored.score(p, c.completion_tokens, c.completion_mask), [1, 1])
 
 
 def test_chat_messages_use_the_template(tmp_path, tok):
@@ -206,7 +212,7 @@ def test_preference_rows_strings_and_messages(tmp_path, tok):
     np.testing.assert_array_equal(pairs.rejected_score, [0.5, np.nan])
     sft = task.sft_data("train")  # SFT on a preference file trains on the chosen answers
     np.testing.assert_array_equal(sft.completion_tokens, pairs.chosen_tokens)
-    with pytest.raises(ValueError, match="has no reward; pass reward="):
+    with pytest.raises(ValueError, match="preference rows have no reward; pass reward="):
         task.score(task.prompts("train"), pairs.chosen_tokens, pairs.chosen_mask)
     conv = [
         {
