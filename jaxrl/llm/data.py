@@ -58,9 +58,6 @@ from jaxrl.llm.tasks import (
 )
 from jaxrl.llm.tokenizer import PretrainedTokenizer, load_tokenizer
 
-# formats whose rows carry a reference answer: their default reward is ``accuracy``
-ANSWER_FORMATS = ("prompt/answer", "question/answer", "problem/solution")
-
 __all__ = ["FORMATS", "Row", "read_rows", "DatasetTask", "dataset_task", "write_jsonl"]
 
 
@@ -177,7 +174,7 @@ class DatasetTask(Task):
         )
         if isinstance(reward, str) or callable(reward):
             reward = make_reward(reward, tokenizer=tokenizer, max_len=self._completion_len)
-        elif reward is None and fmt in ANSWER_FORMATS:
+        elif reward is None and self.kind == "verifiable":
             reward = make_reward("accuracy")
         put("_reward", reward)
 
@@ -206,7 +203,7 @@ class DatasetTask(Task):
 
     @property
     def has_score(self) -> bool:
-        """Whether ``score`` can be called: a reward was given, or the rows have answers."""
+        """Whether ``score`` can be called: a reward was given, or the rows are verifiable."""
         return self._reward is not None
 
     def _indices(self, split: str, n: int | None) -> list[int]:
@@ -344,9 +341,9 @@ def dataset_task(
         eval_path: a file of the same format for the ``"heldout"`` split; without it the
             held-out split is the rows whose prompt hashes into ``heldout_share``.
         reward: a ``jaxrl.llm.rewards.make_reward`` spec or function for ``score``
-            (default ``"accuracy"`` for rows with a reference answer: prompt/answer,
-            question/answer, problem/solution; none for prompt/completion, messages and
-            preference rows, whose ``score`` then raises and ``has_score`` is False).
+            (default ``"accuracy"`` for verifiable rows, which for a non-numeric reference
+            is an exact text match; none for preference rows, whose ``score`` then raises
+            and ``has_score`` is False).
         max_prompt_len: rows whose prompt has more tokens are dropped (None: no limit).
         max_completion_len: completions with more tokens (EOS included) are cut, and this
             is the task's ``completion_len`` (None: no cut; the longest completion).

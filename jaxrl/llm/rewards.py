@@ -111,9 +111,10 @@ def accuracy_reward(prompts, completions, answers, last_number: bool = False) ->
     ``extract`` is ``extract_answer`` (``\\boxed{}``, then ``####``, then a completion that
     is one number; the last number in the text with ``last_number``); ``ref`` is
     ``reference_answer`` (GSM8K's ``#### N``). Numbers compare exactly as fractions, so
-    ``1,234`` = ``1234``, ``$5`` = ``5``, ``3.0`` = ``3``, ``\\frac{1}{2}`` = ``0.5``. A
-    reference that is not a number must equal the extracted answer as text. A completion
-    with no answer scores 0.
+    ``1,234`` = ``1234``, ``$5`` = ``5``, ``3.0`` = ``3``, ``\\frac{1}{2}`` = ``0.5``; a
+    completion with no answer scores 0. A reference that is not a number is compared as
+    text (stripped) with the marked answer, or with the whole completion when none is
+    marked: an exact match for free-text answers.
 
     Args:
         prompts: ``B`` prompt texts (unused).
@@ -127,10 +128,11 @@ def accuracy_reward(prompts, completions, answers, last_number: bool = False) ->
     out = np.zeros(len(completions), np.float32)
     for i, (y, a) in enumerate(zip(completions, answers, strict=True)):
         got, ref = extract_answer(y, last_number), reference_answer(a)
-        if got is None:
-            continue
-        got_n, ref_n = _to_number(got), _to_number(ref)
-        out[i] = got_n == ref_n if ref_n is not None else got.strip() == ref
+        ref_n = _to_number(ref)
+        if ref_n is None:  # a text answer: the marked answer, else the whole completion
+            out[i] = (y.strip() if got is None else got) == ref
+        elif got is not None:
+            out[i] = _to_number(got) == ref_n
     return out
 
 

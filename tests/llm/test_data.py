@@ -64,12 +64,12 @@ def test_prompt_completion_layout_and_loss_mask(tmp_path, tok):
             completions[i]
         )
     assert task.examples("train") == [(r["prompt"], r["completion"]) for r in rows]
-    # SFT rows have no reference answer: no default reward, unless one is given
-    assert not task.has_score
-    scored = dataset_task(write(tmp_path, rows, "b.jsonl"), tok, heldout_share=0.0, reward="exact")
-    p = scored.prompts("train")
-    c = task.sft_data("train")
-    np.testing.assert_array_equal(scored.score(p, c.completion_tokens, c.completion_mask), [1, 1])
+    # the default reward (accuracy) on a non-numeric reference is an exact text match
+    assert task.has_score
+    p, c = task.prompts("train"), task.sft_data("train")
+    np.testing.assert_array_equal(task.score(p, c.completion_tokens, c.completion_mask), [1, 1])
+    swapped = c.completion_tokens[::-1], c.completion_mask[::-1]
+    np.testing.assert_array_equal(task.score(p, *swapped), [0, 0])
 
 
 def test_chat_messages_use_the_template(tmp_path, tok):

@@ -59,6 +59,8 @@ def test_reference_answer_is_gsm8k_tail_or_whole_text():
         ("the answer is 57", "57", 0.0),  # no #### / boxed and no last-number fallback
         ("", "#### 1", 0.0),
         ("#### blue", "#### blue", 1.0),  # non-numeric reference: compared as text
+        (" fox ", "fox", 1.0),  # ... with the whole completion when nothing is marked
+        ("the fox", "fox", 0.0),
     ],
 )
 def test_accuracy_cases(completion, answer, expected):
