@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import jax
+import numpy as np
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
 from jaxrl.llm.checkpoint import save_pretrained
 from jaxrl.llm.transformer import ModelConfig, init_params
 
-__all__ = ["tiny_model_config", "tiny_tokenizer", "tiny_model_dir", "CHAT_TEMPLATE"]
+__all__ = [
+    "tiny_model_config",
+    "tiny_tokenizer",
+    "tiny_model_dir",
+    "CHAT_TEMPLATE",
+    "bpe_tokenizer",
+    "write_tokenizer",
+    "arithmetic_rows",
+    "arithmetic_score",
+]
 
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
@@ -52,6 +63,85 @@ def tiny_tokenizer(vocab_size: int = 320) -> tokenizers.Tokenizer:
         single="<|bos|> $A", pair="<|bos|> $A <|bos|> $B", special_tokens=[("<|bos|>", 1)]
     )
     return tok
+
+
+def bpe_tokenizer(corpus: list[str], vocab_size: int = 384) -> tokenizers.Tokenizer:
+    """A byte-level BPE tokenizer trained on ``corpus``, digits split one per token.
+
+    Special tokens take ids 0–4 (pad, bos, ``<|im_start|>``, ``<|im_end|>``, eos: the
+    end-of-turn token is id 3, the id a toy task's EOS has) and every encoding starts with
+    ``<|bos|>``, as in :func:`tiny_tokenizer`. Splitting digits before the byte-level step
+    (as Llama 3 and Qwen do) keeps numbers out of the merges, so ``71`` is ``7``, ``1``.
+
+    Args:
+        corpus: training texts.
+        vocab_size: size of the vocabulary, the 256 byte symbols and specials included.
+    """
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|pad|>", "<|bos|>", "<|im_start|>", "<|im_end|>", "<|eos|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|bos|> $A", pair="<|bos|> $A <|bos|> $B", special_tokens=[("<|bos|>", 1)]
+    )
+    return tok
+
+
+# Phrasings of the arithmetic questions: the operands are the only digits in a question.
+_QUESTIONS = (
+    "What is {a} + {b}?",
+    "What is {a} plus {b}?",
+    "Add {a} and {b}.",
+    "What is the sum of {a} and {b}?",
+)
+
+
+def arithmetic_rows(n: int, seed: int, max_operand: int = 99) -> list[dict]:
+    """``n`` verifiable rows ``{"prompt": "What is 23 + 48?", "answer": "#### 71"}``.
+
+    Operands are uniform in ``[0, max_operand]``; the question's phrasing is one of four.
+    The answer is written GSM8K-style, the number after ``####``.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        a, b = (int(x) for x in rng.integers(0, max_operand + 1, size=2))
+        question = _QUESTIONS[int(rng.integers(len(_QUESTIONS)))].format(a=a, b=b)
+        rows.append({"prompt": question, "answer": f"#### {a + b}"})
+    return rows
+
+
+def arithmetic_score(prompts: list[str], completions: list[str], answers: list[str]) -> np.ndarray:
+    """A reward (``module:function`` form) that needs no reference answer: 1 where the
+    number after the completion's ``####`` is the sum of the prompt's last two integers.
+
+    Args:
+        prompts: prompt texts (chat template text allowed: it holds no digits).
+        completions: completion texts.
+        answers: reference answers (unused: the prompt holds the truth).
+
+    Returns:
+        ``[B]`` float32 scores in {0, 1}.
+    """
+    del answers
+    out = np.zeros(len(prompts), np.float32)
+    for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+        operands = re.findall(r"\d+", prompt)[-2:]
+        said = re.search(r"####\s*(-?\d+)", completion)
+        if len(operands) == 2 and said:
+            out[i] = float(int(said.group(1)) == int(operands[0]) + int(operands[1]))
+    return out
 
 
 def tiny_model_config(model_type: str = "llama", vocab_size: int = 320, **changes) -> ModelConfig:
