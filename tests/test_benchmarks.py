@@ -373,3 +373,42 @@ def test_speed_table_lists_the_cli_rows():
     assert td3.endswith("| ✗ |") and "200" in td3 and "400" in td3
     sac = next(line for line in text.splitlines() if line.startswith("| sac "))
     assert sac.endswith("| – |") and "| – | – |" in sac
+
+
+# ---------------------------------------------------------------- llm_trl (jaxrl beside TRL)
+
+
+def test_llm_trl_reward_is_the_same_formula_on_both_sides():
+    from benchmarks import llm_trl, trl_side  # trl_side imports torch/trl only inside main
+
+    for text in ("", "a", "aaaa", "12321", "hello world"):
+        assert llm_trl.distinct_char_share(text) == trl_side.distinct_char_share(text)
+    assert llm_trl.distinct_char_share("aab") == pytest.approx(2 / 3)
+
+
+def test_llm_trl_rows_have_one_shape_and_the_task_scores_under_jit(tmp_path):
+    import jax
+
+    from benchmarks import llm_trl
+    from jaxrl.llm.testing import tiny_model_dir
+
+    model = tiny_model_dir(str(tmp_path / "model"))
+    llm_trl.write_data(str(tmp_path), 6, prompt_digits=5, completion_digits=4, seed=0)
+    pairs = llm_trl._pairs(model, llm_trl._read_jsonl(str(tmp_path / "pairs.jsonl")))
+    # Digits are single tokens, so no row is padded: TRL's per-batch padding gives the
+    # same [2b, P + C] input as jaxrl's fixed columns.
+    assert pairs.prompt_tokens.shape == (6, 6)  # BOS + 5 digits
+    assert pairs.chosen_tokens.shape == pairs.rejected_tokens.shape == (6, 5)  # 4 digits + EOS
+    assert pairs.prompt_mask.all() and pairs.chosen_mask.all() and pairs.rejected_mask.all()
+    rows = llm_trl._read_jsonl(str(tmp_path / "prompts.jsonl"))
+    task, tok = llm_trl._bench_task(model, rows, completion_len=6)
+    prompts = task.prompts("train", 3)
+    assert prompts.mask.all() and task.eos_ids == (-1,)
+    texts = ["aab", "quick", "11"]
+    tokens = np.full((3, 6), tok.pad_id, np.int32)
+    mask = np.zeros((3, 6), np.int32)
+    for i, t in enumerate(texts):
+        ids = tok.encode(t, add_special_tokens=False)
+        tokens[i, : len(ids)], mask[i, : len(ids)] = ids, 1
+    scores = jax.jit(task.score)(prompts, tokens, mask)
+    np.testing.assert_allclose(scores, [2 / 3, 1.0, 0.5], rtol=1e-6)
