@@ -36,6 +36,11 @@ first stop token; a plain completion ends with the tokenizer's first EOS id.
 Length limits: a prompt longer than ``max_prompt_len`` tokens drops its row; a
 completion longer than ``max_completion_len`` tokens (EOS included) is cut to that length
 and loses its EOS. ``task.stats`` counts both.
+
+The key names follow the usual Hugging Face conventions (TRL's dataset formats,
+https://huggingface.co/docs/trl/dataset_formats; GSM8K, Cobbe et al. 2021,
+https://arxiv.org/abs/2110.14168; MATH, Hendrycks et al. 2021,
+https://arxiv.org/abs/2103.03874), so a downloaded dataset exported to JSONL reads as is.
 """
 
 from __future__ import annotations

@@ -44,7 +44,9 @@ class Row(NamedTuple):
 
 
 def _iter_records(path: str):
-    """``(line, dict)`` of each row of a JSONL or Parquet file."""
+    """``(line, dict)`` of each row of a JSONL or Parquet file (Parquet rows count from 1)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
     if path.endswith(".parquet"):
         try:
             import pyarrow.parquet as pq
@@ -52,11 +54,12 @@ def _iter_records(path: str):
             raise ValueError(
                 f"{path}: reading Parquet needs pyarrow (pip install pyarrow)"
             ) from None
-        for i, record in enumerate(pq.read_table(path).to_pylist()):
-            yield i + 1, record
+        try:
+            records = pq.read_table(path).to_pylist()
+        except Exception as e:  # pyarrow's own error types
+            raise ValueError(f"{path}: not a readable Parquet file ({e})") from None
+        yield from enumerate(records, 1)
         return
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file")
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip():

@@ -114,7 +114,9 @@ def accuracy_reward(prompts, completions, answers, last_number: bool = False) ->
     ``1,234`` = ``1234``, ``$5`` = ``5``, ``3.0`` = ``3``, ``\\frac{1}{2}`` = ``0.5``; a
     completion with no answer scores 0. A reference that is not a number is compared as
     text (stripped) with the marked answer, or with the whole completion when none is
-    marked: an exact match for free-text answers.
+    marked: an exact match for free-text answers. ``####`` is GSM8K's answer marker (Cobbe
+    et al. 2021, https://arxiv.org/abs/2110.14168), ``\\boxed{}`` MATH's (Hendrycks et al.
+    2021, https://arxiv.org/abs/2103.03874).
 
     Args:
         prompts: ``B`` prompt texts (unused).

@@ -355,13 +355,36 @@ def test_empty_prompt_without_bos_is_an_error(tmp_path, tok):
         dataset_task(path, no_bos)
 
 
+def test_parquet_rows_through_pyarrow(tmp_path, tok, monkeypatch):
+    """The Parquet path with a stand-in ``pyarrow.parquet`` (pyarrow is optional): rows
+    are numbered from 1 and checked like JSONL lines."""
+    import sys
+    import types
+
+    records = [{"prompt": "a", "answer": "1"}, {"prompt": "b", "answer": 2}]
+    table = types.SimpleNamespace(to_pylist=lambda: records)
+    parquet = types.ModuleType("pyarrow.parquet")
+    parquet.read_table = lambda path: table
+    pyarrow = types.ModuleType("pyarrow")
+    pyarrow.parquet = parquet
+    monkeypatch.setitem(sys.modules, "pyarrow", pyarrow)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", parquet)
+    path = str(tmp_path / "d.parquet")
+    open(path, "wb").close()
+    with pytest.raises(ValueError, match=r"d.parquet:2: field 'answer' must be a string"):
+        read_rows(path)
+    records[1]["answer"] = "2"
+    assert [r.answer for r in read_rows(path)[1]] == ["1", "2"]
+
+
 def test_missing_file_and_parquet_without_pyarrow(tmp_path):
     with pytest.raises(ValueError, match="no such file"):
         read_rows(str(tmp_path / "none.jsonl"))
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        with pytest.raises(ValueError, match="needs pyarrow"):
+        (tmp_path / "x.parquet").write_bytes(b"PAR1")
+        with pytest.raises(ValueError, match="x.parquet: reading Parquet needs pyarrow"):
             read_rows(str(tmp_path / "x.parquet"))
 
 
