@@ -1,0 +1,364 @@
+"""From a text corpus to an exported model on a CPU: tokenizer, SFT, GRPO, DPO, export.
+
+Every stage runs on files, the way it would on a downloaded model and a dataset:
+
+1. Data: generated arithmetic questions in a few phrasings (``What is 23 + 48?``) with
+   GSM8K-style answers (``#### 71``), written as JSONL: ``train.jsonl`` and
+   ``heldout.jsonl`` (``prompt``/``answer`` rows, disjoint questions) and ``prefs.jsonl``
+   (``prompt``/``chosen``/``rejected``: the right sum against a near miss).
+2. Model: a byte-level BPE tokenizer trained on the corpus with ``tokenizers`` (digits
+   split one per token, as Llama 3 and Qwen do) and a randomly initialised tiny
+   Llama-architecture model, saved as a Hugging Face directory (``config.json``,
+   ``model.safetensors``, ``tokenizer.json``, chat template, stop tokens).
+3. SFT from that directory on ``train.jsonl``, deliberately brief: the model learns the
+   format and part of the skill.
+4. GRPO from the SFT model with the exact-answer reward (``accuracy``: the number after
+   ``####`` against the reference's), held-out greedy accuracy before and after.
+5. DPO from the SFT model on ``prefs.jsonl``; its hidden score is the share of sampled
+   answers that are right (``jaxrl.llm.testing:arithmetic_score``, which reads the sum off
+   the prompt), which the preference labels encode but DPO never sees.
+6. Export of the GRPO model (``jaxrl.llm.export``) and a round trip: transformers loads the
+   directory and its greedy completions of held-out prompts equal jaxrl's, token for token.
+
+Run: ``python examples/llm_end_to_end.py`` (full budget, a few minutes per stage on 2
+CPU cores) or ``--quick`` (seconds per stage; checks the plumbing, not the learning).
+``benchmarks/llm_e2e.py`` runs it for several seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+from jaxrl.llm.checkpoint import load_pretrained, save_pretrained
+from jaxrl.llm.data import dataset_task
+from jaxrl.llm.dpo import DPOConfig, train_dpo
+from jaxrl.llm.export import copy_tokenizer, export_run
+from jaxrl.llm.generate import generate
+from jaxrl.llm.grpo import grpo_preset, train_grpo
+from jaxrl.llm.sft import SFTConfig, train_sft
+from jaxrl.llm.testing import (
+    CHAT_TEMPLATE,
+    arithmetic_rows,
+    bpe_tokenizer,
+    tiny_model_config,
+    write_tokenizer,
+)
+from jaxrl.llm.transformer import init_params, save_model
+
+# JAXRL_QUICK=1 (tests/test_docs.py runs every example with it) means --quick.
+QUICK = os.environ.get("JAXRL_QUICK") == "1"
+
+# Budgets: (SFT updates, GRPO steps, DPO updates, train rows, model width).
+FULL = {"sft_steps": 600, "grpo_steps": 240, "dpo_steps": 120, "rows": 4000, "width": 64}
+QUICK_BUDGET = {"sft_steps": 4, "grpo_steps": 2, "dpo_steps": 2, "rows": 64, "width": 32}
+HIDDEN_SCORE = "jaxrl.llm.testing:arithmetic_score"
+
+
+def _write_jsonl(path: str, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def _near_miss(answer: str, rng: np.random.Generator) -> str:
+    """A wrong answer a weak model gives: off by one or ten, or its digits swapped."""
+    n = int(answer.removeprefix("#### "))
+    options = [n + 1, abs(n - 1), n + 10, abs(n - 10), int(str(n)[::-1])]
+    wrong = [m for m in options if m != n]
+    return f"#### {wrong[int(rng.integers(len(wrong)))]}"
+
+
+def write_inputs(out: str, rows: int, width: int, seed: int = 0) -> dict[str, str]:
+    """Writes the JSONL files and the model directory under ``out``; returns their paths.
+
+    Args:
+        out: output directory.
+        rows: training rows (held-out: a quarter as many, at most 256; preference pairs:
+            as many as training rows).
+        width: the model's ``d_model`` (4 heads, 2 of them key/value, 2 layers).
+        seed: seed of the questions, the preference labels and the initial weights.
+    """
+    os.makedirs(out, exist_ok=True)
+    train = arithmetic_rows(rows, seed=seed)
+    seen = {r["prompt"] for r in train}
+    heldout = [r for r in arithmetic_rows(4 * rows, seed=seed + 1) if r["prompt"] not in seen]
+    heldout = heldout[: min(256, max(rows // 4, 8))]
+    rng = np.random.default_rng(seed + 2)
+    prefs = [
+        {"prompt": r["prompt"], "chosen": r["answer"], "rejected": _near_miss(r["answer"], rng)}
+        for r in arithmetic_rows(rows, seed=seed + 3)
+    ]
+    paths = {name: os.path.join(out, f"{name}.jsonl") for name in ("train", "heldout", "prefs")}
+    _write_jsonl(paths["train"], train)
+    _write_jsonl(paths["heldout"], heldout)
+    _write_jsonl(paths["prefs"], prefs)
+
+    # The tokenizer learns its merges from the conversations the model will see.
+    import jinja2
+
+    template = jinja2.Template(CHAT_TEMPLATE)
+    corpus = [
+        template.render(
+            messages=[
+                {"role": "user", "content": r["prompt"]},
+                {"role": "assistant", "content": r["answer"]},
+            ],
+            bos_token="",
+        )
+        for r in train
+    ]
+    tokenizer = bpe_tokenizer(corpus, vocab_size=384)
+    config = tiny_model_config(
+        "llama",
+        tokenizer.get_vocab_size(),
+        d_model=width,
+        head_dim=width // 4,
+        d_ff=4 * width,
+        max_len=64,
+    )
+    paths["model"] = os.path.join(out, "base-model")
+    save_pretrained(paths["model"], config, init_params(config, jax.random.PRNGKey(seed)))
+    write_tokenizer(paths["model"], tokenizer)
+    return paths
+
+
+def load_tasks(paths: dict[str, str]) -> dict:
+    """The JSONL files as tasks: ``answers`` (train + held-out file, reward ``accuracy``)
+    and ``prefs`` (preference pairs, scored by the hidden ``arithmetic_score``).
+
+    Prompts are rendered with the model's chat template (``chat_template=True``), the way
+    an instruction-tuned model is fine-tuned.
+    """
+    answers = dataset_task(
+        paths["train"],
+        paths["model"],
+        eval_path=paths["heldout"],
+        reward="accuracy",
+        chat_template=True,
+    )
+    prefs = dataset_task(paths["prefs"], paths["model"], reward=HIDDEN_SCORE, chat_template=True)
+    return {"answers": answers, "prefs": prefs}
+
+
+def _timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def run_sft(paths, tasks, budget, seed: int, log=print):
+    """SFT from the base model directory on ``train.jsonl``; returns ``(result, seconds)``."""
+    steps = budget["sft_steps"]
+    config = SFTConfig(
+        num_steps=steps,
+        eval_every=max(steps // 4, 1) if steps % 4 == 0 else steps,
+        batch_size=64,
+        learning_rate=1e-3,
+        warmup_steps=min(50, steps // 4),
+        eval_prompts=256,
+    )
+
+    def progress(step, n):
+        log(f"  SFT {step:4d}: loss {n['loss']:.3f}, held-out accuracy {n['heldout_accuracy']:.3f}")
+
+    return _timed(
+        train_sft,
+        config,
+        jax.random.PRNGKey(seed),
+        progress,
+        init_from=paths["model"],
+        task=tasks["answers"],
+    )
+
+
+def run_grpo(sft, tasks, budget, seed: int, log=print):
+    """GRPO from the SFT model, reward ``accuracy``; returns ``(result, seconds)``."""
+    steps = budget["grpo_steps"]
+    config = grpo_preset(
+        "grpo",
+        num_steps=steps,
+        num_prompts=32,
+        group_size=8,
+        eval_every=max(steps // 6, 1) if steps % 6 == 0 else steps,
+        eval_prompts=256,
+        learning_rate=3e-4,  # a weak SFT model: see examples/grpo_verifiable.py
+    )
+
+    def progress(step, n):
+        log(
+            f"  GRPO {step:4d}: reward {n['reward_mean']:.3f}, held-out greedy accuracy "
+            f"{n['accuracy']:.3f}, KL {n['kl_ref']:.2f}"
+        )
+
+    return _timed(
+        train_grpo,
+        config,
+        jax.random.PRNGKey(seed + 1000),
+        init_from=sft,
+        task=tasks["answers"],
+        progress_callback=progress,
+    )
+
+
+def run_dpo(sft, tasks, budget, seed: int, log=print):
+    """DPO from the SFT model on ``prefs.jsonl``; returns ``(result, seconds)``."""
+    steps = budget["dpo_steps"]
+    config = DPOConfig(
+        num_steps=steps,
+        eval_every=steps,
+        batch_size=64,
+        beta=0.1,
+        learning_rate=1e-4,
+        warmup_steps=min(10, steps // 4),
+        eval_pairs=256,
+        eval_prompts=256,
+    )
+
+    def progress(step, n):
+        log(f"  DPO {step:4d}: hidden score {n['score']:.3f}, margin {n['train_margin']:.2f}")
+
+    return _timed(
+        train_dpo,
+        config,
+        jax.random.PRNGKey(seed + 2000),
+        policy=sft,
+        progress_callback=progress,
+        task=tasks["prefs"],
+    )
+
+
+def export_and_compare(result, paths, out: str, num_prompts: int = 8) -> dict:
+    """Exports ``result`` as a Hugging Face directory and checks it in transformers.
+
+    The model goes to ``out/run/model`` (a jaxrl run directory, the tokenizer beside it),
+    then :func:`jaxrl.llm.export.export_run` writes ``out/export``. transformers loads
+    that directory; greedy completions of ``num_prompts`` held-out prompts are compared
+    token for token with jaxrl's generation from the exported weights.
+
+    Returns:
+        ``{"export_dir", "same_greedy_ids", "num_prompts", "example"}``.
+    """
+    import torch
+    import transformers
+
+    run_model = os.path.join(out, "run", "model")
+    save_model(run_model, result.params, result.model_config)
+    copy_tokenizer(paths["model"], run_model)
+    export_dir = os.path.join(out, "export")
+    export_run(os.path.join(out, "run"), export_dir)
+
+    task = dataset_task(paths["heldout"], export_dir, chat_template=True)
+    prompts = task.prompts("heldout", num_prompts)
+    config, params = load_pretrained(export_dir)
+    gen_config = task.generation_config(greedy=True)
+    ours = generate(params, config, gen_config, prompts.tokens, prompts.mask, jax.random.PRNGKey(0))
+    ours_ids = [
+        np.asarray(t)[np.asarray(m) > 0].tolist()
+        for t, m in zip(ours.tokens, ours.mask, strict=True)
+    ]
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(export_dir, dtype=torch.float32)
+    hf_tok = transformers.AutoTokenizer.from_pretrained(export_dir)
+    theirs_ids = []
+    for tokens, mask in zip(prompts.tokens, prompts.mask, strict=True):
+        ids = torch.tensor(np.asarray(tokens)[np.asarray(mask) > 0][None].astype(np.int64))
+        new = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=gen_config.max_new_tokens,
+            do_sample=False,
+            eos_token_id=list(task.eos_ids),
+            pad_token_id=task.pad_id,
+        )[0, ids.shape[1] :].tolist()
+        theirs_ids.append(new)
+    return {
+        "export_dir": export_dir,
+        "same_greedy_ids": ours_ids == theirs_ids,
+        "num_prompts": num_prompts,
+        "example": hf_tok.decode(theirs_ids[0], skip_special_tokens=True),
+    }
+
+
+def run_pipeline(out: str, budget: dict, seed: int = 0, log=print) -> dict:
+    """All six steps; returns the numbers (accuracies, scores, seconds, export check)."""
+    start = time.perf_counter()
+    paths = write_inputs(out, budget["rows"], budget["width"], seed)
+    tasks = load_tasks(paths)
+    log(f"data and model: {paths['model']} ({tasks['answers'].stats})")
+    sft, sft_s = run_sft(paths, tasks, budget, seed, log)
+    grpo, grpo_s = run_grpo(sft, tasks, budget, seed, log)
+    dpo, dpo_s = run_dpo(sft, tasks, budget, seed, log)
+    export = export_and_compare(grpo, paths, out)
+    step_time = np.asarray(grpo.metrics.get("step_time", [np.nan]), np.float64)
+    return {
+        "seed": seed,
+        "sft_accuracy": float(grpo.summary["before_accuracy"]),
+        "grpo_accuracy": float(grpo.summary["accuracy"]),
+        "sft_heldout_accuracy": float(sft.summary.get("heldout_accuracy", float("nan"))),
+        "dpo_score_before": float(dpo.evals["score"][0]),
+        "dpo_score_after": float(dpo.evals["score"][-1]),
+        "grpo_kl": float(grpo.summary.get("kl_ref", float("nan"))),
+        "seconds": {
+            "sft": sft_s,
+            "grpo": grpo_s,
+            "dpo": dpo_s,
+            "total": time.perf_counter() - start,
+            # the first GRPO step compiles; the median of the others is the step itself
+            "grpo_step_median": float(np.median(step_time[1:])) if step_time.size > 1 else None,
+            "grpo_first_step": float(step_time[0]),
+        },
+        "export": export,
+    }
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", default=QUICK, help="tiny budgets")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", default=None, help="output directory (default runs/llm_end_to_end[-quick])"
+    )
+    for name in FULL:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    budget = dict(QUICK_BUDGET if args.quick else FULL)
+    budget.update({k: getattr(args, k) for k in FULL if getattr(args, k) is not None})
+    out = args.out or (
+        "runs/examples-quick/llm_end_to_end" if args.quick else "runs/llm_end_to_end"
+    )
+    r = run_pipeline(out, budget, args.seed)
+    print(
+        f"\nheld-out greedy accuracy: SFT {r['sft_accuracy']:.3f} -> GRPO {r['grpo_accuracy']:.3f}"
+        f" ({100 * (r['grpo_accuracy'] - r['sft_accuracy']):+.1f} points)"
+    )
+    print(
+        f"DPO hidden score (sampled answers right): {r['dpo_score_before']:.3f} -> "
+        f"{r['dpo_score_after']:.3f}"
+    )
+    e = r["export"]
+    print(
+        f"export: {e['export_dir']}; transformers' greedy ids equal jaxrl's on "
+        f"{e['num_prompts']} prompts: {e['same_greedy_ids']} (e.g. {e['example']!r})"
+    )
+    s = r["seconds"]
+    print(
+        f"wall time: SFT {s['sft']:.0f} s, GRPO {s['grpo']:.0f} s, DPO {s['dpo']:.0f} s, "
+        f"total {s['total']:.0f} s"
+    )
+    if not e["same_greedy_ids"]:
+        raise SystemExit("the exported model's greedy text differs in transformers")
+    return r
+
+
+if __name__ == "__main__":
+    main()

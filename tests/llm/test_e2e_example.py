@@ -1,0 +1,66 @@
+"""examples/llm_end_to_end.py at its tiny budget: every stage runs on the files it writes,
+and the exported model generates the same greedy ids in transformers as in jaxrl."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxrl.llm.data import dataset_task
+from jaxrl.llm.rewards import make_reward
+from jaxrl.llm.testing import arithmetic_score
+
+pytest.importorskip("transformers")
+pytest.importorskip("torch")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "llm_end_to_end.py"
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("llm_end_to_end", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_inputs_encode_the_task(tmp_path):
+    example = _example()
+    paths = example.write_inputs(str(tmp_path), rows=64, width=32, seed=0)
+    train, heldout, prefs = (_rows(paths[k]) for k in ("train", "heldout", "prefs"))
+    assert len(train) == 64 and len(prefs) == 64 and heldout
+    assert not {r["prompt"] for r in heldout} & {r["prompt"] for r in train}
+    # the reference answers score 1 under the exact-answer reward and the hidden score
+    prompts = [r["prompt"] for r in train]
+    answers = [r["answer"] for r in train]
+    np.testing.assert_array_equal(make_reward("accuracy")(prompts, answers, answers), 1.0)
+    np.testing.assert_array_equal(arithmetic_score(prompts, answers, answers), 1.0)
+    # a preference label is the hidden score: chosen right, rejected a near miss
+    p = [r["prompt"] for r in prefs]
+    np.testing.assert_array_equal(arithmetic_score(p, [r["chosen"] for r in prefs], p), 1.0)
+    np.testing.assert_array_equal(arithmetic_score(p, [r["rejected"] for r in prefs], p), 0.0)
+    # the tokenizer splits digits, so every answer's number is one token per digit
+    task = dataset_task(paths["train"], paths["model"], chat_template=True)
+    tok = task.tokenizer
+    assert [tok.decode([i]) for i in tok.encode("#### 148", add_special_tokens=False)][-3:] == [
+        "1",
+        "4",
+        "8",
+    ]
+    assert task.stats["dropped"] == 0 and task.stats["truncated"] == 0
+
+
+def test_pipeline_runs_and_export_round_trips(tmp_path):
+    example = _example()
+    result = example.run_pipeline(str(tmp_path), example.QUICK_BUDGET, seed=0, log=lambda s: None)
+    for key in ("sft_accuracy", "grpo_accuracy", "dpo_score_before", "dpo_score_after"):
+        assert 0.0 <= result[key] <= 1.0, (key, result[key])
+    export = result["export"]
+    assert export["same_greedy_ids"], "transformers' greedy ids differ from jaxrl's"
+    assert (Path(export["export_dir"]) / "model.safetensors").is_file()
+    assert (Path(export["export_dir"]) / "tokenizer.json").is_file()
