@@ -224,7 +224,10 @@ class DatasetTask(Task):
     def _cached(self, what: str, split: str, n: int | None, build):
         key = (what, split, n)
         if key not in self._cache:
-            self._cache[key] = build(self._indices(split, n))
+            arrays = build(self._indices(split, n))
+            for a in arrays:  # shared by every caller: an in-place edit would leak
+                a.flags.writeable = False
+            self._cache[key] = arrays
         return self._cache[key]
 
     def examples(self, split: str, n: int | None = None, seed: int = 0) -> list[tuple[str, str]]:

@@ -268,6 +268,8 @@ def test_splits_n_file_order_and_eval_path(tmp_path, tok):
     assert task.prompts("train", 5).tokens.shape[0] == 5
     assert task.prompts("train", 10_000).tokens.shape[0] == len(train)
     assert task.prompts("train", 5) is task.prompts("train", 5)  # tokenised once, cached
+    with pytest.raises(ValueError, match="read-only"):
+        task.prompts("train", 5).tokens[0, 0] = 7  # so no caller can change another's rows
     ev = dataset_task(
         write(tmp_path, rows[:50]), tok, eval_path=write(tmp_path, rows[50:60], "e.jsonl")
     )
