@@ -32,6 +32,15 @@ import numpy as np
 
 from jaxrl._config import parse_value
 from jaxrl.run import rundir
+from jaxrl.run.llm_inputs import (
+    STAGES,
+    check_inputs,
+    data_task,
+    read_record,
+    resume_inputs,
+    run_model_type,
+    stats_line,
+)
 from jaxrl.run.progress import Progress
 
 __all__ = [
@@ -42,8 +51,6 @@ __all__ = [
     "run_stage",
     "summary_lines",
 ]
-
-STAGES = ("sft", "rm", "dpo", "grpo", "rlhf")
 
 
 def _config_class(stage: str):
@@ -151,133 +158,6 @@ def _load(path: Path):
     return load_stage(str(path))
 
 
-def _read_record(run_dir) -> dict:
-    """A run directory's config.json (empty when it has none)."""
-    import json
-
-    path = Path(run_dir) / "config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def run_model_type(run_dir) -> str:
-    """``model_type`` of the model a run directory holds ("toy", "llama", ...)."""
-    import json
-
-    from jaxrl.llm.export import model_dir
-
-    cfg = json.loads((Path(model_dir(str(run_dir))) / "model_config.json").read_text())
-    return cfg.get("model_type", "toy")
-
-
-def check_inputs(
-    stage: str,
-    *,
-    task: str | None = None,
-    model_dir: str | None = None,
-    from_dir: str | None = None,
-    data: str | None = None,
-    eval_data: str | None = None,
-    reward: str | None = None,
-    reward_model_dir: str | None = None,
-    lora_rank: int | None = None,
-) -> None:
-    """Checks what a stage starts from, before anything loads or compiles.
-
-    Raises:
-        ValueError: one line naming the flag, the value and what is allowed.
-    """
-    from jaxrl.llm.export import model_dir as run_model_dir
-
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
-    if model_dir is not None and from_dir is not None:
-        raise ValueError(f"--model {model_dir} and --from {from_dir}: give one starting model")
-    if model_dir is not None:
-        if not Path(model_dir).is_dir():
-            raise ValueError(f"--model {model_dir}: no such directory")
-        for name in ("config.json", "tokenizer.json"):
-            if not (Path(model_dir) / name).is_file():
-                raise ValueError(
-                    f"--model {model_dir}: no {name} there (a Hugging Face model directory "
-                    "holds config.json, model.safetensors and tokenizer.json)"
-                )
-    for flag, path in (("--from", from_dir), ("--reward-model", reward_model_dir)):
-        if path is not None:
-            try:
-                run_model_dir(str(path))
-            except ValueError as e:
-                raise ValueError(f"{flag} {e}") from None
-    if stage in ("dpo", "rlhf") and model_dir is None and from_dir is None:
-        raise ValueError(
-            f"jaxrl llm {stage} needs a starting policy: --from RUN (an SFT run directory) "
-            "or --model DIR (a Hugging Face model directory)"
-        )
-    pretrained = model_dir is not None or (
-        from_dir is not None and run_model_type(from_dir) != "toy"
-    )
-    if data is not None and task is not None:
-        raise ValueError(
-            f"--data {data} and --task {task}: a stage trains on one of them (write the toy "
-            f"task as JSONL with: jaxrl llm data --task {task} --out FILE.jsonl)"
-        )
-    for flag, path in (("--data", data), ("--eval-data", eval_data)):
-        if path is not None and not Path(path).is_file():
-            raise ValueError(f"{flag} {path}: no such file")
-    if eval_data is not None and data is None:
-        raise ValueError(f"--eval-data {eval_data} needs --data FILE (the training rows)")
-    if data is not None and not pretrained:
-        raise ValueError(
-            f"--data {data} needs a pretrained model and its tokenizer: --model DIR, or "
-            "--from RUN of a stage that started from one (the toy model has no tokenizer)"
-        )
-    if data is not None and from_dir is not None:
-        where = Path(run_model_dir(str(from_dir)))
-        if not (where / "tokenizer.json").is_file():
-            raise ValueError(
-                f"--from {from_dir}: no tokenizer.json in {where} (a stage started from "
-                "--model DIR copies its tokenizer there)"
-            )
-    if lora_rank is not None:
-        if not isinstance(lora_rank, int) or lora_rank < 0:
-            raise ValueError(f"--lora-rank must be a whole number >= 0, got {lora_rank!r}")
-        if lora_rank and not pretrained:
-            raise ValueError(
-                f"--lora-rank {lora_rank} needs a pretrained model (--model DIR, or --from a "
-                "run started from one); the toy model trains in full"
-            )
-    if reward is not None:
-        if data is None:
-            raise ValueError(
-                f"--reward {reward} scores the rows of --data FILE; a toy --task scores "
-                "completions itself"
-            )
-        from jaxrl.llm.rewards import make_reward
-
-        make_reward(reward)  # an unknown name or a bad module:function raises here
-
-
-def _data_task(inputs: dict, tokenizer_dir: str):
-    """The ``DatasetTask`` of ``--data`` (and ``--eval-data``, ``--reward``, length limits)."""
-    from jaxrl.llm.data import dataset_task
-
-    limits = {
-        k: inputs[k] for k in ("max_prompt_len", "max_completion_len") if inputs.get(k) is not None
-    }
-    return dataset_task(
-        inputs["data"],
-        tokenizer_dir,
-        eval_path=inputs.get("eval_data"),
-        reward=inputs.get("reward"),
-        **limits,
-    )
-
-
-def _stats_line(stats: dict) -> str:
-    """``data: 1,000 rows, 3 dropped, 12 truncated`` from a ``DatasetTask.stats`` dict."""
-    parts = [f"{v:,} {k}" for k, v in stats.items() if isinstance(v, (int, np.integer))]
-    return "data: " + ", ".join(parts)
-
-
 def _trainer_kwargs(fn, checkpoint_dir: Path, resume: bool, **given) -> dict:
     """``given`` (None values left out) plus checkpointing where ``fn`` takes it."""
     import inspect
@@ -346,7 +226,7 @@ def run_stage(
     inputs.update(stage=stage, task=task, reward=reward, lora_rank=lora_rank, seed=seed)
     inputs.update(max_prompt_len=max_prompt_len, max_completion_len=max_completion_len)
     inputs["overrides"] = dict(overrides or {})
-    previous = _read_record(from_dir) if from_dir is not None else {}
+    previous = read_record(from_dir) if from_dir is not None else {}
     if task is None and data is None and (previous.get("inputs") or {}).get("data"):
         # the earlier stage trained on a data file: this one continues on it
         for k in ("data", "eval_data", "reward", "max_prompt_len", "max_completion_len"):
@@ -371,21 +251,21 @@ def run_stage(
         loaded, tokenizer_dir = _load(from_dir), run_model_dir(str(from_dir))
     else:
         loaded, tokenizer_dir = None, None
-    data_task = _data_task(inputs, tokenizer_dir) if inputs["data"] is not None else None
-    if data_task is None and task is None and loaded is not None and loaded.task is not None:
+    dataset = data_task(inputs, tokenizer_dir) if inputs["data"] is not None else None
+    if dataset is None and task is None and loaded is not None and loaded.task is not None:
         task = loaded.task.name
         recorded = _recorded_options(from_dir)
         if recorded and "task_options" not in overrides:
             overrides["task_options"] = recorded
     pretrained = loaded is not None and loaded.model_config.model_type != "toy"
     model_config = loaded.model_config if loaded is not None and stage == "dpo" else None
-    config = build_config(stage, task if data_task is None else None, overrides, model_config)
+    config = build_config(stage, task if dataset is None else None, overrides, model_config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stats = dict(getattr(data_task, "stats", {}) or {})
+    stats = dict(getattr(dataset, "stats", {}) or {})
     record = {
         "stage": stage,
-        "task": None if data_task is not None else getattr(config, "task", task),
+        "task": None if dataset is not None else getattr(config, "task", task),
         "task_options": [list(p) for p in getattr(config, "task_options", ())],
         "data": inputs["data"],
         "from": str(from_dir) if from_dir else None,
@@ -399,7 +279,7 @@ def run_stage(
     }
     rundir.write_json(out / "config.json", record)
     if stats:
-        print(_stats_line(stats))
+        print(stats_line(stats))
     total = int(getattr(config, "num_steps", 0))
     bar = _progress(stage, total, progress)
     key = jax.random.PRNGKey(seed)
@@ -413,15 +293,15 @@ def run_stage(
     try:
         if stage in ("sft", "rm"):
             fn = sft.train_sft if stage == "sft" else reward_model.train_reward_model
-            kw = _trainer_kwargs(fn, ckpt, resume, task=data_task, init_from=start_params)
+            kw = _trainer_kwargs(fn, ckpt, resume, task=dataset, init_from=start_params)
             result = fn(config, key, bar, **kw)
         elif stage == "dpo":
-            kw = _trainer_kwargs(dpo.train_dpo, ckpt, resume, task=data_task)
-            result = dpo.train_dpo(config, key, loaded.params, bar, **kw)
+            kw = _trainer_kwargs(dpo.train_dpo, ckpt, resume, task=dataset)
+            result = dpo.train_dpo(config, key, start_params, bar, **kw)
         else:
             fn = grpo.train_grpo if stage == "grpo" else rlhf.train_rlhf
             init = pair if pretrained else (str(from_dir) if from_dir else None)
-            kw = _trainer_kwargs(fn, ckpt, resume, task=data_task, init_from=init)
+            kw = _trainer_kwargs(fn, ckpt, resume, task=dataset, init_from=init)
             result = fn(config, key, reward_model=rm, progress_callback=bar, **kw)
     except KeyboardInterrupt as e:  # StageInterrupted: the metrics of the updates done
         metrics = getattr(e, "metrics", None) or {}
@@ -458,27 +338,6 @@ def run_stage(
     rundir.write_json(out / "summary.json", summary)
     rundir.plot_stage(out / "curves.png", result.metrics, result.evals, f"jaxrl llm {stage}")
     return summary
-
-
-def resume_inputs(run_dir: Path) -> dict:
-    """The ``run_stage`` keyword arguments a run directory recorded (for ``--resume``).
-
-    Raises:
-        ValueError: not a run directory of a language-model stage.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ValueError(f"--resume {run_dir}: no such directory")
-    inputs = _read_record(run_dir).get("inputs")
-    if not inputs:
-        raise ValueError(
-            f"--resume {run_dir}: config.json records no stage inputs (not a run directory "
-            "of jaxrl llm sft|rm|dpo|grpo|rlhf)"
-        )
-    out = {k: v for k, v in inputs.items() if k != "stage"}
-    for k in ("from_dir", "reward_model_dir", "model_dir", "data", "eval_data"):
-        out[k] = None if out.get(k) is None else Path(out[k])
-    return {"stage": inputs["stage"], **out}
 
 
 def _recorded_options(run_dir: Path) -> tuple:

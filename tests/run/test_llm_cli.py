@@ -189,3 +189,124 @@ def test_data_writes_a_toy_task_as_jsonl_rows(tmp_path, capsys):
     assert "unknown task 'adition' (did you mean 'addition'?)" in _error_line(capsys)
     assert main(["llm", "data", "--task", "addition", "--split", "test", "--out", str(out)]) == 2
     assert _error_line(capsys) == "error: --split must be train or heldout, got 'test'"
+
+
+# --- every stage on a model directory and a JSONL file --------------------------------------
+
+FEW = ["--no-progress", "--set", "num_steps=2", "--set", "eval_every=2", "--set", "eval_prompts=4"]
+FEW_PAIRS = [*FEW[:5], "--set", "eval_pairs=4"]  # the reward model evaluates pairs only
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    math = [{"prompt": f"Two plus {a} is", "answer": str(2 + a)} for a in range(30)]
+    prefs = [
+        {"prompt": f"Hello {i}! How are you?", "chosen": "I am fine, thank you.", "rejected": "dog"}
+        for i in range(30)
+    ]
+    return (
+        _jsonl(root / "math.jsonl", math[:24]),
+        _jsonl(root / "math_eval.jsonl", math[24:]),
+        _jsonl(root / "prefs.jsonl", prefs[:24]),
+        _jsonl(root / "prefs_eval.jsonl", prefs[24:]),
+    )
+
+
+def _finite_metrics(run) -> dict:
+    import csv
+
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert len(rows) == 2
+    for name in ("loss", "reward_mean", "actor_loss", "critic_loss"):
+        if name in rows[0]:
+            assert all(np.isfinite(float(r[name])) for r in rows), name
+    return rows[-1]
+
+
+def test_each_stage_runs_on_a_model_directory_and_a_jsonl_file(
+    model_dir, files, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("JAXRL_QUICK", "1")  # the README's budgets, with the new flags
+    math, math_eval, prefs, prefs_eval = files
+    sft, rm, dpo, grpo, rlhf = (tmp_path / n for n in ("sft", "rm", "dpo", "grpo", "rlhf"))
+    argv = ["llm", "sft", "--model", model_dir, "--data", str(math), "--eval-data", str(math_eval)]
+    assert (
+        main([*argv, "--lora-rank", "2", "--max-completion-len", "4", "--out", str(sft), *FEW]) == 0
+    )
+    assert "data: 30 rows, 24 train, 6 heldout, 0 dropped" in capsys.readouterr().out
+    for name in ("config.json", "metrics.csv", "evals.csv", "summary.json", "curves.png"):
+        assert (sft / name).is_file(), name
+    for name in ("params.msgpack", "model_config.json", "tokenizer.json", "tokenizer_config.json"):
+        assert (sft / "model" / name).is_file(), name
+    assert (sft / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((sft / "model" / "model_config.json").read_text())["lora_rank"] == 0
+    summary = json.loads((sft / "summary.json").read_text())
+    assert summary["data_train"] == 24 and np.isfinite(summary["final_train_loss"])
+    _finite_metrics(sft)
+
+    # grpo from the SFT run: its model, tokenizer and data file carry over
+    argv = ["llm", "grpo", "--from", str(sft), "--reward", "accuracy", "--out", str(grpo)]
+    assert main([*argv, *FEW, "--set", "num_prompts=2", "--set", "group_size=2"]) == 0
+    record = json.loads((grpo / "config.json").read_text())
+    assert record["inputs"]["data"] == str(math.resolve())
+    assert (grpo / "model" / "tokenizer.json").is_file()
+    _finite_metrics(grpo)
+
+    prefs = ["--data", str(prefs), "--eval-data", str(prefs_eval)]
+    assert main(["llm", "rm", "--model", model_dir, *prefs, "--out", str(rm), *FEW_PAIRS]) == 0
+    _finite_metrics(rm)
+    argv = ["llm", "dpo", "--model", model_dir, *prefs, "--out", str(dpo), *FEW, *FEW_PAIRS[5:]]
+    assert main([*argv, "--lora-rank", "2"]) == 0
+    _finite_metrics(dpo)
+
+    argv = ["llm", "rlhf", "--from", str(sft), "--reward-model", str(rm), "--out", str(rlhf)]
+    assert main([*argv, *FEW, "--set", "num_prompts=2"]) == 0
+    _finite_metrics(rlhf)
+    assert main(["llm", "export", str(rlhf), "--out", str(tmp_path / "hf")]) == 0
+    assert (tmp_path / "hf" / "tokenizer.json").is_file()
+
+
+# --- --resume: a run stopped after its first checkpoint ends as the uninterrupted one ------
+
+
+def _stop_after_first_evaluation(stage, total, enabled):
+    def callback(step, numbers):
+        raise KeyboardInterrupt  # Ctrl-C, right after the checkpoint of update `step`
+
+    callback.stop = lambda: None
+    return callback
+
+
+def test_resume_of_a_stopped_run_equals_the_uninterrupted_run(
+    model_dir, files, tmp_path, monkeypatch, capsys
+):
+    import jaxrl.run.llm
+
+    math, math_eval, _, _ = files
+    argv = ["llm", "sft", "--model", model_dir, "--data", str(math), "--eval-data", str(math_eval)]
+    argv += ["--no-progress", "--lora-rank", "2", "--max-completion-len", "4"]
+    argv += ["--set", "num_steps=4", "--set", "eval_every=2", "--set", "eval_prompts=4"]
+    argv += ["--set", "batch_size=8"]  # 24 rows: update 4 starts the second epoch
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert main([*argv, "--out", str(whole)]) == 0
+    with monkeypatch.context() as m:
+        m.setattr(jaxrl.run.llm, "_progress", _stop_after_first_evaluation)
+        assert main([*argv, "--out", str(stopped)]) == 130
+    err = capsys.readouterr().err
+    assert f"stopped after update 2; metrics so far in {stopped}/metrics.csv" in err
+    assert f"continue with: jaxrl llm sft --resume {stopped}" in err
+    assert len((stopped / "metrics.csv").read_text().splitlines()) == 3  # header + 2 updates
+    assert main(["llm", "sft", "--resume", str(stopped), "--no-progress"]) == 0
+    assert (stopped / "metrics.csv").read_text() == (whole / "metrics.csv").read_text()
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, stopped))
+    for k in a:
+        if "wall_time" not in k:
+            assert a[k] == b[k], k
+    assert main(["llm", "dpo", "--resume", str(stopped)]) == 2
+    assert "a jaxrl llm sft run, not dpo" in _error_line(capsys)
