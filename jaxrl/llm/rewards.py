@@ -67,14 +67,17 @@ def extract_answer(text: str, last_number: bool = False) -> str | None:
     """The final answer written in ``text``, or None.
 
     In order: the content of the last ``\\boxed{...}``; else the text after the last
-    ``####`` (GSM8K's convention) up to the end of its line; else the whole text when it
-    is one number; else, with ``last_number``, the last number in the text.
+    ``####`` (GSM8K's convention) up to the end of its line (only the number when the line
+    starts with one); else the whole text when it is one number; else, with
+    ``last_number``, the last number in the text.
     """
     boxed = _boxed(text)
     if boxed is not None:
         return boxed.strip()
     if "####" in text:
-        return text.rsplit("####", 1)[1].strip().split("\n", 1)[0].strip()
+        line = text.rsplit("####", 1)[1].strip().split("\n", 1)[0].strip()
+        number = _NUMBER_RE.match(line)  # "#### 18 dollars" -> "18"
+        return number.group().strip() if number else line
     if _NUMBER_RE.fullmatch(text.strip()):
         return text.strip()
     if last_number:

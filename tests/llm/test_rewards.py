@@ -24,6 +24,8 @@ from jaxrl.llm.rewards import (
         ("first \\boxed{7} then \\boxed{42}.", False, "42"),
         ("\\boxed{\\frac{1}{2}}", False, "\\frac{1}{2}"),
         ("#### -17\nextra line", False, "-17"),
+        ("#### $18 dollars.", False, "$18"),
+        ("#### about 5", False, "about 5"),
         (" 3.50 ", False, "3.50"),
         ("I think it is 12, maybe 13", False, None),
         ("I think it is 12, maybe 13", True, "13"),
@@ -54,6 +56,7 @@ def test_reference_answer_is_gsm8k_tail_or_whole_text():
         ("#### 3.0", "#### 3", 1.0),
         ("#### 3.", "#### 3", 1.0),
         ("#### 3.01", "#### 3", 0.0),
+        ("#### 18 dollars", "#### 18", 1.0),
         ("\\boxed{\\frac{1}{2}}", "0.5", 1.0),
         ("57", "57", 1.0),  # a completion that is only a number
         ("the answer is 57", "57", 0.0),  # no #### / boxed and no last-number fallback
