@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -262,6 +263,24 @@ def _user_reward(spec: str, name: str) -> Callable[..., np.ndarray]:
     return fn
 
 
+def _check_options(spec: str, name: str, fn: Callable, options: dict) -> None:
+    """Raises now, not inside a compiled step, for options ``fn`` does not take or (a
+    built-in reward) rejects."""
+    try:
+        inspect.signature(fn).bind([], [], [], **options)
+    except TypeError as e:
+        raise ValueError(
+            f"reward spec {spec!r}: {name!r} does not take {sorted(options)} ({e})"
+        ) from None
+    except ValueError:  # no signature (a builtin or C function): checked when called
+        return
+    if name in REWARDS:
+        try:
+            REWARDS[name]([], [], [], **options)
+        except (ValueError, re.error) as e:
+            raise ValueError(f"reward spec {spec!r}: {name}: {e}") from None
+
+
 def _checked(fn: Callable[..., np.ndarray], label: str, options: dict) -> RewardFn:
     """``fn`` with ``options`` bound, its output checked: one finite float per row."""
 
@@ -337,6 +356,7 @@ def make_reward(spec: str | Callable, tokenizer=None, max_len: int | None = None
             raise ValueError(f"reward spec {spec!r}: weight of {name!r} must be finite")
         if name == "overlong" and opts.get("max_len") is None:
             raise ValueError(f"reward spec {spec!r}: overlong needs max_len (overlong(max_len=N))")
+        _check_options(spec, name, fn, opts)
         parts.append((weight, _checked(fn, repr(name), opts)))
 
     def reward(prompts, completions, answers):

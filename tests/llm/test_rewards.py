@@ -126,6 +126,12 @@ def test_make_reward_errors_are_one_line():
         make_reward("acuracy")
     with pytest.raises(ValueError, match="overlong needs max_len"):
         make_reward("overlong")
+    with pytest.raises(ValueError, match=r"'format' does not take \['patern'\]"):
+        make_reward("format(patern='x')")
+    with pytest.raises(ValueError, match=r": format: missing \), unterminated subpattern"):
+        make_reward("format(pattern='(')")
+    with pytest.raises(ValueError, match=r"overlong: .*1 <= cache <= max_len \(4\), got 8"):
+        make_reward("overlong(max_len=4, cache=8, unit='chars')")
     with pytest.raises(ValueError, match="keyword=literal"):
         make_reward("format(x)")
     with pytest.raises(ValueError, match="'rm:runs/rm' is a reward model; give it to the trainer"):
