@@ -118,9 +118,10 @@ def accuracy_reward(prompts, completions, answers, last_number: bool = False) ->
     ``1,234`` = ``1234``, ``$5`` = ``5``, ``3.0`` = ``3``, ``\\frac{1}{2}`` = ``0.5``; a
     completion with no answer scores 0. A reference that is not a number is compared as
     text (stripped) with the marked answer, or with the whole completion when none is
-    marked: an exact match for free-text answers. ``####`` is GSM8K's answer marker (Cobbe
-    et al. 2021, https://arxiv.org/abs/2110.14168), ``\\boxed{}`` MATH's (Hendrycks et al.
-    2021, https://arxiv.org/abs/2103.03874).
+    marked: an exact match for free-text answers; so is a reference with a leading zero
+    (a digit string such as ``0123``, where ``123`` is wrong). ``####`` is GSM8K's answer
+    marker (Cobbe et al. 2021, https://arxiv.org/abs/2110.14168), ``\\boxed{}`` MATH's
+    (Hendrycks et al. 2021, https://arxiv.org/abs/2103.03874).
 
     Args:
         prompts: ``B`` prompt texts (unused).
@@ -134,7 +135,8 @@ def accuracy_reward(prompts, completions, answers, last_number: bool = False) ->
     out = np.zeros(len(completions), np.float32)
     for i, (y, a) in enumerate(zip(completions, answers, strict=True)):
         got, ref = extract_answer(y, last_number), reference_answer(a)
-        ref_n = _to_number(ref)
+        # a digit string with a leading zero (sorting's "0123") is text, not the number 123
+        ref_n = None if re.match(r"-?0\d", ref) else _to_number(ref)
         if ref_n is None:  # a text answer: the marked answer, else the whole completion
             out[i] = (y.strip() if got is None else got) == ref
         elif got is not None:

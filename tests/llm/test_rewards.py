@@ -64,6 +64,9 @@ def test_reference_answer_is_gsm8k_tail_or_whole_text():
         ("#### blue", "#### blue", 1.0),  # non-numeric reference: compared as text
         (" fox ", "fox", 1.0),  # ... with the whole completion when nothing is marked
         ("the fox", "fox", 0.0),
+        ("123", "0123", 0.0),  # a digit string with a leading zero is compared as text
+        ("0123", "0123", 1.0),
+        ("#### 0.50", "0.5", 1.0),  # 0.5 is a number
     ],
 )
 def test_accuracy_cases(completion, answer, expected):
