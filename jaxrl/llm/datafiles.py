@@ -218,10 +218,17 @@ def _compiled_template(source: str):
     return env.from_string(source)
 
 
-def _render(tok: PretrainedTokenizer, messages: list, add_generation_prompt: bool) -> str:
-    return _compiled_template(tok.chat_template).render(
-        messages=messages, add_generation_prompt=add_generation_prompt, **tok.special_tokens
-    )
+def _render(
+    tok: PretrainedTokenizer, messages: list, add_generation_prompt: bool, where: str
+) -> str:
+    import jinja2
+
+    try:
+        return _compiled_template(tok.chat_template).render(
+            messages=messages, add_generation_prompt=add_generation_prompt, **tok.special_tokens
+        )
+    except jinja2.TemplateError as e:  # e.g. raise_exception('roles must alternate')
+        raise ValueError(f"{where}: the chat template rejects this row ({e})") from None
 
 
 def _as_messages(x, role: str) -> list:
@@ -268,11 +275,11 @@ def encode_rows(
             )
         if chat:
             messages = _as_messages(r.prompt, "user")
-            text = _render(tok, messages, add_generation_prompt=True)
+            text = _render(tok, messages, True, r.where)
             for target in (r.completion, r.rejected):
                 if target is None:
                     continue
-                full = _render(tok, messages + _as_messages(target, "assistant"), False)
+                full = _render(tok, messages + _as_messages(target, "assistant"), False, r.where)
                 completion_texts.append(
                     full[len(text) :]
                     if full.startswith(text)

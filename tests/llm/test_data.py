@@ -92,6 +92,20 @@ def test_chat_messages_use_the_template(tmp_path, tok):
     assert full[: len(expected_prompt) + len(expected)] == expected_prompt + expected
 
 
+def test_a_template_error_names_the_row(tmp_path, tok):
+    strict = copy.copy(tok)
+    strict.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('no system messages') }}{% endif %}{{ m['content'] }}{% endfor %}"
+    )
+    rows = [
+        {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+        {"messages": [{"role": "system", "content": "a"}, {"role": "assistant", "content": "b"}]},
+    ]
+    with pytest.raises(ValueError, match=r"data.jsonl:2: the chat template rejects this row \(no"):
+        dataset_task(write(tmp_path, rows), strict)
+
+
 def test_chat_template_true_wraps_plain_prompts(tmp_path, tok):
     path = write(tmp_path, [{"prompt": "12+34", "answer": "46"}])
     plain = dataset_task(path, tok, heldout_share=0.0)
