@@ -15,13 +15,16 @@ Per-token rewards are ``rₜ = −β·(log π_old(yₜ) − log π_ref(yₜ))`` 
 model's score at the last real token; advantages are GAE over the real tokens (γ,
 λ), optionally whitened over the batch; the actor takes ``num_epochs`` passes of
 PPO's clipped objective and the critic of PPO's clipped value loss. The critic is a
-separate transformer (initialised from the reward model, as in InstructGPT) or a
-value head on the actor (``critic="value_head"``, trained through the actor's loss
-with weight ``vf_coef``). β is fixed, or adapted towards ``target_kl`` (Ziegler et
-al. 2019). A completion that has not emitted EOS within ``max_new_tokens`` loses
-``missing_eos_penalty`` from its score: the reward model only saw finished
-completions, and without the penalty the first thing PPO learns here is never to
-stop (the reward model scores unfinished strings far above any finished one).
+separate transformer (``critic_init``: from the reward model, as in InstructGPT, or
+from the policy) or a value head on the actor (``critic="value_head"``, trained
+through the actor's loss with weight ``vf_coef``). With ``lora_rank > 0`` the actor
+(and a separate critic) train LoRA adapters (and the value head) only, and the
+reference is the policy's frozen base weights. β is fixed, or adapted towards
+``target_kl`` (Ziegler et al. 2019). A completion that has not emitted one of the
+task's EOS tokens within ``max_new_tokens`` loses ``missing_eos_penalty`` from its
+score: the reward model only saw finished completions, and without the penalty the
+first thing PPO learns here is never to stop (the reward model scores unfinished
+strings far above any finished one).
 
 See Ziegler et al., Fine-Tuning Language Models from Human Preferences:
 https://arxiv.org/abs/1909.08593; Ouyang et al., Training language models to
@@ -52,7 +55,6 @@ from jaxrl._config import (
     static,
 )
 from jaxrl.core.sequence import AGGREGATIONS, kl_controller_init, masked_whiten, token_gae
-from jaxrl.llm.generate import GenerationConfig
 from jaxrl.llm.rl_loop import evaluate_rl, resolve_model, resolve_task, run_rl, timed_call
 from jaxrl.llm.roles import (
     Actor,
@@ -60,10 +62,13 @@ from jaxrl.llm.roles import (
     Reference,
     Reward,
     RolloutBatch,
+    as_step_output,
     as_traced,
     make_reference,
     make_rl_optimizer,
+    prepare_policy,
     rollout_metrics,
+    starting_policy,
 )
 from jaxrl.llm.tasks import Task
 from jaxrl.llm.training import TrainResult, TrainState, freeze_options
@@ -108,6 +113,9 @@ class RLHFConfig:
     num_minibatches: int = static(4, "minibatches per epoch")
     warmup_steps: int = static(0, "steps of linear learning-rate warm-up")
     critic: str = static("separate", "separate (own transformer) or value_head (on the actor)")
+    critic_init: str = static(
+        "reward_model", "a separate critic's start: reward_model (if given, else policy) or policy"
+    )
     whiten_advantages: bool = static(True, "normalise advantages over the batch's tokens")
     adaptive_kl: bool = static(False, "adapt β towards target_kl (Ziegler et al.)")
     aggregation: str = static("token_mean", "loss aggregation (core.AGGREGATIONS)")
@@ -131,6 +139,8 @@ class RLHFConfig:
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
     missing_eos_penalty: float = 2.0
+    lora_rank: int = static(0, "LoRA rank on the policy (and critic); 0 = full fine-tuning")
+    lora_alpha: float = static(16.0, "LoRA α (the update is scaled by α / rank)")
 
     def __post_init__(self):
         # a dict of options is stored as sorted pairs, so the Config hashes (static fields)
@@ -143,6 +153,10 @@ class RLHFConfig:
         ):  # fmt: skip
             require(self, name, positive_int)
         require(self, "critic", one_of("separate", "value_head"))
+        require(self, "critic_init", one_of("reward_model", "policy"))
+        require(self, "lora_alpha", positive)
+        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise ValueError(f"RLHFConfig.lora_rank must be an int >= 0, got {self.lora_rank!r}")
         require(self, "aggregation", one_of(*AGGREGATIONS))
         require(self, "kl_estimator", one_of("k1", "k2", "k3"))
         require(self, "clip_eps_low", in_range(0, 1, high_open=True))
@@ -278,15 +292,18 @@ def _with_heads(model: ModelConfig, source_params) -> dict:
     return merge_params(zeros, source_params)
 
 
-def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model=None) -> RLHFRoles:
-    """Actor and reference from the SFT model, critic and reward from the reward model.
+def make_rlhf_roles(
+    config: RLHFConfig, policy, task: Task, reward_model=None, key=None
+) -> RLHFRoles:
+    """Actor and reference from the SFT model, critic from the reward model or the policy.
 
     Args:
-      config: the settings.
+      config: the settings (``critic``, ``critic_init``, ``lora_rank``).
       policy: a ``LoadedModel`` (the SFT policy).
-      task: the task (prompts, lengths, the true score reported as a metric).
+      task: the task (prompts, lengths, stop and pad tokens, the true score as a metric).
       reward_model: a ``LoadedModel`` with a reward head, or None to reward with the
         task's own score (then the critic starts from the policy).
+      key: PRNG key of the LoRA adapters (default ``PRNGKey(0)``).
     """
     completion_len = config.max_new_tokens or task.completion_len
     need = task.prompt_len + completion_len
@@ -295,6 +312,13 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model=None) -
             f"the policy's max_len ({policy.model_config.max_len}) must be >= prompt + completion "
             f"length of task {task.name!r} ({need})"
         )
+    if reward_model is None and not getattr(task, "has_score", True):
+        raise ValueError(
+            f"task {task.name!r} has no score (a preference dataset without a reward): "
+            "give a reward model"
+        )
+    key = jax.random.PRNGKey(0) if key is None else key
+    policy = prepare_policy(policy, config, key)
     config = as_traced(config)
     opt_actor = make_rl_optimizer(config, config.learning_rate)
     opt_critic = make_rl_optimizer(config, config.critic_learning_rate)
@@ -303,7 +327,7 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model=None) -
     if config.critic == "value_head":
         actor_model = actor_model.replace(value_head=True)
         actor_params = _with_heads(actor_model, policy.params)
-    generation = GenerationConfig(max_new_tokens=completion_len, temperature=config.temperature)
+    generation = task.generation_config(completion_len, temperature=config.temperature)
     actor = Actor(
         TrainState(actor_params, opt_actor.init(actor_params), step0),
         config,
@@ -314,12 +338,17 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model=None) -
     if config.critic == "value_head":
         critic = Critic(actor_params, None, config, actor_model)
     else:
-        source = policy if reward_model is None else reward_model
+        source = policy  # with LoRA: its own copy of the base and of the fresh adapters
+        if config.critic_init == "reward_model" and reward_model is not None:
+            source = prepare_policy(reward_model, config, jax.random.fold_in(key, 1))
         critic_model = source.model_config.replace(value_head=True, reward_head=False)
         critic_params = _with_heads(critic_model, source.params)
         state = TrainState(critic_params, opt_critic.init(critic_params), step0)
         critic = Critic(critic_params, state, config, critic_model)
-    reference = make_reference(policy, config.temperature)  # LoRA: the adapters off
+    # LoRA: the actor's params with the adapters off (a value head on them is read, unused)
+    reference = make_reference(policy._replace(model_config=actor_model), config.temperature)
+    if reference.params is not None:
+        reference = reference.replace(params=policy.params, model=policy.model_config)
     rm_params = rm_model = None
     if reward_model is not None:
         rm_params, rm_model = reward_model.params, reward_model.model_config
@@ -332,7 +361,7 @@ def make_rlhf_roles(config: RLHFConfig, policy, task: Task, reward_model=None) -
         kl_in_reward=True,
         adaptive_kl=config.adaptive_kl,
     )
-    return RLHFRoles(actor, critic, reference, reward)
+    return as_step_output(RLHFRoles(actor, critic, reference, reward))
 
 
 def train_rlhf(
@@ -343,32 +372,42 @@ def train_rlhf(
     task: Task | None = None,
     progress_callback: Callable[[int, dict[str, float]], None] | None = None,
     time_stages: bool = False,
+    *,
+    policy=None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Fine-tunes an SFT policy with PPO against a reward model (or the task's score).
 
     Args:
       config: the settings.
       key: PRNG key.
-      init_from: the SFT model: a directory written by ``save_model`` (or a run
-        directory holding one), a ``TrainResult``, or a ``(params, ModelConfig)`` pair.
+      init_from: the SFT model (same as ``policy``; kept for older callers).
       reward_model: the reward model in the same forms, or None for the task's score.
-      task: overrides the task named by the config or recorded with the model.
+      task: any ``Task`` (a ``DatasetTask`` too); overrides the task named by the config
+        or recorded with the model.
       progress_callback: ``(step, numbers)`` after every ``eval_every`` steps.
       time_stages: run the seven stages one by one and record ``time_<stage>`` per step.
+      policy: the SFT model: a Hugging Face model directory, a directory written by
+        ``save_model`` (or a run directory holding one), a ``TrainResult``, or a
+        ``(params, ModelConfig)`` pair.
+      checkpoint_dir: write a checkpoint there after every evaluation.
+      resume: continue from the checkpoint in ``checkpoint_dir``.
 
     Returns:
       ``TrainResult``: per-step ``metrics`` (reward_mean/std, true_score, kl_ref,
       kl_coef, entropy, clip fractions, approx_kl, value_loss, value_clip_fraction,
-      completion_length, ...), held-out ``evals`` (score, rm_score, kl_ref, length,
-      accuracy for verifiable tasks) and ``summary`` (first as ``before_*``, and last).
+      completion_length, ...), held-out ``evals`` (score, rm_score with a reward model,
+      kl_ref, length, accuracy for verifiable tasks) and ``summary`` (first as
+      ``before_*``, and last); the actor's params and ``model_config`` (LoRA unmerged).
     """
-    if init_from is None:
-        raise ValueError("train_rlhf needs init_from: the SFT model to start from")
-    train_key, eval_key = jax.random.split(key)
-    policy = resolve_model(init_from)
-    task = resolve_task(config, task, policy.task, "preference")
+    if policy is None and init_from is None:
+        raise ValueError("train_rlhf needs policy= (or init_from=): the SFT model to start from")
+    init_key, train_key, eval_key = jax.random.split(key, 3)
+    start = starting_policy(policy, init_from, init_key)
+    task = resolve_task(config, task, start.task, "preference")
     rm = None if reward_model is None else resolve_model(reward_model)
-    roles = make_rlhf_roles(config, policy, task, rm)
+    roles = make_rlhf_roles(config, start, task, rm, key=init_key)
     completion_len = roles.actor.generation.max_new_tokens
     prompt_data = jax.tree_util.tree_map(
         jnp.asarray, task.prompts("train", config.num_train_prompts, seed=5)
@@ -377,15 +416,18 @@ def train_rlhf(
     rm_pair = None if rm is None else (rm.params, rm.model_config)
 
     def evaluate(r: RLHFRoles):
+        params = r.actor.state.params
+        ref = params if r.reference.params is None else r.reference.params  # LoRA: base
         return evaluate_rl(
-            r.actor.state.params, r.actor.model, policy.params, policy.model_config, task,
-            heldout, eval_key, completion_len, rm_pair,
+            params, r.actor.model, ref, r.reference.model, task, heldout, eval_key,
+            completion_len, rm_pair,
         )  # fmt: skip
 
     step = rlhf_step_timed if time_stages else rlhf_step_jit
     roles, metrics, evals = run_rl(
         step, roles, prompt_data, train_key, config.num_steps, config.num_prompts,
-        config.eval_every, evaluate, progress_callback,
+        config.eval_every, evaluate, progress_callback, checkpoint_dir=checkpoint_dir,
+        resume=resume,
     )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}
     summary.update({f"before_{k}": float(v[0]) for k, v in evals.items() if k != "step"})

@@ -24,8 +24,14 @@ The trainer Config (:class:`jaxrl.llm.grpo.GRPOConfig`,
 ``learning_rate``, ``max_grad_norm``, ``weight_decay``, ``warmup_steps``, ``clip_eps_low``,
 ``clip_eps_high``, ``kl_coef``, ``kl_estimator``, ``aggregation``, ``max_len_norm``,
 ``entropy_coef``, ``temperature``, ``num_epochs``, ``num_minibatches``,
-``missing_eos_penalty`` and, for a critic, ``critic_learning_rate``,
-``value_clip_eps`` and ``vf_coef``.
+``missing_eos_penalty``, ``importance_sampling`` (GRPO; "token" when absent) and,
+for a critic, ``critic_learning_rate``, ``value_clip_eps`` and ``vf_coef``. The losses
+and the optimiser live in :mod:`jaxrl.llm.rl_update`.
+
+The actor samples with the task's ``generation_config`` (its stop and pad tokens: a
+pretrained tokenizer's EOS ids), so ``finished`` and the missing-EOS penalty follow
+the task's EOS. A task whose ``score`` is a ``jax.pure_callback`` to a host reward
+stays inside the one compiled step.
 """
 
 from __future__ import annotations
@@ -36,25 +42,28 @@ from typing import Any, NamedTuple
 import flax.struct
 import jax
 import jax.numpy as jnp
-import optax
 
-from jaxrl.core.policy import masked_mean, ppo_clip_loss
+from jaxrl.core.policy import masked_mean
 from jaxrl.core.sequence import (
     KLControllerState,
-    aggregation_weights,
-    clip_fractions,
     kl_controller_update,
     kl_estimate,
     kl_penalized_rewards,
-    masked_sum,
 )
-from jaxrl.core.value import clipped_value_loss
 from jaxrl.llm.generate import GenerationConfig, generate, score_completions
-from jaxrl.llm.lora import only_adapters, reference_config
+from jaxrl.llm.lora import add_lora, merge_lora, reference_config
 from jaxrl.llm.reward_model import reward_scores
+from jaxrl.llm.rl_loop import resolve_model
+from jaxrl.llm.rl_update import (
+    actor_loss,
+    loss_mask,
+    make_rl_optimizer,
+    minibatch_updates,
+    value_loss,
+)
 from jaxrl.llm.tasks import Prompts, Task
-from jaxrl.llm.training import TrainState
-from jaxrl.llm.transformer import ModelConfig
+from jaxrl.llm.training import TrainState, default_model_config
+from jaxrl.llm.transformer import ModelConfig, init_params
 
 __all__ = [
     "RolloutBatch",
@@ -62,12 +71,16 @@ __all__ = [
     "Critic",
     "Reference",
     "make_reference",
+    "prepare_policy",
+    "starting_policy",
     "Reward",
     "as_traced",
+    "as_step_output",
     "make_rl_optimizer",
     "minibatch_updates",
     "actor_loss",
     "value_loss",
+    "loss_mask",
     "rollout_metrics",
 ]
 
@@ -87,6 +100,7 @@ class RolloutBatch(NamedTuple):
     rewards: jax.Array | None = None  # [N, C] per-token rewards (score + KL penalty)
     advantages: jax.Array | None = None  # [N, C], 0 off the mask
     returns: jax.Array | None = None  # [N, C] value targets
+    keep: jax.Array | None = None  # [N] 1 where the row enters the policy loss (dynamic sampling)
 
 
 _LOOP_FIELDS = (
@@ -112,151 +126,6 @@ def as_traced(config):
     reset = {n: fields[n].default for n in _LOOP_FIELDS if n in fields}
     config = dataclasses.replace(config, **reset)
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), config)
-
-
-def make_rl_optimizer(cfg, learning_rate) -> optax.GradientTransformation:
-    """Global-norm clipping, then AdamW with a linear warm-up over ``cfg.warmup_steps`` steps.
-
-        η(n) = learning_rate · min(1, (n + 1) / W),  W = warmup_steps·num_epochs·num_minibatches
-
-    (n counts optimiser updates). The warm-up keeps Adam's first, sign-like updates
-    small on the noisy policy gradient. ``learning_rate``, ``cfg.max_grad_norm`` and
-    ``cfg.weight_decay`` may be traced.
-    """
-    warmup = max(cfg.warmup_steps * cfg.num_epochs * cfg.num_minibatches, 1)
-
-    def schedule(count):
-        return learning_rate * jnp.minimum(1.0, (count + 1.0) / warmup)
-
-    return only_adapters(  # a LoRA policy trains its adapters only; others train whole
-        optax.chain(
-            optax.clip_by_global_norm(cfg.max_grad_norm),
-            optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=cfg.weight_decay),
-        )
-    )
-
-
-def _minibatch_step(state: TrainState, minibatch, loss_fn, optimizer):
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, minibatch)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
-    return TrainState(params, opt_state, state.step + 1), metrics
-
-
-def _epoch(state: TrainState, key, batch, loss_fn, optimizer, num_minibatches: int):
-    n = batch.tokens.shape[0]
-    perm = jax.random.permutation(key, n)
-    shuffled = jax.tree_util.tree_map(
-        lambda x: x[perm].reshape(num_minibatches, n // num_minibatches, *x.shape[1:]), batch
-    )
-    return jax.lax.scan(lambda s, mb: _minibatch_step(s, mb, loss_fn, optimizer), state, shuffled)
-
-
-def minibatch_updates(
-    state: TrainState, batch, key, loss_fn, optimizer, num_epochs: int, num_minibatches: int
-) -> tuple[TrainState, dict]:
-    """``num_epochs`` passes over ``batch``, each in ``num_minibatches`` shuffled minibatches.
-
-    Args:
-      state: parameters and optimiser state.
-      batch: a pytree of ``[N, ...]`` arrays (None fields are skipped).
-      key: PRNG key for the shuffles.
-      loss_fn: ``loss_fn(params, minibatch) -> (loss, metrics)``.
-      optimizer: the optax transformation whose state ``state.opt_state`` is.
-      num_epochs, num_minibatches: static ints; N must be divisible by num_minibatches.
-
-    Returns:
-      ``(state, metrics)`` with each metric averaged over all minibatch steps.
-    """
-    n = batch.tokens.shape[0]
-    if n % num_minibatches:
-        raise ValueError(
-            f"batch rows ({n}) must be divisible by num_minibatches ({num_minibatches})"
-        )
-
-    def epoch(s, k):
-        return _epoch(s, k, batch, loss_fn, optimizer, num_minibatches)
-
-    state, metrics = jax.lax.scan(epoch, state, jax.random.split(key, num_epochs))
-    return state, jax.tree_util.tree_map(jnp.mean, metrics)
-
-
-def value_loss(values, batch: RolloutBatch, cfg) -> tuple[jax.Array, dict]:
-    """PPO's clipped value loss, a token mean over the completion.
-
-        L_V = mean_t ½·max((V − G)², (V_old + clip(V − V_old, −ε_v, ε_v) − G)²)
-
-    Args:
-      values: new values, ``[N, C]``.
-      batch: holds ``values`` (old), ``returns`` (G) and ``mask``, ``[N, C]``.
-      cfg: provides ``value_clip_eps``.
-
-    Returns:
-      ``(loss, {"value_loss", "value_clip_fraction"})``.
-    """
-    per_token = clipped_value_loss(values, batch.values, batch.returns, cfg.value_clip_eps)
-    unclipped = 0.5 * jnp.square(values - batch.returns)
-    loss = masked_mean(per_token, batch.mask)
-    clipped = masked_mean(jax.lax.stop_gradient(per_token > unclipped), batch.mask)
-    return loss, {"value_loss": loss, "value_clip_fraction": clipped}
-
-
-def actor_loss(params, batch: RolloutBatch, actor: Actor) -> tuple[jax.Array, dict]:
-    """Clipped token-level policy objective, KL to the reference, entropy bonus (and value loss).
-
-        ρₜ = π_θ(yₜ)/π_old(yₜ)
-        ℓₜ = −min(ρₜ·Aₜ, clip(ρₜ, 1 − ε_low, 1 + ε_high)·Aₜ) + β·klₜ(π_θ ‖ π_ref) − c_H·Hₜ
-        L  = Σₜ wₜ·ℓₜ  (+ c_V·L_V with a shared value head)
-
-    w are the weights of the aggregation mode (``jaxrl.core.aggregation_weights``),
-    the KL term enters only when ``actor.kl_in_loss`` (GRPO; RLHF puts it in the
-    reward). See Shao et al. (GRPO): https://arxiv.org/abs/2402.03300 and Yu et
-    al. (DAPO): https://arxiv.org/abs/2503.14476
-
-    Args:
-      params: actor parameters.
-      batch: a rollout with ``log_probs``, ``ref_log_probs`` and ``advantages`` ``[N, C]``.
-      actor: the actor role (model, Config, flags).
-
-    Returns:
-      ``(loss, metrics)``: policy_loss, kl_loss, entropy, approx_kl, clip fractions.
-    """
-    cfg = actor.config
-    p = batch.prompts
-    out = score_completions(
-        params, actor.model, p.tokens, p.mask, batch.tokens, batch.mask, cfg.temperature
-    )
-    mask = batch.mask
-    w = aggregation_weights(mask, cfg.aggregation, cfg.max_len_norm or None)
-    log_ratio = out.log_probs - batch.log_probs
-    pg, _ = ppo_clip_loss(
-        log_ratio,
-        batch.advantages,
-        clip_eps_low=cfg.clip_eps_low,
-        clip_eps_high=cfg.clip_eps_high,
-        mask=w,
-    )
-    pg = pg * jnp.sum(w)  # ppo_clip_loss divides by Σw: undo it, so the loss is Σ w·ℓ
-    kl_loss = masked_sum(kl_estimate(out.log_probs, batch.ref_log_probs, cfg.kl_estimator), w)
-    entropy = masked_mean(out.entropy, mask)
-    loss = pg - cfg.entropy_coef * entropy
-    if actor.kl_in_loss:
-        loss = loss + cfg.kl_coef * kl_loss
-    ratio = jnp.exp(jax.lax.stop_gradient(log_ratio))
-    metrics = {
-        "policy_loss": pg,
-        "kl_loss": kl_loss,
-        "entropy": entropy,
-        "approx_kl": masked_mean((ratio - 1.0) - jnp.log(ratio), mask),
-        "ratio_max": jnp.max(jnp.where(mask > 0, ratio, 1.0)),
-        **clip_fractions(log_ratio, batch.advantages, cfg.clip_eps_low, cfg.clip_eps_high, mask),
-    }
-    if actor.shared_value_head:
-        v_loss, v_metrics = value_loss(out.values, batch, cfg)
-        loss = loss + cfg.vf_coef * v_loss
-        metrics.update(v_metrics)
-    return loss, metrics
 
 
 @flax.struct.dataclass
@@ -370,6 +239,65 @@ class Reference:
         return batch._replace(ref_log_probs=out.log_probs)
 
 
+def as_step_output(roles):
+    """``roles`` placed as a jitted step returns them: every array committed to its device(s).
+
+    A loaded checkpoint's params are committed to a device while fresh scalars are
+    not; jit keys its cache on that, so without this the second step (whose inputs are
+    the first step's committed outputs) compiles the program again. An identity jit
+    keeps each array's sharding.
+    """
+    return _identity(roles)
+
+
+_identity = jax.jit(lambda tree: tree)
+
+
+def prepare_policy(policy, config, key):
+    """The policy an RL run starts from: earlier adapters merged, new ones added.
+
+    A policy that carries LoRA adapters (a LoRA SFT run) has them merged first
+    (``W ← W + (α/r)·A B``), so the reference is the model that run produced. With
+    ``config.lora_rank > 0`` fresh adapters are then added (``B = 0``: the policy starts
+    equal to its base, which stays frozen and is the reference); with 0 the whole model
+    trains.
+
+    Args:
+      policy: a ``LoadedModel`` (``params``, ``model_config``, ``task``).
+      config: a trainer Config with static ``lora_rank`` and ``lora_alpha``.
+      key: PRNG key of the adapters' ``A``.
+
+    Returns:
+      The ``LoadedModel`` to train.
+    """
+    model, params = policy.model_config, policy.params
+    if model.lora_rank > 0:
+        model, params = merge_lora(model, params)
+    rank = getattr(config, "lora_rank", 0)
+    if rank > 0:
+        if model.model_type == "toy":
+            raise ValueError(
+                f"{type(config).__name__}.lora_rank = {rank} needs a pretrained model "
+                "(model_type llama, qwen2 or qwen3); the policy is jaxrl's toy model"
+            )
+        model, params = add_lora(model, params, key, rank, config.lora_alpha)
+    return policy._replace(params=params, model_config=model)
+
+
+def starting_policy(policy, init_from, key):
+    """The ``LoadedModel`` a trainer starts from: ``policy`` or its alias ``init_from``.
+
+    None of both gives a fresh tiny transformer (the toy tokenizer's vocabulary).
+    """
+    if policy is not None and init_from is not None:
+        raise ValueError("pass the starting model as policy= or init_from=, not both")
+    source = policy if policy is not None else init_from
+    if source is None:
+        model = default_model_config()
+        return resolve_model((init_params(model, key), model))
+    return resolve_model(source)
+
+
 def make_reference(policy, temperature: float = 1.0) -> Reference:
     """The reference of a ``LoadedModel`` policy: its own params, or (LoRA) the base via the actor.
 
@@ -400,9 +328,16 @@ class Reward:
     adaptive_kl: bool = flax.struct.field(pytree_node=False, default=False)
 
     def compute_reward(self, batch: RolloutBatch) -> RolloutBatch:
-        """Scores (− a penalty for a missing EOS), the task's true score and per-token rewards."""
+        """Scores (− a penalty for a missing EOS), the task's true score and per-token rewards.
+
+        ``true_scores`` are NaN when the task cannot score (``task.has_score`` False: a
+        preference dataset without a reward; then a reward model must give ``scores``).
+        """
         p = batch.prompts
-        true = self.task.score(p, batch.tokens, batch.mask)
+        if getattr(self.task, "has_score", True):
+            true = self.task.score(p, batch.tokens, batch.mask)
+        else:  # a preference dataset without a reward: the reward model alone scores
+            true = jnp.full(batch.tokens.shape[:1], jnp.nan, jnp.float32)
         if self.params is None:
             scores = true
         else:

@@ -21,7 +21,7 @@ from jaxrl.llm.grpo import (
     train_grpo,
 )
 from jaxrl.llm.rl_loop import LoadedModel, load_stage, resolve_task
-from jaxrl.llm.roles import actor_loss, make_rl_optimizer
+from jaxrl.llm.roles import Actor, actor_loss, make_rl_optimizer
 from jaxrl.llm.tasks import TOKENIZER, AdditionTask
 from jaxrl.llm.transformer import ModelConfig, init_params, save_model
 
@@ -229,3 +229,197 @@ def test_rl_optimizer_warms_up_linearly():
         sizes.append(float(jnp.max(jnp.abs(updates["w"]))))
     # a constant gradient keeps m̂/√v̂ = ±1: the update size is the scheduled rate
     np.testing.assert_allclose(sizes, [0.025, 0.05, 0.075, 0.1, 0.1, 0.1], rtol=1e-4)
+
+
+def _on_policy_batch(roles, seed=1):
+    scores = jax.random.uniform(jax.random.PRNGKey(3), (16,))
+    return _rollout(roles, _prompts(TASK, 4), jax.random.PRNGKey(seed), scores)
+
+
+def test_gspo_on_policy_gradient_equals_grpo_sequence_mean(micro_params):
+    """One epoch from π_old: every sᵢ = 1 and ∇L equals the token-ratio GRPO gradient under
+    the sequence-mean aggregation (−1/N Σᵢ Aᵢ/|yᵢ| Σₜ ∇log π, both ways)."""
+    policy = LoadedModel(micro_params, MICRO, None)
+    gspo = make_grpo_roles(_config(importance_sampling="sequence"), policy, TASK)
+    grpo = make_grpo_roles(_config(), policy, TASK)
+    batch = _on_policy_batch(gspo)
+    grad = jax.value_and_grad(actor_loss, has_aux=True)
+    (loss_s, m_s), g_s = grad(micro_params, batch, gspo.actor)
+    (loss_t, _), g_t = grad(micro_params, batch, grpo.actor)
+    np.testing.assert_allclose(float(m_s["ratio_max"]), 1.0, atol=1e-6)
+    np.testing.assert_allclose(loss_s, loss_t, rtol=1e-5, atol=1e-7)
+    for a, b in zip(jax.tree_util.tree_leaves(g_s), jax.tree_util.tree_leaves(g_t), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+    preset = grpo_preset("gspo")
+    assert (preset.importance_sampling, preset.clip_eps_low, preset.clip_eps_high) == (
+        "sequence",
+        3e-4,
+        4e-4,
+    )
+
+
+def test_gspo_clipped_sequence_objective_hand_case(micro_params):
+    """Old log-probs shifted by δᵢ on every token of row i: sᵢ = exp(δᵢ) whatever the length,
+    and L = −1/N Σᵢ min(sᵢ·Aᵢ, clip(sᵢ, 1 − 0.1, 1 + 0.2)·Aᵢ)."""
+    cfg = _config(importance_sampling="sequence", clip_eps_low=0.1, clip_eps_high=0.2)
+    roles = make_grpo_roles(cfg, LoadedModel(micro_params, MICRO, None), TASK)
+    batch = _on_policy_batch(roles)
+    delta = np.array([0.3, -0.3, 0.05, -0.05] * 4, np.float32)  # s = 1.35, 0.74, 1.05, 0.95
+    adv = np.array([1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0] * 2, np.float32) * 0.5
+    mask = np.asarray(batch.mask, np.float32)
+    batch = batch._replace(
+        log_probs=batch.ref_log_probs - delta[:, None] * mask,  # π_θ = π_ref here
+        advantages=jnp.asarray(adv[:, None] * mask),
+    )
+    loss, metrics = actor_loss(micro_params, batch, roles.actor)
+    s = np.exp(delta)
+    expected = -np.mean(np.minimum(s * adv, np.clip(s, 0.9, 1.2) * adv))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["ratio_max"]), np.exp(0.3), rtol=1e-5)
+    # clipped: s > 1.2 with A > 0 (rows 0, 8), s < 0.9 with A < 0 (rows 5, 13): per token
+    lengths = mask.sum(1)
+    high = lengths[[0, 8]].sum() / lengths.sum()
+    low = lengths[[5, 13]].sum() / lengths.sum()
+    np.testing.assert_allclose(float(metrics["clip_fraction_high"]), high, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["clip_fraction_low"]), low, rtol=1e-5)
+
+
+def test_dynamic_sampling_masks_zero_std_groups(micro_params):
+    """Groups with all-equal rewards leave the loss: the loss over the full batch equals the
+    loss over the informative groups alone (KL term and token-mean normalisation included)."""
+    policy = LoadedModel(micro_params, MICRO, None)
+    scores = jnp.array([1.0, 1, 1, 1, 0, 1, 0, 1, 2, 2, 2, 2, 0, 0, 3, 0])
+    cfg = dict(aggregation="token_mean", kl_coef=0.3, entropy_coef=0.01)
+    roles = make_grpo_roles(_config(filter_zero_std_groups=True, **cfg), policy, TASK)
+    plain = make_grpo_roles(_config(**cfg), policy, TASK)
+    batch = _rollout(roles, _prompts(TASK, 4), jax.random.PRNGKey(2), scores)
+    np.testing.assert_array_equal(batch.keep, np.repeat([0.0, 1, 0, 1], 4))
+    rows = np.r_[4:8, 12:16]
+    sub = jax.tree_util.tree_map(lambda x: x[rows], batch._replace(keep=None))
+    other = init_params(MICRO, jax.random.PRNGKey(9))  # π_θ ≠ π_ref: a non-zero KL term
+    loss, metrics = actor_loss(other, batch, roles.actor)
+    loss_sub, metrics_sub = actor_loss(other, sub, plain.actor)
+    np.testing.assert_allclose(loss, loss_sub, rtol=1e-5)
+    for k in ("kl_loss", "entropy", "policy_loss"):
+        np.testing.assert_allclose(metrics[k], metrics_sub[k], rtol=1e-5, err_msg=k)
+    loss_all, _ = actor_loss(other, batch._replace(keep=None), plain.actor)
+    assert abs(float(loss_all) - float(loss)) > 1e-4  # without the filter the loss differs
+    from jaxrl.llm.grpo import _group_metrics
+
+    np.testing.assert_allclose(_group_metrics(batch, 4)["kept_group_share"], 0.5)
+    assert float(_group_metrics(sub, 4)["kept_group_share"]) == 1.0
+
+
+def test_generation_stops_at_the_task_eos(micro_params):
+    """A task whose stop token is "7": completions end at their first 7, ``finished`` says
+    whether one came, and the missing-EOS penalty follows it."""
+    task = dataclasses.replace(TASK, eos_ids=(SEVEN,), pad_id=5)
+    cfg = _config(missing_eos_penalty=0.5)
+    roles = make_grpo_roles(cfg, LoadedModel(micro_params, MICRO, None), task)
+    assert roles.actor.generation.eos_ids == (SEVEN,) and roles.actor.generation.pad_id == 5
+    batch = roles.actor.generate_sequences(_prompts(task, 16), jax.random.PRNGKey(4))
+    tokens, mask = np.asarray(batch.tokens), np.asarray(batch.mask)
+    has_seven = ((tokens == SEVEN) & (mask > 0)).any(1)
+    np.testing.assert_array_equal(np.asarray(batch.finished), has_seven)
+    assert 0 < has_seven.sum() < len(has_seven)  # both kinds of rows in this batch
+    for row, m, done in zip(tokens, mask, has_seven, strict=True):
+        n = int(m.sum())
+        assert (row[n:] == 5).all() and (m[:n] == 1).all()
+        if done:
+            assert row[n - 1] == SEVEN and SEVEN not in row[: n - 1]
+    batch = roles.reference.compute_log_prob(batch)
+    batch = roles.reward.compute_reward(batch)
+    np.testing.assert_allclose(batch.scores, batch.true_scores - 0.5 * (1 - has_seven))
+
+
+# --- a pretrained-format model and a dataset task scored on the host ----------------------
+
+
+def host_reward(prompts, completions, answers):
+    """A host reward with spread: the completion's length in characters, modulo 3."""
+    host_reward.calls.append(len(completions))
+    return np.asarray([len(c) % 3 for c in completions], np.float32)
+
+
+host_reward.calls = []
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """``(model_dir, policy, task)``: a tiny random Llama directory with a BPE tokenizer and a
+    prompt/answer JSONL task whose score is ``host_reward`` through ``jax.pure_callback``."""
+    from jaxrl.llm.checkpoint import load_pretrained
+    from jaxrl.llm.data import dataset_task
+    from jaxrl.llm.testing import tiny_model_dir
+
+    root = tmp_path_factory.mktemp("pretrained")
+    model_dir = tiny_model_dir(str(root / "model"))
+    rows = [
+        {"prompt": f"What is {a} plus {b}?", "answer": str(a + b)}
+        for a in range(6)
+        for b in range(6)
+    ]
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = str(root / "train.jsonl")
+    task = dataset_task(path, model_dir, reward=host_reward, max_completion_len=6)
+    model_config, params = load_pretrained(model_dir)
+    return model_dir, LoadedModel(params, model_config, None), task
+
+
+def _base_leaves(params):
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {jax.tree_util.keystr(p): v for p, v in flat if "lora" not in jax.tree_util.keystr(p)}
+
+
+def test_grpo_step_with_a_host_reward_compiles_once(pretrained):
+    """Three GRPO steps on a pretrained-format model: one compiled program with the
+    pure_callback reward inside, the host called once per step, its rewards in the metrics."""
+    _, policy, task = pretrained
+    cfg = _config(num_prompts=2, group_size=4, num_minibatches=1, num_epochs=1)
+    roles = make_grpo_roles(cfg, policy, task)
+    assert roles.actor.generation.eos_ids == task.eos_ids == (2, 4)
+    data = _prompts(task, 6)
+    before = grpo_step_jit._cache_size()
+    host_reward.calls.clear()
+    for i in range(3):
+        prompts = jax.tree_util.tree_map(lambda x: x[2 * i : 2 * i + 2], data)
+        key = jax.random.PRNGKey(i)
+        batch = jax.jit(Actor.generate_sequences)(roles.actor, prompts, jax.random.split(key)[0])
+        new_roles, m = grpo_step_jit(roles, prompts, key)
+        assert grpo_step_jit._cache_size() == before + 1, f"recompiled at step {i}"
+        assert np.isfinite(m["policy_loss"]) and np.isfinite(m["kl_loss"])
+        p = batch.prompts  # the step's own rollout, scored again on the host
+        expected = task.host_score(
+            p.tokens, p.mask, p.answer, p.answer_mask, batch.tokens, batch.mask
+        )
+        np.testing.assert_allclose(m["true_score"], expected.mean(), rtol=1e-6)
+        np.testing.assert_allclose(m["reward_mean"], expected.mean(), rtol=1e-6)
+        roles = new_roles
+    # one host call of N = 8 rows per step, plus one per re-scoring above
+    assert host_reward.calls == [8] * 6
+
+
+def test_train_grpo_lora_on_a_model_directory(pretrained):
+    """LoRA GRPO from a Hugging Face directory: only the adapters move, the reference is the
+    base (KL 0 before training), and the held-out evaluation reports accuracy."""
+    model_dir, policy, task = pretrained
+    cfg = _config(
+        num_prompts=2, group_size=4, num_minibatches=1, num_epochs=1, num_steps=2,
+        eval_every=2, eval_prompts=4, lora_rank=2, learning_rate=1e-2,
+    )  # fmt: skip
+    result = train_grpo(cfg, jax.random.PRNGKey(0), policy=model_dir, task=task)
+    assert result.model_config.lora_rank == 2
+    base, trained = _base_leaves(policy.params), _base_leaves(result.params)
+    assert base.keys() == trained.keys()
+    for k, v in base.items():
+        np.testing.assert_array_equal(trained[k], v, err_msg=k)
+    flat = jax.tree_util.tree_flatten_with_path(result.params)[0]
+    lora_b = [v for p, v in flat if "lora_b" in jax.tree_util.keystr(p)]
+    assert lora_b and max(float(jnp.max(jnp.abs(b))) for b in lora_b) > 0
+    assert abs(result.summary["before_kl_ref"]) < 1e-5
+    assert {"accuracy", "score", "kl_ref"} <= set(result.summary)
+    with pytest.raises(ValueError, match="pretrained model"):
+        toy = LoadedModel(init_params(MICRO, jax.random.PRNGKey(0)), MICRO, None)
+        make_grpo_roles(_config(lora_rank=2), toy, TASK)
+    with pytest.raises(ValueError, match="not both"):
+        train_grpo(cfg, jax.random.PRNGKey(0), model_dir, policy=model_dir, task=task)

@@ -21,7 +21,7 @@ from jaxrl.llm.rlhf import (
 )
 from jaxrl.llm.roles import Reward, actor_loss, value_loss
 from jaxrl.llm.transformer import init_params, save_model
-from tests.llm.test_grpo import MICRO, TASK, SevensTask, _prompts
+from tests.llm.test_grpo import MICRO, TASK, SevensTask, _prompts, pretrained  # noqa: F401
 
 RM_MODEL = MICRO.replace(reward_head=True)
 
@@ -181,3 +181,63 @@ def test_config_validation():
         RLHFConfig(gae_lambda=1.5)
     with pytest.raises(ValueError, match="init_from"):
         train_rlhf(RLHFConfig(), jax.random.PRNGKey(0))
+
+
+def _trunk(params):
+    """The transformer's own leaves (no heads, no adapters), by path."""
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    skip = ("lora", "value_head", "reward_head")
+    return {
+        jax.tree_util.keystr(p): v
+        for p, v in flat
+        if not any(s in jax.tree_util.keystr(p) for s in skip)
+    }
+
+
+def test_rlhf_lora_on_a_pretrained_model_critic_from_either_source(pretrained):  # noqa: F811
+    """The critic starts from the reward model or the policy (critic_init); with LoRA two
+    steps compile once, move only adapters and heads, and keep the frozen base."""
+    _, policy, task = pretrained
+    rm_model = policy.model_config.replace(reward_head=True)
+    rm_params = init_params(rm_model, jax.random.PRNGKey(7))  # another trunk
+    head = rm_params["params"]["reward_head"]
+    head = {**head, "kernel": jax.random.normal(jax.random.PRNGKey(8), head["kernel"].shape)}
+    rm_params = {"params": {**rm_params["params"], "reward_head": head}}
+    rm = LoadedModel(rm_params, rm_model, None)
+    cfg = _config(num_prompts=4, num_minibatches=1, num_epochs=1, lora_rank=2)
+    for init, source in (("policy", policy.params), ("reward_model", rm_params)):
+        critic = make_rlhf_roles(_config(critic_init=init), policy, task, rm).critic
+        expected, got = _trunk(source), _trunk(critic.params)
+        assert expected.keys() == got.keys()
+        for k, v in expected.items():
+            np.testing.assert_array_equal(got[k], v, err_msg=f"{init}: {k}")
+    with pytest.raises(ValueError, match="critic_init"):
+        RLHFConfig(critic_init="reference")
+
+    roles = make_rlhf_roles(cfg, policy, task, rm)
+    assert roles.actor.model.lora_rank == 2 and roles.critic.model.lora_rank == 2
+    assert roles.reference.params is None  # the base weights, read from the actor's params
+    start = roles
+    data = _prompts(task, 8)
+    before = rlhf_step_jit._cache_size()
+    for i in range(2):
+        prompts = jax.tree_util.tree_map(lambda x: x[4 * i : 4 * i + 4], data)
+        roles, m = rlhf_step_jit(roles, prompts, jax.random.PRNGKey(i))
+        assert rlhf_step_jit._cache_size() == before + 1, f"recompiled at step {i}"
+        assert np.isfinite(m["policy_loss"]) and np.isfinite(m["value_loss"])
+    for old, new in (
+        (start.actor.state.params, roles.actor.state.params),
+        (start.critic.params, roles.critic.params),
+    ):
+        for k, v in _trunk(old).items():
+            np.testing.assert_array_equal(_trunk(new)[k], v, err_msg=k)
+    moved = jax.tree_util.tree_map(
+        lambda a, b: float(jnp.max(jnp.abs(a - b))), start.critic.params, roles.critic.params
+    )
+    assert max(jax.tree_util.tree_leaves(moved["params"]["value_head"])) > 0
+    lora_b = [
+        v
+        for p, v in jax.tree_util.tree_flatten_with_path(roles.actor.state.params)[0]
+        if "lora_b" in jax.tree_util.keystr(p)
+    ]
+    assert max(float(jnp.max(jnp.abs(b))) for b in lora_b) > 0
