@@ -2,6 +2,7 @@
 
 import copy
 import json
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -466,3 +467,21 @@ def test_math_problem_solution_reference_is_boxed(tmp_path, tok):
         tokens[i, : len(r)], mask[i, : len(r)] = r, 1
     p = jax.tree_util.tree_map(lambda x: np.repeat(x, 2, axis=0), task.prompts("train"))
     assert np.asarray(task.score(p, tokens, mask)).tolist() == [1.0, 0.0]
+
+
+def test_user_reward_module_scores_a_preference_dataset_under_jit(tmp_path, tok, monkeypatch):
+    (tmp_path / "brevity_reward.py").write_text(
+        "def brevity(prompts, completions, answers):\n"
+        "    return [float(p.count('o')) - len(c) for p, c in zip(prompts, completions)]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "brevity_reward", raising=False)
+    rows = [{"prompt": "Say hi to Bob", "chosen": "Hi Bob!", "rejected": "No."}]
+    task = dataset_task(
+        write(tmp_path, rows), tok, heldout_share=0.0, reward="brevity_reward:brevity"
+    )
+    assert task.has_score
+    pairs = task.preference_pairs("train")
+    got = jax.jit(task.score)(task.prompts("train"), pairs.chosen_tokens, pairs.chosen_mask)
+    # the reward sees the prompt as written and the completion decoded without its EOS
+    np.testing.assert_allclose(np.asarray(got), [2.0 - len("Hi Bob!")])
