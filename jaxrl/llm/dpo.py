@@ -35,9 +35,9 @@ from jaxrl.llm.training import (
     TrainState,
     check_lora_fields,
     check_task_fits,
+    compiled_chunk,
     default_model_config,
     freeze_options,
-    make_chunk,
     make_optimizer,
     prepare_model,
     run_chunks,
@@ -394,7 +394,7 @@ def train_dpo(
 
     optimizer = _optimizer(config)
     state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
-    chunk_fn = make_chunk(make_dpo_update(config, model), config.batch_size, config.eval_every)
+    chunk_fn = compiled_chunk(make_dpo_update, config, model)
     state, metrics, evals = run_chunks(
         chunk_fn,
         state,

@@ -31,9 +31,9 @@ from jaxrl.llm.training import (
     TrainState,
     check_lora_fields,
     check_task_fits,
+    compiled_chunk,
     default_model_config,
     freeze_options,
-    make_chunk,
     make_optimizer,
     prepare_model,
     run_chunks,
@@ -300,8 +300,7 @@ def train_reward_model(
 
     optimizer = _optimizer(config)
     state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
-    update = make_reward_model_update(config, model)
-    chunk_fn = make_chunk(update, config.batch_size, config.eval_every)
+    chunk_fn = compiled_chunk(make_reward_model_update, config, model)
     state, metrics, evals = run_chunks(
         chunk_fn,
         state,

@@ -29,9 +29,9 @@ from jaxrl.llm.training import (
     TrainState,
     check_lora_fields,
     check_task_fits,
+    compiled_chunk,
     default_model_config,
     freeze_options,
-    make_chunk,
     make_optimizer,
     prepare_model,
     run_chunks,
@@ -151,6 +151,9 @@ def sft_loss(params, model_config: ModelConfig, batch: SFTData):
     return loss, metrics
 
 
+_jit_sft_loss = jax.jit(sft_loss, static_argnums=1)
+
+
 def _optimizer(config: SFTConfig) -> optax.GradientTransformation:
     return make_optimizer(
         config.learning_rate,
@@ -263,16 +266,15 @@ def train_sft(
     prompts = task.prompts("heldout", config.eval_prompts, seed=2)
     check_task_fits(task, model, "train_sft", data.prompt_tokens, data.completion_tokens)
     data, heldout, prompts = jax.tree_util.tree_map(jnp.asarray, (data, heldout, prompts))
-    loss_fn = jax.jit(sft_loss, static_argnums=1)
 
     def evaluate(params):
         ev = evaluate_policy(params, model, task, prompts, eval_key)
         out = {f"heldout_{k}": v for k, v in ev.items()}
-        out["heldout_loss"] = float(loss_fn(params, model, heldout)[0])
+        out["heldout_loss"] = float(_jit_sft_loss(params, model, heldout)[0])
         return out
 
     state = TrainState(params, _optimizer(config).init(params), jnp.asarray(0, jnp.int32))
-    chunk_fn = make_chunk(make_sft_update(config, model), config.batch_size, config.eval_every)
+    chunk_fn = compiled_chunk(make_sft_update, config, model)
     state, metrics, evals = run_chunks(
         chunk_fn,
         state,

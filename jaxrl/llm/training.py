@@ -45,6 +45,7 @@ __all__ = [
     "sample_batch",
     "take_batch",
     "make_chunk",
+    "compiled_chunk",
     "run_chunks",
     "prepare_model",
     "check_task_fits",
@@ -162,6 +163,14 @@ def make_chunk(update: Callable, batch_size: int, chunk: int) -> Callable:
         return jax.lax.scan(body, state, steps)
 
     return jax.jit(chunk_fn)
+
+
+@functools.lru_cache(maxsize=16)
+def compiled_chunk(factory: Callable, config, model: ModelConfig) -> Callable:
+    """``make_chunk(factory(config, model), config.batch_size, config.eval_every)``, kept:
+    another run of the same config and model (a resume, a second seed) reuses the
+    compiled program instead of compiling it again."""
+    return make_chunk(factory(config, model), config.batch_size, config.eval_every)
 
 
 def run_chunks(

@@ -192,3 +192,23 @@ def test_dpo_resume_equals_uninterrupted(tmp_path, tiny_params):
         config, jax.random.PRNGKey(1), tiny_params, checkpoint_dir=cut_dir, resume=True
     )
     assert_same_run(full, resumed)
+
+
+def test_grpo_resume_equals_uninterrupted(tmp_path, tiny_params):
+    from jaxrl.llm import GRPOConfig, train_grpo
+    from jaxrl.llm.tasks import AdditionTask
+
+    config = GRPOConfig(
+        num_steps=4, eval_every=2, num_prompts=2, group_size=2, num_epochs=1,
+        num_minibatches=1, eval_prompts=4, num_train_prompts=6, kl_coef=0.05,
+    )  # fmt: skip
+    task = AdditionTask(num_digits=1)
+    full_dir, cut_dir = str(tmp_path / "full"), str(tmp_path / "cut")
+    run = dict(init_from=(tiny_params, TINY), task=task)
+    full = train_grpo(
+        config, jax.random.PRNGKey(2), progress_callback=keep_checkpoint_at(2, full_dir, cut_dir),
+        checkpoint_dir=full_dir, **run,
+    )  # fmt: skip
+    resumed = train_grpo(config, jax.random.PRNGKey(2), checkpoint_dir=cut_dir, resume=True, **run)
+    assert_same_run(full, resumed)
+    assert resumed.metrics["reward_mean"].shape == (4,)

@@ -1,7 +1,10 @@
 """Tests of the SFT, reward-model and DPO trainers: losses, padding, learning, compilation."""
 
+import json
+
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -21,6 +24,10 @@ from jaxrl.llm import (
 from jaxrl.llm import dpo as dpo_module
 from jaxrl.llm import reward_model as rm_module
 from jaxrl.llm import sft as sft_module
+from jaxrl.llm.checkpoint import load_pretrained
+from jaxrl.llm.data import dataset_task
+from jaxrl.llm.lora import is_adapter, merge_lora
+from jaxrl.llm.testing import tiny_model_dir
 
 from .conftest import TINY, pad_more
 
@@ -185,3 +192,114 @@ def test_configs_validate():
     with pytest.raises(ValueError, match="preference task"):
         RewardModelConfig(task="addition")
     assert RewardModelConfig(model=MODEL).model.reward_head
+
+
+# --- pretrained (Hugging Face) models and dataset files --------------------------------------
+
+WORDS = ["fox", "dog", "model", "token", "policy", "reward", "hello", "seven"]
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def hf_run(tmp_path_factory):
+    """A tiny random Llama directory, prompt/completion and preference JSONL files (train and
+    held-out), and the base params."""
+    root = tmp_path_factory.mktemp("pretrained")
+    model_dir = tiny_model_dir(str(root / "model"))
+    sft_rows = [{"prompt": f"Repeat: {w}", "completion": w} for w in WORDS]
+    # separable pairs: the chosen reply is always the same polite sentence
+    pref_rows = [
+        {"prompt": f"Say something about the {w}.", "chosen": "I am fine, thank you.",
+         "rejected": f"The {w} jumps over the lazy dog."}
+        for w in WORDS
+    ]  # fmt: skip
+    files = {
+        "sft": write_jsonl(root / "sft.jsonl", sft_rows),
+        "sft_eval": write_jsonl(root / "sft_eval.jsonl", sft_rows[:4]),
+        "pref": write_jsonl(root / "pref.jsonl", pref_rows),
+        "pref_eval": write_jsonl(root / "pref_eval.jsonl", pref_rows[:4]),
+    }
+    config, params = load_pretrained(model_dir)
+    return model_dir, files, config, params
+
+
+def test_sft_on_a_jsonl_dataset_lowers_the_loss(hf_run):
+    model_dir, files, base_config, _ = hf_run
+    task = dataset_task(files["sft"], model_dir, eval_path=files["sft_eval"])
+    config = SFTConfig(
+        num_steps=20, eval_every=10, batch_size=8, learning_rate=3e-3, warmup_steps=2,
+        eval_prompts=4,
+    )  # fmt: skip
+    result = train_sft(config, jax.random.PRNGKey(0), init_from=model_dir, task=task)
+    assert result.model_config == base_config  # the loaded model replaced config.model
+    loss, heldout = result.metrics["loss"], result.evals["heldout_loss"]
+    print(f"SFT on JSONL: train loss {loss[0]:.2f} -> {loss[-1]:.2f}, held-out {heldout}")
+    # measured 6.80 -> 3.77 (train) and 6.83 -> 3.45 (held-out), load 15
+    assert np.all(np.isfinite(loss)) and loss[-1] < 0.7 * loss[0]
+    assert heldout[-1] < 0.7 * heldout[0]  # held-out rows are 4 of the 8 training rows
+    assert "heldout_accuracy" in result.evals  # prompt/completion rows are verifiable
+
+
+def test_reward_model_on_a_preference_jsonl(hf_run):
+    model_dir, files, _, _ = hf_run
+    task = dataset_task(files["pref"], model_dir, eval_path=files["pref_eval"])
+    config = RewardModelConfig(
+        num_steps=10, eval_every=5, batch_size=8, learning_rate=1e-2, warmup_steps=1,
+        eval_pairs=4,
+    )  # fmt: skip
+    result = train_reward_model(config, jax.random.PRNGKey(0), init_from=model_dir, task=task)
+    loss = result.metrics["loss"]
+    np.testing.assert_allclose(loss[0], np.log(2.0), atol=1e-6)  # the head starts at zero
+    # measured 0.693 -> 0.628 in 10 updates at learning rate 3e-3
+    assert np.all(np.isfinite(loss)) and loss[-1] < np.log(2.0) - 0.05
+    assert np.all(np.diff(loss[1:]) < 0)  # falls at every update after the first
+    assert result.evals["heldout_accuracy"][-1] == 1.0
+    assert "heldout_true_accuracy" not in result.evals  # the dataset has no hidden score
+
+
+def test_dpo_with_lora_trains_adapters_only_against_the_base(hf_run):
+    model_dir, files, base_config, base = hf_run
+    task = dataset_task(files["pref"], model_dir, eval_path=files["pref_eval"])
+    config = DPOConfig(
+        num_steps=10, eval_every=5, batch_size=8, learning_rate=1e-2, warmup_steps=1,
+        eval_pairs=4, eval_prompts=4, beta=0.5, lora_rank=4, lora_alpha=8.0,
+    )  # fmt: skip
+    result = train_dpo(config, jax.random.PRNGKey(0), model_dir, task=task)
+    m = result.metrics
+    np.testing.assert_allclose(m["loss"][0], np.log(2.0), atol=1e-5)  # B = 0: policy = base
+    assert np.mean(m["loss"][-3:]) < np.log(2.0) - 0.1
+    assert result.evals["kl"][0] == pytest.approx(0.0, abs=1e-4)
+    assert "score" not in result.evals  # a preference file without a reward
+    assert result.model_config.lora_rank == 4
+    flat = jax.tree_util.tree_flatten_with_path(result.params)[0]
+    base_flat = dict(jax.tree_util.tree_flatten_with_path(base)[0])
+    adapters = [(p, v) for p, v in flat if is_adapter(p)]
+    assert adapters and any(np.abs(np.asarray(v)).max() > 0 for p, v in adapters)
+    for p, v in flat:
+        if not is_adapter(p):
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(base_flat[p]))
+    merged_config, merged = merge_lora(result.model_config, result.params)
+    assert merged_config.lora_rank == 0
+    assert jax.tree_util.tree_structure(merged) == jax.tree_util.tree_structure(base)
+    diff = jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max()), merged, base)
+    assert max(jax.tree_util.tree_leaves(diff)) > 0
+
+
+def test_starting_model_errors_are_one_line():
+    with pytest.raises(ValueError, match="pretrained-type"):
+        train_sft(SFTConfig(model=MODEL, lora_rank=4), jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        # the character tokenizer's digits are ids 4-13
+        small = SFTConfig(
+            model=MODEL.replace(vocab_size=8), num_train_examples=8, num_steps=2, eval_every=1
+        )
+        train_sft(small, jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="lora_rank"):
+        DPOConfig(lora_rank=-1)
+    with pytest.raises(ValueError, match="needs policy"):
+        train_dpo(DPOConfig(), jax.random.PRNGKey(0))
