@@ -1,7 +1,18 @@
 """The ``jaxrl`` command.
 
     jaxrl train ALGO [--env ENV_ID] [--seeds N] [--total-steps N] [--out DIR] [--set k=v ...]
+    jaxrl llm sft|rm|dpo|grpo|rlhf (--task NAME | --model DIR | --from RUN) [--data FILE]
+        [--eval-data FILE] [--reward SPEC | --reward-model RUN] [--lora-rank R]
+        [--max-prompt-len N] [--max-completion-len N] [--set k=v ...] [--out DIR]
+    jaxrl llm sft --resume RUN                  # continue a stopped run from its checkpoint
+    jaxrl llm export RUN --out DIR              # a merged Hugging Face model directory
+    jaxrl llm data --task NAME [--split train] [--n 1000] --out FILE.jsonl
+    jaxrl llm generate --model DIR --prompt TEXT [--chat] [--greedy]
     jaxrl list
+
+The data rows' token limits are flags, not Config fields: ``--max-prompt-len`` (longer
+prompts are dropped) and ``--max-completion-len`` (longer completions are cut; it is also
+the generation length of grpo and rlhf); the counts go to the run log and summary.json.
 
 A mistake on the command line (an unknown algorithm, environment or field, a
 bad value) is answered with one line naming what is allowed, and exit status 2.
@@ -598,6 +609,9 @@ def _cmd_llm(args) -> int:
                 "seed": args.seed,
                 "overrides": _quick_llm(args) if _quick() else _parse_sets(args.set or []),
             }
+            if _quick() and args.data is not None and args.max_completion_len is None:
+                inputs["max_completion_len"] = 32  # quick: short generations of a real model
+                print("JAXRL_QUICK=1: --max-completion-len 32")
             out = args.out or Path("runs") / f"llm-{args.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
         summary = run_stage(
             args.stage,

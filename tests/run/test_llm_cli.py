@@ -157,6 +157,14 @@ def test_bad_inputs_answer_one_line_and_exit_2(model_dir, rows, tmp_path, capsys
         (["sft", "--resume", str(tmp_path), "--data", str(rows)], "; drop --data"),
         (["sft", "--task", "addition", "--lora-rank", "-1"], "--lora-rank must be a whole"),
         (["sft", "--task", "addition", "--reward-model", str(tmp_path)], "for grpo and rlhf"),
+        (
+            ["grpo", "--task", "addition", "--reward", f"rm:{tmp_path}", "--reward-model", "x"],
+            "give one reward model",
+        ),
+        (
+            ["sft", "--model", model_dir, "--data", str(rows), "--reward", "acuracy"],
+            "unknown reward 'acuracy'; known: accuracy",
+        ),
         (["sfft", "--task", "addition"], "unknown stage 'sfft' (did you mean 'sft'?)"),
         (["sft", str(tmp_path)], "unexpected argument"),
     ]
@@ -265,8 +273,9 @@ def test_each_stage_runs_on_a_model_directory_and_a_jsonl_file(
     assert main([*argv, "--lora-rank", "2"]) == 0
     _finite_metrics(dpo)
 
-    argv = ["llm", "rlhf", "--from", str(sft), "--reward-model", str(rm), "--out", str(rlhf)]
+    argv = ["llm", "rlhf", "--from", str(sft), "--reward", f"rm:{rm}", "--out", str(rlhf)]
     assert main([*argv, *FEW, "--set", "num_prompts=2"]) == 0
+    assert json.loads((rlhf / "config.json").read_text())["reward_model"] == str(rm)
     _finite_metrics(rlhf)
     assert main(["llm", "export", str(rlhf), "--out", str(tmp_path / "hf")]) == 0
     assert (tmp_path / "hf" / "tokenizer.json").is_file()
