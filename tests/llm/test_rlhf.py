@@ -1,6 +1,7 @@
 """Tests for jaxrl.llm.rlhf: the seven stages, the on-policy identity, compile once, learning."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -194,10 +195,20 @@ def _trunk(params):
     }
 
 
-def test_rlhf_lora_on_a_pretrained_model_critic_from_either_source(pretrained):  # noqa: F811
-    """The critic starts from the reward model or the policy (critic_init); with LoRA two
-    steps compile once, move only adapters and heads, and keep the frozen base."""
-    _, policy, task = pretrained
+def test_rlhf_lora_on_a_pretrained_model_critic_from_either_source(pretrained, tmp_path):  # noqa: F811
+    """On a preference JSONL (no score of its own) with a reward model: the critic starts
+    from the reward model or the policy (critic_init); with LoRA two steps compile once,
+    move only adapters and heads, and keep the frozen base."""
+    from jaxrl.llm.data import dataset_task
+
+    model_dir, policy, _ = pretrained
+    rows = [
+        {"prompt": f"Say {w}.", "chosen": f"{w}!", "rejected": "no"}
+        for w in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    ]
+    (tmp_path / "pref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = dataset_task(str(tmp_path / "pref.jsonl"), model_dir, max_completion_len=6)
+    assert task.kind == "preference" and not task.has_score
     rm_model = policy.model_config.replace(reward_head=True)
     rm_params = init_params(rm_model, jax.random.PRNGKey(7))  # another trunk
     head = rm_params["params"]["reward_head"]
@@ -213,6 +224,8 @@ def test_rlhf_lora_on_a_pretrained_model_critic_from_either_source(pretrained): 
             np.testing.assert_array_equal(got[k], v, err_msg=f"{init}: {k}")
     with pytest.raises(ValueError, match="critic_init"):
         RLHFConfig(critic_init="reference")
+    with pytest.raises(ValueError, match="no score"):
+        make_rlhf_roles(cfg, policy, task)
 
     roles = make_rlhf_roles(cfg, policy, task, rm)
     assert roles.actor.model.lora_rank == 2 and roles.critic.model.lora_rank == 2
@@ -225,6 +238,7 @@ def test_rlhf_lora_on_a_pretrained_model_critic_from_either_source(pretrained): 
         roles, m = rlhf_step_jit(roles, prompts, jax.random.PRNGKey(i))
         assert rlhf_step_jit._cache_size() == before + 1, f"recompiled at step {i}"
         assert np.isfinite(m["policy_loss"]) and np.isfinite(m["value_loss"])
+        assert np.isfinite(m["reward_mean"]) and np.isnan(m["true_score"])  # RM scores only
     for old, new in (
         (start.actor.state.params, roles.actor.state.params),
         (start.critic.params, roles.critic.params),
