@@ -212,7 +212,7 @@ def jaxrl_grpo(args) -> dict:
         stage_times.append({k[5:]: float(v) for k, v in m.items() if k.startswith("time_")})
         return r, m
 
-    _, split_walls, _, _ = _timed_steps(timed, roles, batches, s["warmup"])
+    _, split_walls, split_cpus, _ = _timed_steps(timed, roles, batches, s["warmup"])
     stage_times = stage_times[s["warmup"] :]
     stages = {k: statistics.median(t[k] for t in stage_times) for k in stage_times[0]}
     return {
@@ -223,6 +223,7 @@ def jaxrl_grpo(args) -> dict:
             "step_s": statistics.median(walls),
             "step_cpu_s": statistics.median(cpus),
             "split_step_s": statistics.median(split_walls),
+            "split_step_cpu_s": statistics.median(split_cpus),
             "generation": stages["generate_sequences"],
             "reference": stages["compute_ref_log_prob"],
             "reward": stages["compute_reward"] + stages["compute_advantages"],
@@ -356,6 +357,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--algos", default="grpo,dpo")
     p.add_argument("--steps", type=int)
     p.add_argument("--skip-trl", action="store_true", help="jaxrl side only")
+    p.add_argument(
+        "--report", action="store_true", help="rewrite RESULTS.md's section from the saved JSON"
+    )
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--impl", help=argparse.SUPPRESS)
     p.add_argument("--algo", help=argparse.SUPPRESS)
@@ -365,6 +369,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.impl:
         return child(args)
+    if args.report:
+        with open(os.path.join(args.out, "llm_trl.json")) as f:
+            return write_section(json.load(f))
     settings = dict(QUICK_SETTINGS if args.quick else SETTINGS)
     if args.steps:
         settings["steps"] = args.steps
@@ -416,9 +423,131 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(result["speedup"]))
     if not args.quick and not args.skip_trl:
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "llm_trl.json"), "w") as f:
-            json.dump(result, f, indent=2)
+        path = os.path.join(args.out, "llm_trl.json")
+        saved = {"benchmark": "llm_trl", "runs": []}
+        if os.path.exists(path):  # one run per thread count: a rerun replaces its own
+            with open(path) as f:
+                saved = json.load(f)
+        saved["runs"] = [r for r in saved["runs"] if r["threads"] != args.threads] + [result]
+        with open(path, "w") as f:
+            json.dump(saved, f, indent=2)
+        write_section(saved)
     return result
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def _run_lines(result: dict) -> list[str]:
+    """The two tables of one run (one thread count)."""
+    rows = result["rows"]
+    jx = {r["algo"]: r for r in rows if r["impl"] == "jaxrl"}
+    loads = [x for r in rows for x in (r["loadavg_before"][0], r["loadavg_after"][0])]
+    lines = [
+        f"**{result['threads']} core(s) per side** ({result['time']}; 1-minute load average "
+        f"{min(loads):.1f}–{max(loads):.1f} during the runs):",
+        "",
+        "| algorithm | jaxrl step s | jaxrl CPU s | TRL step s | TRL CPU s | TRL / jaxrl "
+        "(wall) | TRL / jaxrl (CPU) | jaxrl compile s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for tag, ratio in result["speedup"].items():
+        algo = tag.split("_")[0]
+        tr = next(
+            r for r in rows
+            if r["impl"] == "trl" and r["algo"] == algo
+            and (r.get("precompute_ref_log_probs", True) == (tag == algo))
+        )  # fmt: skip
+        j = jx[algo]
+        lines.append(
+            f"| {tag.replace('_', ' ')} | {_fmt(j['median']['step_s'])} | "
+            f"{_fmt(j['median']['step_cpu_s'])} | {_fmt(tr['median']['step_s'])} | "
+            f"{_fmt(tr['median']['step_cpu_s'])} | {ratio['wall']:.1f}× | {ratio['cpu']:.1f}× | "
+            f"{_fmt(j['compile_s'])} |"
+        )
+    g = jx["grpo"]["median"]
+    tm = next(r for r in rows if r["impl"] == "trl" and r["algo"] == "grpo")["median"]
+    trl_other = tm["rollout"] - tm["generation"] - tm.get("reference", 0.0) - tm["reward"]
+    split_cpu = f", {_fmt(g['split_step_cpu_s'])} CPU s" if "split_step_cpu_s" in g else ""
+    lines += [
+        "",
+        "GRPO step split (wall seconds, medians; jaxrl: each stage compiled alone by "
+        f"`grpo_step_timed`, whose whole step took {_fmt(g['split_step_s'])} s{split_cpu} in "
+        "these runs; TRL: its own stages timed inside the same steps, update = step − rollout):",
+        "",
+        "| stage | jaxrl | TRL |",
+        "|---|---|---|",
+        f"| generation | {_fmt(g['generation'])} | {_fmt(tm['generation'])} |",
+        f"| reference log-probs | {_fmt(g['reference'])} | {_fmt(tm.get('reference', 0.0))} |",
+        f"| reward (+ advantages) | {_fmt(g['reward'])} | {_fmt(tm['reward'])} "
+        f"(+ {_fmt(trl_other)} other rollout work) |",
+        f"| update | {_fmt(g['update'])} | {_fmt(tm['step_s'] - tm['rollout'])} |",
+        "",
+    ]
+    return lines
+
+
+def markdown(saved: dict) -> list[str]:
+    """The ``## llm_trl`` section of RESULTS.md from ``results/llm_trl.json`` (all runs)."""
+    runs = sorted(saved["runs"], key=lambda r: -r["threads"])
+    first = runs[0]
+    m, st = first["model"], first["settings"]
+    versions = {}
+    for r in first["rows"]:
+        versions.update(r["versions"])
+    lines = [
+        "## llm_trl",
+        "",
+        "`python benchmarks/llm_trl.py [--threads N]`: one step of GRPO and of DPO, jaxrl "
+        f"beside TRL {versions['trl']} (transformers {versions['transformers']}, torch "
+        f"{versions['torch']}, in its own venv) against jax {versions['jax']}, on the same random "
+        f"Llama directory ({m['num_layers']} layers, width {m['d_model']}, {m['num_heads']} "
+        f"heads / {m['num_kv_heads']} KV heads, MLP {m['d_ff']}, vocabulary {m['vocab']}, "
+        "float32), the same JSONL rows and the same CPU cores on each side (torch threads = "
+        f"cores; XLA's pool sized by the cores it may use). Machine: {first['machine']}, shared "
+        "with other jobs: the CPU-time columns count only the process's own threads and are the "
+        "steadier comparison.",
+        "",
+        f"GRPO: {st['prompts']} prompts × {st['group']} completions per step, "
+        f"{st['completion_len']} new tokens per completion (EOS never ends a row on either "
+        "side), one update epoch of "
+        f"one minibatch, KL coefficient {st['kl_coef']} to the frozen reference, per-sequence "
+        "token-mean loss, reward on the host (share of distinct characters of the decoded "
+        f"completion). DPO: {st['dpo_batch']} pairs per step, prompt and completions of "
+        f"{st['prompt_digits']} and {st['dpo_completion_digits']} digits (+BOS/EOS), sigmoid "
+        "loss, β = 0.1, reference log-probs computed once before training (TRL: "
+        "`precompute_ref_log_probs=True`; the 'dpo ref every step' row runs TRL's reference in "
+        "every step, beside the same jaxrl row). "
+        f"Medians of {st['steps']} steps after {st['warmup']} warm-up steps, seed {st['seed']}; "
+        "jaxrl's compile time is apart (lower + compile of the whole step).",
+        "",
+    ]
+    for run in runs:
+        lines += _run_lines(run)
+    worst = {algo: min(min(r["speedup"][algo].values()) for r in runs) for algo in ("grpo", "dpo")}
+    met = all(v >= 3 for v in worst.values())
+    lines.append(
+        f"Goal (issue 20): jaxrl ≥ 3× faster per step. Smallest ratio over the runs above: "
+        f"GRPO {worst['grpo']:.1f}×, DPO {worst['dpo']:.1f}×: " + ("met." if met else "not met.")
+    )
+    lines.append("")
+    return lines
+
+
+def write_section(saved: dict, path: str = os.path.join(HERE, "RESULTS.md")) -> None:
+    """Replaces the ``## llm_trl`` section of RESULTS.md (appends it when absent)."""
+    with open(path) as f:
+        text = f.read()
+    section = "\n".join(markdown(saved))
+    start = text.find("\n## llm_trl\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[: start + 1] + section + (text[end:] if end >= 0 else "")
+    with open(path, "w") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
 
 
 def _speedups(rows: list[dict]) -> dict:
