@@ -419,6 +419,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup": _speedups(rows),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_git_state(),
     }
     print(json.dumps(result["speedup"]))
     if not args.quick and not args.skip_trl:
@@ -433,6 +434,17 @@ def main(argv: list[str] | None = None) -> dict:
             json.dump(saved, f, indent=2)
         write_section(saved)
     return result
+
+
+def _git_state() -> dict:
+    """The commit measured, and the jaxrl files that differed from it (uncommitted edits)."""
+
+    def git(*cmd):
+        out = subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=HERE)
+        return out.stdout.rstrip() if out.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "../jaxrl").splitlines()
+    return {"commit": git("rev-parse", "HEAD"), "jaxrl_uncommitted": [c[3:] for c in changed]}
 
 
 def _fmt(x: float) -> str:
