@@ -6,7 +6,8 @@ reward, DPO on preference pairs, export and the transformers round trip) once pe
 each seed in its own subprocess (a fresh compile cache, so every seed pays its compiles
 and the wall times compare), and records per seed: held-out greedy accuracy after SFT and
 after GRPO, DPO's hidden score before and after, the export check, wall time per stage
-and the load average around it. GRPO's compile time is the first step's time less the
+and the load average around it (``--jobs N`` runs N seeds at once; each row records
+it). GRPO's compile time is the first step's time less the
 median of the others.
 
 Summary: the mean GRPO gain in accuracy points with a 95 % confidence interval of the
@@ -92,32 +93,91 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def markdown(result: dict) -> str:
+    """The RESULTS.md section of a result (``python benchmarks/llm_e2e.py --md``)."""
+    s = result["summary"]
+    b = result["seeds"][0]["budget"]
+    lines = [
+        "## llm_e2e",
+        "",
+        f"`{result['command']}` ({result['mode']}, {result['date_utc']} UTC; {result['machine']}): "
+        "examples/llm_end_to_end.py per seed: generated arithmetic JSONL, a BPE tokenizer "
+        f"trained on it, a random Llama of width {b['width']} (2 layers), SFT {b['sft_steps']} "
+        f"updates, GRPO {b['grpo_steps']} steps from it (reward `accuracy`), DPO "
+        f"{b['dpo_steps']} updates from the SFT model on preference pairs, export, and the "
+        "transformers round trip. Accuracy: greedy exact answer on 256 held-out questions.",
+        "",
+        "| seed | SFT acc. | GRPO acc. | gain (points) | GRPO KL | DPO hidden score | "
+        "export = transformers | SFT s | GRPO s (step, 1st step) | DPO s | load before/after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r, gain in zip(result["seeds"], s["gain_points"], strict=True):
+        t = r["seconds"]
+        step = t.get("grpo_step_median") or float("nan")
+        lines.append(
+            f"| {r['seed']} | {r['sft_accuracy']:.3f} | {r['grpo_accuracy']:.3f} | {gain:+.1f} | "
+            f"{r['grpo_kl']:.2f} | {r['dpo_score_before']:.3f} → {r['dpo_score_after']:.3f} | "
+            f"{r['export']['same_greedy_ids']} | {t['sft']:.0f} | {t['grpo']:.0f} "
+            f"({step:.2f}, {t['grpo_first_step']:.1f}) | {t['dpo']:.0f} | "
+            f"{r['loadavg_before'][0]:.1f} / {r['loadavg_after'][0]:.1f} |"
+        )
+    lo, hi = s["gain_ci95"]
+    verdict = (
+        "met"
+        if lo >= s["target_points"]
+        else ("mean met, CI below" if s["gain_mean"] >= s["target_points"] else "not met")
+    )
+    lines += [
+        "",
+        f"GRPO gain over SFT: mean {s['gain_mean']:+.1f} points, 95% CI [{lo:.1f}, {hi:.1f}] "
+        f"(Student t, {s['num_seeds']} seeds); {s['seeds_meeting_target']} of "
+        f"{s['num_seeds']} seeds ≥ +{s['target_points']:.0f}; target +{s['target_points']:.0f}: "
+        f"{verdict}. DPO hidden score change: mean {s['dpo_score_change_mean']:+.3f}. "
+        f"Export round trip (same greedy ids in transformers): {s['export_round_trip']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true", help="tiny budget, one seed")
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at the same time")
+    parser.add_argument("--md", action="store_true", help="print the RESULTS.md section of --out")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         print(json.dumps(child(args.child, args.quick, args.work)))
         return
+    if args.md:
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return
     seeds = args.seeds[:1] if args.quick else args.seeds
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for seed in seeds:
-            cmd = [sys.executable, __file__, "--child", str(seed), "--work", f"{work}/{seed}"]
-            done = subprocess.run(
-                cmd + (["--quick"] if args.quick else []),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode:
-                raise SystemExit(f"seed {seed} failed:\n{done.stderr[-3000:]}")
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            row["log"] = done.stderr.strip().splitlines()[-40:]
+        pending = list(seeds)
+        running: list[tuple[int, subprocess.Popen]] = []
+        while pending or running:
+            while pending and len(running) < args.jobs:
+                seed = pending.pop(0)
+                cmd = [sys.executable, __file__, "--child", str(seed), "--work", f"{work}/{seed}"]
+                proc = subprocess.Popen(
+                    cmd + (["--quick"] if args.quick else []),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                running.append((seed, proc))
+            seed, proc = running.pop(0)
+            stdout, stderr = proc.communicate()
+            if proc.returncode:
+                raise SystemExit(f"seed {seed} failed:\n{stderr[-3000:]}")
+            row = json.loads(stdout.strip().splitlines()[-1])
+            row["log"] = stderr.strip().splitlines()[-40:]
+            row["concurrent_seeds"] = args.jobs
             rows.append(row)
             print(
                 f"seed {seed}: SFT {row['sft_accuracy']:.3f} -> GRPO {row['grpo_accuracy']:.3f}, "

@@ -54,9 +54,9 @@ from jaxrl.llm.transformer import init_params, save_model
 # JAXRL_QUICK=1 (tests/test_docs.py runs every example with it) means --quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
 
-# Budgets: (SFT updates, GRPO steps, DPO updates, train rows, model width).
-FULL = {"sft_steps": 600, "grpo_steps": 240, "dpo_steps": 120, "rows": 4000, "width": 64}
-QUICK_BUDGET = {"sft_steps": 4, "grpo_steps": 2, "dpo_steps": 2, "rows": 64, "width": 32}
+# Budgets: SFT updates, GRPO steps, DPO updates, largest operand, model width.
+FULL = {"sft_steps": 200, "grpo_steps": 100, "dpo_steps": 60, "max_operand": 19, "width": 64}
+QUICK_BUDGET = {"sft_steps": 2, "grpo_steps": 2, "dpo_steps": 2, "max_operand": 4, "width": 32}
 HIDDEN_SCORE = "jaxrl.llm.testing:arithmetic_score"
 
 
@@ -74,30 +74,38 @@ def _near_miss(answer: str, rng: np.random.Generator) -> str:
     return f"#### {wrong[int(rng.integers(len(wrong)))]}"
 
 
-def write_inputs(out: str, rows: int, width: int, seed: int = 0) -> dict[str, str]:
+def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[str, str]:
     """Writes the JSONL files and the model directory under ``out``; returns their paths.
 
     Args:
         out: output directory.
-        rows: training rows (held-out: a quarter as many, at most 256; preference pairs:
-            as many as training rows).
+        max_operand: largest operand; every distinct question (``4 · (max_operand + 1)²``
+            of them) is used once: a sixth of them, at most 256, held out, the rest trained on.
         width: the model's ``d_model`` (4 heads, 2 of them key/value, 2 layers).
-        seed: seed of the questions, the preference labels and the initial weights.
+        seed: seed of the split, the preference labels and the initial weights.
     """
     os.makedirs(out, exist_ok=True)
-    train = arithmetic_rows(rows, seed=seed)
-    seen = {r["prompt"] for r in train}
-    heldout = [r for r in arithmetic_rows(4 * rows, seed=seed + 1) if r["prompt"] not in seen]
-    heldout = heldout[: min(256, max(rows // 4, 8))]
-    rng = np.random.default_rng(seed + 2)
-    prefs = [
-        {"prompt": r["prompt"], "chosen": r["answer"], "rejected": _near_miss(r["answer"], rng)}
-        for r in arithmetic_rows(rows, seed=seed + 3)
-    ]
-    paths = {name: os.path.join(out, f"{name}.jsonl") for name in ("train", "heldout", "prefs")}
-    _write_jsonl(paths["train"], train)
-    _write_jsonl(paths["heldout"], heldout)
-    _write_jsonl(paths["prefs"], prefs)
+    rows = arithmetic_rows(None, seed=seed, max_operand=max_operand)
+    num_heldout = min(256, len(rows) // 6)
+    heldout, train = rows[:num_heldout], rows[num_heldout:]
+    rng = np.random.default_rng(seed + 1)
+
+    def pairs(rows):
+        return [
+            {"prompt": r["prompt"], "chosen": r["answer"], "rejected": _near_miss(r["answer"], rng)}
+            for r in rows
+        ]
+
+    files = {
+        "train": train,
+        "heldout": heldout,
+        "prefs": pairs(train),
+        "prefs_heldout": pairs(heldout),
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = os.path.join(out, f"{name}.jsonl")
+        _write_jsonl(paths[name], content)
 
     # The tokenizer learns its merges from the conversations the model will see.
     import jinja2
@@ -142,7 +150,13 @@ def load_tasks(paths: dict[str, str]) -> dict:
         reward="accuracy",
         chat_template=True,
     )
-    prefs = dataset_task(paths["prefs"], paths["model"], reward=HIDDEN_SCORE, chat_template=True)
+    prefs = dataset_task(
+        paths["prefs"],
+        paths["model"],
+        eval_path=paths["prefs_heldout"],
+        reward=HIDDEN_SCORE,
+        chat_template=True,
+    )
     return {"answers": answers, "prefs": prefs}
 
 
@@ -200,7 +214,7 @@ def run_grpo(sft, tasks, budget, seed: int, log=print):
         train_grpo,
         config,
         jax.random.PRNGKey(seed + 1000),
-        init_from=sft,
+        policy=sft,
         task=tasks["answers"],
         progress_callback=progress,
     )
@@ -288,7 +302,7 @@ def export_and_compare(result, paths, out: str, num_prompts: int = 8) -> dict:
 def run_pipeline(out: str, budget: dict, seed: int = 0, log=print) -> dict:
     """All six steps; returns the numbers (accuracies, scores, seconds, export check)."""
     start = time.perf_counter()
-    paths = write_inputs(out, budget["rows"], budget["width"], seed)
+    paths = write_inputs(out, budget["max_operand"], budget["width"], seed)
     tasks = load_tasks(paths)
     log(f"data and model: {paths['model']} ({tasks['answers'].stats})")
     sft, sft_s = run_sft(paths, tasks, budget, seed, log)

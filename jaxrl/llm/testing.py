@@ -107,19 +107,35 @@ _QUESTIONS = (
 )
 
 
-def arithmetic_rows(n: int, seed: int, max_operand: int = 99) -> list[dict]:
-    """``n`` verifiable rows ``{"prompt": "What is 23 + 48?", "answer": "#### 71"}``.
+def arithmetic_rows(n: int | None, seed: int, max_operand: int = 99) -> list[dict]:
+    """Verifiable rows ``{"prompt": "What is 23 + 48?", "answer": "#### 71"}``.
 
-    Operands are uniform in ``[0, max_operand]``; the question's phrasing is one of four.
-    The answer is written GSM8K-style, the number after ``####``.
+    Operands are in ``[0, max_operand]``; the question's phrasing is one of four. The
+    answer is written GSM8K-style, the number after ``####``.
+
+    Args:
+        n: rows drawn uniformly (with repeats); None: every distinct question once, in an
+            order shuffled by ``seed`` (``4 · (max_operand + 1)²`` rows).
+        seed: numpy seed.
+        max_operand: largest operand.
     """
     rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(n):
-        a, b = (int(x) for x in rng.integers(0, max_operand + 1, size=2))
-        question = _QUESTIONS[int(rng.integers(len(_QUESTIONS)))].format(a=a, b=b)
-        rows.append({"prompt": question, "answer": f"#### {a + b}"})
-    return rows
+    if n is None:
+        every = [
+            (a, b, q)
+            for a in range(max_operand + 1)
+            for b in range(max_operand + 1)
+            for q in range(len(_QUESTIONS))
+        ]
+        picks = [every[i] for i in rng.permutation(len(every))]
+    else:
+        picks = [
+            (*(int(x) for x in rng.integers(0, max_operand + 1, size=2)), int(rng.integers(4)))
+            for _ in range(n)
+        ]
+    return [
+        {"prompt": _QUESTIONS[q].format(a=a, b=b), "answer": f"#### {a + b}"} for a, b, q in picks
+    ]
 
 
 def arithmetic_score(prompts: list[str], completions: list[str], answers: list[str]) -> np.ndarray:

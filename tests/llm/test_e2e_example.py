@@ -31,10 +31,11 @@ def _rows(path):
 
 def test_inputs_encode_the_task(tmp_path):
     example = _example()
-    paths = example.write_inputs(str(tmp_path), rows=64, width=32, seed=0)
+    paths = example.write_inputs(str(tmp_path), max_operand=4, width=32, seed=0)
     train, heldout, prefs = (_rows(paths[k]) for k in ("train", "heldout", "prefs"))
-    assert len(train) == 64 and len(prefs) == 64 and heldout
-    assert not {r["prompt"] for r in heldout} & {r["prompt"] for r in train}
+    # every question of operands 0..4 in 4 phrasings once: 16 held out, 84 trained on
+    assert (len(train), len(heldout), len(prefs)) == (84, 16, 84)
+    assert len({r["prompt"] for r in train + heldout}) == 100
     # the reference answers score 1 under the exact-answer reward and the hidden score
     prompts = [r["prompt"] for r in train]
     answers = [r["answer"] for r in train]
