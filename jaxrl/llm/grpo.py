@@ -67,19 +67,17 @@ from jaxrl.core.sequence import (
     informative_groups,
     kl_controller_init,
 )
-from jaxrl.llm.rl_loop import evaluate_rl, resolve_model, resolve_task, run_rl, timed_call
+from jaxrl.llm.rl_loop import resolve_model, resolve_task, timed_call
+from jaxrl.llm.rl_setup import as_step_output, prepare_policy, run_roles, starting_policy
 from jaxrl.llm.roles import (
     Actor,
     Reference,
     Reward,
     RolloutBatch,
-    as_step_output,
     as_traced,
     make_reference,
     make_rl_optimizer,
-    prepare_policy,
     rollout_metrics,
-    starting_policy,
 )
 from jaxrl.llm.tasks import Task
 from jaxrl.llm.training import TrainResult, TrainState, freeze_options
@@ -379,27 +377,8 @@ def train_grpo(
     task = resolve_task(config, task, start.task, "addition")
     rm = None if reward_model is None else resolve_model(reward_model)
     roles = make_grpo_roles(config, start, task, rm, key=jax.random.fold_in(init_key, 1))
-    completion_len = roles.actor.generation.max_new_tokens
-    prompt_data = jax.tree_util.tree_map(
-        jnp.asarray, task.prompts("train", config.num_train_prompts, seed=5)
-    )
-    heldout = jax.tree_util.tree_map(jnp.asarray, task.prompts("heldout", config.eval_prompts, 2))
-    rm_pair = None if rm is None else (rm.params, rm.model_config)
-
-    def evaluate(r: GRPORoles):
-        params = r.actor.state.params
-        ref = params if r.reference.params is None else r.reference.params  # LoRA: base
-        return evaluate_rl(
-            params, r.actor.model, ref, r.reference.model, task, heldout, eval_key,
-            completion_len, rm_pair,
-        )  # fmt: skip
-
     step = grpo_step_timed if time_stages else grpo_step_jit
-    roles, metrics, evals = run_rl(
-        step, roles, prompt_data, train_key, config.num_steps, config.num_prompts,
-        config.eval_every, evaluate, progress_callback, checkpoint_dir=checkpoint_dir,
-        resume=resume,
+    return run_roles(
+        step, roles, task, config, train_key, eval_key, rm, progress_callback, checkpoint_dir,
+        resume,
     )  # fmt: skip
-    summary = {k: float(v[-1]) for k, v in evals.items()}
-    summary.update({f"before_{k}": float(v[0]) for k, v in evals.items() if k != "step"})
-    return TrainResult(roles.actor.state.params, roles.actor.model, metrics, evals, summary)

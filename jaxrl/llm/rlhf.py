@@ -55,24 +55,27 @@ from jaxrl._config import (
     static,
 )
 from jaxrl.core.sequence import AGGREGATIONS, kl_controller_init, masked_whiten, token_gae
-from jaxrl.llm.rl_loop import evaluate_rl, resolve_model, resolve_task, run_rl, timed_call
+from jaxrl.llm.rl_loop import resolve_model, resolve_task, timed_call
+from jaxrl.llm.rl_setup import (
+    as_step_output,
+    prepare_policy,
+    run_roles,
+    starting_policy,
+    with_new_heads,
+)
 from jaxrl.llm.roles import (
     Actor,
     Critic,
     Reference,
     Reward,
     RolloutBatch,
-    as_step_output,
     as_traced,
     make_reference,
     make_rl_optimizer,
-    prepare_policy,
     rollout_metrics,
-    starting_policy,
 )
 from jaxrl.llm.tasks import Task
 from jaxrl.llm.training import TrainResult, TrainState, freeze_options
-from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
 __all__ = [
     "RLHFConfig",
@@ -281,17 +284,6 @@ def rlhf_step_timed(roles: RLHFRoles, prompts, key) -> tuple[RLHFRoles, dict]:
     return RLHFRoles(actor, critic, reference, reward), metrics
 
 
-def _with_heads(model: ModelConfig, source_params) -> dict:
-    """Parameters of ``model`` copied from ``source_params``, new heads at zero.
-
-    Heads the source lacks (a value head) start at zero, as ``Transformer`` initialises
-    them; the shapes come from ``jax.eval_shape``, so nothing is compiled here.
-    """
-    shapes = jax.eval_shape(lambda k: init_params(model, k), jax.random.PRNGKey(0))
-    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    return merge_params(zeros, source_params)
-
-
 def make_rlhf_roles(
     config: RLHFConfig, policy, task: Task, reward_model=None, key=None
 ) -> RLHFRoles:
@@ -326,7 +318,7 @@ def make_rlhf_roles(
     actor_model, actor_params = policy.model_config, policy.params
     if config.critic == "value_head":
         actor_model = actor_model.replace(value_head=True)
-        actor_params = _with_heads(actor_model, policy.params)
+        actor_params = with_new_heads(actor_model, policy.params)
     generation = task.generation_config(completion_len, temperature=config.temperature)
     actor = Actor(
         TrainState(actor_params, opt_actor.init(actor_params), step0),
@@ -342,7 +334,7 @@ def make_rlhf_roles(
         if config.critic_init == "reward_model" and reward_model is not None:
             source = prepare_policy(reward_model, config, jax.random.fold_in(key, 1))
         critic_model = source.model_config.replace(value_head=True, reward_head=False)
-        critic_params = _with_heads(critic_model, source.params)
+        critic_params = with_new_heads(critic_model, source.params)
         state = TrainState(critic_params, opt_critic.init(critic_params), step0)
         critic = Critic(critic_params, state, config, critic_model)
     # LoRA: the actor's params with the adapters off (a value head on them is read, unused)
@@ -403,32 +395,13 @@ def train_rlhf(
     """
     if policy is None and init_from is None:
         raise ValueError("train_rlhf needs policy= (or init_from=): the SFT model to start from")
-    init_key, train_key, eval_key = jax.random.split(key, 3)
-    start = starting_policy(policy, init_from, init_key)
+    train_key, eval_key = jax.random.split(key)
+    start = starting_policy(policy, init_from, None)
     task = resolve_task(config, task, start.task, "preference")
     rm = None if reward_model is None else resolve_model(reward_model)
-    roles = make_rlhf_roles(config, start, task, rm, key=init_key)
-    completion_len = roles.actor.generation.max_new_tokens
-    prompt_data = jax.tree_util.tree_map(
-        jnp.asarray, task.prompts("train", config.num_train_prompts, seed=5)
-    )
-    heldout = jax.tree_util.tree_map(jnp.asarray, task.prompts("heldout", config.eval_prompts, 2))
-    rm_pair = None if rm is None else (rm.params, rm.model_config)
-
-    def evaluate(r: RLHFRoles):
-        params = r.actor.state.params
-        ref = params if r.reference.params is None else r.reference.params  # LoRA: base
-        return evaluate_rl(
-            params, r.actor.model, ref, r.reference.model, task, heldout, eval_key,
-            completion_len, rm_pair,
-        )  # fmt: skip
-
+    roles = make_rlhf_roles(config, start, task, rm, key=jax.random.fold_in(key, 1))
     step = rlhf_step_timed if time_stages else rlhf_step_jit
-    roles, metrics, evals = run_rl(
-        step, roles, prompt_data, train_key, config.num_steps, config.num_prompts,
-        config.eval_every, evaluate, progress_callback, checkpoint_dir=checkpoint_dir,
-        resume=resume,
+    return run_roles(
+        step, roles, task, config, train_key, eval_key, rm, progress_callback, checkpoint_dir,
+        resume,
     )  # fmt: skip
-    summary = {k: float(v[-1]) for k, v in evals.items()}
-    summary.update({f"before_{k}": float(v[0]) for k, v in evals.items() if k != "step"})
-    return TrainResult(roles.actor.state.params, roles.actor.model, metrics, evals, summary)

@@ -51,9 +51,8 @@ from jaxrl.core.sequence import (
     kl_penalized_rewards,
 )
 from jaxrl.llm.generate import GenerationConfig, generate, score_completions
-from jaxrl.llm.lora import add_lora, merge_lora, reference_config
+from jaxrl.llm.lora import reference_config
 from jaxrl.llm.reward_model import reward_scores
-from jaxrl.llm.rl_loop import resolve_model
 from jaxrl.llm.rl_update import (
     actor_loss,
     loss_mask,
@@ -62,8 +61,8 @@ from jaxrl.llm.rl_update import (
     value_loss,
 )
 from jaxrl.llm.tasks import Prompts, Task
-from jaxrl.llm.training import TrainState, default_model_config
-from jaxrl.llm.transformer import ModelConfig, init_params
+from jaxrl.llm.training import TrainState
+from jaxrl.llm.transformer import ModelConfig
 
 __all__ = [
     "RolloutBatch",
@@ -71,11 +70,8 @@ __all__ = [
     "Critic",
     "Reference",
     "make_reference",
-    "prepare_policy",
-    "starting_policy",
     "Reward",
     "as_traced",
-    "as_step_output",
     "make_rl_optimizer",
     "minibatch_updates",
     "actor_loss",
@@ -237,65 +233,6 @@ class Reference:
             params, self.model, p.tokens, p.mask, batch.tokens, batch.mask, self.temperature
         )
         return batch._replace(ref_log_probs=out.log_probs)
-
-
-def as_step_output(roles):
-    """``roles`` placed as a jitted step returns them: every array committed to its device(s).
-
-    A loaded checkpoint's params are committed to a device while fresh scalars are
-    not; jit keys its cache on that, so without this the second step (whose inputs are
-    the first step's committed outputs) compiles the program again. An identity jit
-    keeps each array's sharding.
-    """
-    return _identity(roles)
-
-
-_identity = jax.jit(lambda tree: tree)
-
-
-def prepare_policy(policy, config, key):
-    """The policy an RL run starts from: earlier adapters merged, new ones added.
-
-    A policy that carries LoRA adapters (a LoRA SFT run) has them merged first
-    (``W ← W + (α/r)·A B``), so the reference is the model that run produced. With
-    ``config.lora_rank > 0`` fresh adapters are then added (``B = 0``: the policy starts
-    equal to its base, which stays frozen and is the reference); with 0 the whole model
-    trains.
-
-    Args:
-      policy: a ``LoadedModel`` (``params``, ``model_config``, ``task``).
-      config: a trainer Config with static ``lora_rank`` and ``lora_alpha``.
-      key: PRNG key of the adapters' ``A``.
-
-    Returns:
-      The ``LoadedModel`` to train.
-    """
-    model, params = policy.model_config, policy.params
-    if model.lora_rank > 0:
-        model, params = merge_lora(model, params)
-    rank = getattr(config, "lora_rank", 0)
-    if rank > 0:
-        if model.model_type == "toy":
-            raise ValueError(
-                f"{type(config).__name__}.lora_rank = {rank} needs a pretrained model "
-                "(model_type llama, qwen2 or qwen3); the policy is jaxrl's toy model"
-            )
-        model, params = add_lora(model, params, key, rank, config.lora_alpha)
-    return policy._replace(params=params, model_config=model)
-
-
-def starting_policy(policy, init_from, key):
-    """The ``LoadedModel`` a trainer starts from: ``policy`` or its alias ``init_from``.
-
-    None of both gives a fresh tiny transformer (the toy tokenizer's vocabulary).
-    """
-    if policy is not None and init_from is not None:
-        raise ValueError("pass the starting model as policy= or init_from=, not both")
-    source = policy if policy is not None else init_from
-    if source is None:
-        model = default_model_config()
-        return resolve_model((init_params(model, key), model))
-    return resolve_model(source)
 
 
 def make_reference(policy, temperature: float = 1.0) -> Reference:
