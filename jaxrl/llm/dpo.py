@@ -115,14 +115,8 @@ class DPOConfig:
             raise ValueError(
                 f"DPOConfig.loss_kind must be one of {LOSS_KINDS}, got {self.loss_kind!r}"
             )
-        for name in (
-            "num_steps",
-            "batch_size",
-            "num_train_pairs",
-            "eval_every",
-            "eval_pairs",
-            "eval_prompts",
-        ):
+        counts = ("num_steps", "batch_size", "num_train_pairs", "eval_every", "eval_pairs")
+        for name in (*counts, "eval_prompts"):
             require(self, name, positive_int)
         for name in ("beta", "learning_rate", "max_grad_norm"):
             require(self, name, positive)
@@ -145,12 +139,7 @@ class DPOConfig:
             raise ValueError(
                 f"DPOConfig.task must be a preference task, got {self.task!r} (kind {task.kind!r})"
             )
-        need = task.prompt_len + task.completion_len
-        if self.model.max_len < need:
-            raise ValueError(
-                f"DPOConfig.model.max_len ({self.model.max_len}) must be >= "
-                f"{need} for task {self.task!r}"
-            )
+        check_task_fits(task, self.model, "DPOConfig")
 
     def make_task(self) -> Task:
         """The task this config names."""
@@ -285,6 +274,7 @@ def evaluate_dpo(
     Returns:
         ``heldout_pref_accuracy``: share of held-out pairs whose implicit reward margin
         is > 0, a tie counting one half (so the reference itself scores 0.5);
+        ``heldout_margin``: their mean log-ratio Δ (β·Δ is the implicit reward margin);
         ``train_logps_chosen`` / ``train_logps_rejected``: mean sequence log-probs of fixed
         training pairs (both falling while the margin grows is likelihood
         displacement); ``train_margin`` (log-ratio Δ); ``score``: mean hidden score of
@@ -313,6 +303,7 @@ def evaluate_dpo(
     )
     out = {
         "heldout_pref_accuracy": float(jnp.mean((delta > 0) + 0.5 * (delta == 0))),
+        "heldout_margin": float(jnp.mean(delta)),
         "train_logps_chosen": float(jnp.mean(tc)),
         "train_logps_rejected": float(jnp.mean(tr)),
         "train_margin": float(jnp.mean(tdelta)),

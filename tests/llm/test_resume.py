@@ -212,3 +212,29 @@ def test_grpo_resume_equals_uninterrupted(tmp_path, tiny_params):
     resumed = train_grpo(config, jax.random.PRNGKey(2), checkpoint_dir=cut_dir, resume=True, **run)
     assert_same_run(full, resumed)
     assert resumed.metrics["reward_mean"].shape == (4,)
+
+
+def test_rlhf_resume_restores_the_adaptive_kl_controller(tmp_path, tiny_params):
+    from jaxrl.llm import RLHFConfig, train_rlhf
+    from jaxrl.llm.tasks import AdditionTask
+
+    head = {"kernel": jax.random.normal(jax.random.PRNGKey(6), (TINY.d_model, 1))}
+    head["bias"] = jnp.zeros((1,))
+    rm = (
+        {"params": {**tiny_params["params"], "reward_head": head}},
+        TINY.replace(reward_head=True),
+    )
+    config = RLHFConfig(
+        num_steps=4, eval_every=2, num_prompts=4, num_epochs=1, num_minibatches=1,
+        eval_prompts=4, num_train_prompts=6, kl_coef=0.1, adaptive_kl=True, target_kl=0.01,
+        kl_horizon=10,
+    )  # fmt: skip
+    full_dir, cut_dir = str(tmp_path / "full"), str(tmp_path / "cut")
+    run = dict(init_from=(tiny_params, TINY), reward_model=rm, task=AdditionTask(num_digits=1))
+    full = train_rlhf(
+        config, jax.random.PRNGKey(3), progress_callback=keep_checkpoint_at(2, full_dir, cut_dir),
+        checkpoint_dir=full_dir, **run,
+    )  # fmt: skip
+    resumed = train_rlhf(config, jax.random.PRNGKey(3), checkpoint_dir=cut_dir, resume=True, **run)
+    assert_same_run(full, resumed)
+    assert len(set(full.metrics["kl_coef"].tolist())) > 1  # the controller moved β

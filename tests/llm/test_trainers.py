@@ -274,6 +274,7 @@ def test_dpo_with_lora_trains_adapters_only_against_the_base(hf_run):
     np.testing.assert_allclose(m["loss"][0], np.log(2.0), atol=1e-5)  # B = 0: policy = base
     assert np.mean(m["loss"][-3:]) < np.log(2.0) - 0.1
     assert result.evals["kl"][0] == pytest.approx(0.0, abs=1e-4)
+    assert result.evals["heldout_margin"][0] == 0.0 < result.evals["heldout_margin"][-1]
     assert "score" not in result.evals  # a preference file without a reward
     assert result.model_config.lora_rank == 4
     flat = jax.tree_util.tree_flatten_with_path(result.params)[0]
