@@ -158,18 +158,6 @@ def _load(path: Path):
     return load_stage(str(path))
 
 
-def _trainer_kwargs(fn, checkpoint_dir: Path, resume: bool, **given) -> dict:
-    """``given`` (None values left out) plus checkpointing where ``fn`` takes it."""
-    import inspect
-
-    out = {k: v for k, v in given.items() if v is not None}
-    if "checkpoint_dir" in inspect.signature(fn).parameters:
-        out.update(checkpoint_dir=str(checkpoint_dir), resume=resume)
-    elif resume:
-        raise ValueError(f"{fn.__module__}.{fn.__name__} does not resume from checkpoints yet")
-    return out
-
-
 def run_stage(
     stage: str,
     *,
@@ -291,18 +279,19 @@ def run_stage(
     rm = str(reward_model_dir) if reward_model_dir else None
     start = time.perf_counter()
     try:
+        # every trainer checkpoints after each evaluation into RUN/checkpoint (--resume)
+        kw = {"checkpoint_dir": str(ckpt), "resume": resume}
+        if dataset is not None:
+            kw["task"] = dataset
         if stage in ("sft", "rm"):
             fn = sft.train_sft if stage == "sft" else reward_model.train_reward_model
-            kw = _trainer_kwargs(fn, ckpt, resume, task=dataset, init_from=start_params)
-            result = fn(config, key, bar, **kw)
+            result = fn(config, key, bar, init_from=start_params, **kw)
         elif stage == "dpo":
-            kw = _trainer_kwargs(dpo.train_dpo, ckpt, resume, task=dataset)
             result = dpo.train_dpo(config, key, start_params, bar, **kw)
         else:
             fn = grpo.train_grpo if stage == "grpo" else rlhf.train_rlhf
             init = pair if pretrained else (str(from_dir) if from_dir else None)
-            kw = _trainer_kwargs(fn, ckpt, resume, task=dataset, init_from=init)
-            result = fn(config, key, reward_model=rm, progress_callback=bar, **kw)
+            result = fn(config, key, init, reward_model=rm, progress_callback=bar, **kw)
     except KeyboardInterrupt as e:  # StageInterrupted: the metrics of the updates done
         metrics = getattr(e, "metrics", None) or {}
         if len(next(iter(metrics.values()), ())):
