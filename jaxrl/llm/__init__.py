@@ -8,7 +8,9 @@ cache, save/load), ``checkpoint`` (Hugging Face directories in and out), ``token
 ``tasks`` (tokenizer, verifiable and preference tasks, registry), ``data`` (dataset files
 as tasks: JSONL rows, chat template, length limits), ``rewards`` (host reward functions:
 exact answer, format, soft overlong, user functions), ``sft``, ``reward_model``, ``dpo``
-(trainers: a Config and a ``train_*`` function each) and ``training`` (shared pieces).
+(trainers: a Config and a ``train_*`` function each), ``training`` (shared pieces: optimiser,
+data order, starting model) and ``runner`` (the one host loop of every stage: evaluations,
+checkpoints, resume).
 
 Sequence layout, shared by every module: batch-major ``[B, T]`` arrays; a row is a
 left-padded prompt ``[B, P]`` followed by a right-padded completion ``[B, C]``; masks
