@@ -61,6 +61,28 @@ def trainable_labels(params) -> Any:
     return jax.tree_util.tree_unflatten(treedef, labels)
 
 
+def _clip_by_global_norm(max_norm) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm`` that keeps each gradient's dtype.
+
+    The Config's ``max_grad_norm`` is a float32 array (a traced leaf); optax's version
+    multiplies by it and hands ``lax.select`` a float32 and a bfloat16 operand for
+    bfloat16 weights. Same numbers as optax in float32.
+    """
+
+    def update(updates, state, params=None):
+        del params
+        g_norm = optax.global_norm(updates)
+        keep = g_norm < max_norm
+
+        def clip(t):
+            scaled = (t / g_norm.astype(t.dtype)) * jnp.asarray(max_norm, t.dtype)
+            return jnp.where(keep, t, scaled)
+
+        return jax.tree_util.tree_map(clip, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_rl_optimizer(cfg, learning_rate) -> optax.GradientTransformation:
     """Global-norm clipping, then AdamW with a linear warm-up over ``cfg.warmup_steps`` steps.
 
@@ -77,7 +99,7 @@ def make_rl_optimizer(cfg, learning_rate) -> optax.GradientTransformation:
         return learning_rate * jnp.minimum(1.0, (count + 1.0) / warmup)
 
     inner = optax.chain(
-        optax.clip_by_global_norm(cfg.max_grad_norm),
+        _clip_by_global_norm(cfg.max_grad_norm),
         optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=cfg.weight_decay),
     )
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, trainable_labels)

@@ -6,6 +6,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxrl.core.sequence import aggregation_weights, group_advantages
@@ -21,7 +22,7 @@ from jaxrl.llm.grpo import (
     train_grpo,
 )
 from jaxrl.llm.rl_loop import LoadedModel, load_stage, resolve_task
-from jaxrl.llm.roles import Actor, actor_loss, make_rl_optimizer
+from jaxrl.llm.roles import Actor, actor_loss, as_traced, make_rl_optimizer
 from jaxrl.llm.tasks import TOKENIZER, AdditionTask
 from jaxrl.llm.transformer import ModelConfig, init_params, save_model
 
@@ -423,3 +424,25 @@ def test_train_grpo_lora_on_a_model_directory(pretrained):
         make_grpo_roles(_config(lora_rank=2), toy, TASK)
     with pytest.raises(ValueError, match="not both"):
         train_grpo(cfg, jax.random.PRNGKey(0), model_dir, policy=model_dir, task=task)
+
+
+def test_rl_optimizer_clips_like_optax_and_keeps_bfloat16():
+    """The global-norm clip equals optax's in float32, and a bfloat16 gradient with the
+    Config's float32 max_grad_norm (a traced leaf) stays bfloat16 (optax's raised)."""
+    from jaxrl.llm.rl_update import _clip_by_global_norm
+
+    grads = {"a": jnp.array([3.0, -4.0]), "b": jnp.array([[12.0]])}  # global norm 13
+    for max_norm in (1.0, 20.0):
+        ours, _ = _clip_by_global_norm(jnp.float32(max_norm)).update(grads, None)
+        ref, _ = optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())
+        for k in grads:
+            np.testing.assert_array_equal(ours[k], ref[k])
+    half = jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), grads)
+    clipped, _ = _clip_by_global_norm(jnp.float32(1.0)).update(half, None)
+    assert all(v.dtype == jnp.bfloat16 for v in clipped.values())
+    np.testing.assert_allclose(clipped["b"].astype(jnp.float32), [[12 / 13]], rtol=1e-2)
+    cfg = as_traced(_config())
+    opt = make_rl_optimizer(cfg, cfg.learning_rate)
+    params = jax.tree_util.tree_map(jnp.zeros_like, half)
+    updates, _ = opt.update(half, opt.init(params), params)
+    assert all(v.dtype == jnp.bfloat16 for v in optax.apply_updates(params, updates).values())
