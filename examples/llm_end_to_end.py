@@ -171,7 +171,7 @@ def run_sft(paths, tasks, budget, seed: int, log=print):
     steps = budget["sft_steps"]
     config = SFTConfig(
         num_steps=steps,
-        eval_every=max(steps // 4, 1) if steps % 4 == 0 else steps,
+        eval_every=max(steps // 2, 1) if steps % 2 == 0 else steps,
         batch_size=64,
         learning_rate=1e-3,
         warmup_steps=min(50, steps // 4),
@@ -197,9 +197,9 @@ def run_grpo(sft, tasks, budget, seed: int, log=print):
     config = grpo_preset(
         "grpo",
         num_steps=steps,
-        num_prompts=32,
+        num_prompts=16,
         group_size=8,
-        eval_every=max(steps // 6, 1) if steps % 6 == 0 else steps,
+        eval_every=max(steps // 4, 1) if steps % 4 == 0 else steps,
         eval_prompts=256,
         learning_rate=3e-4,  # a weak SFT model: see examples/grpo_verifiable.py
     )
@@ -228,7 +228,7 @@ def run_dpo(sft, tasks, budget, seed: int, log=print):
         eval_every=steps,
         batch_size=64,
         beta=0.1,
-        learning_rate=1e-4,
+        learning_rate=3e-4,
         warmup_steps=min(10, steps // 4),
         eval_pairs=256,
         eval_prompts=256,
