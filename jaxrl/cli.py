@@ -1,8 +1,8 @@
 """The ``jaxrl`` command.
 
     jaxrl train ALGO [--env ENV_ID] [--seeds N] [--total-steps N] [--out DIR] [--set k=v ...]
-    jaxrl llm sft|rm|dpo|grpo|rlhf (--task NAME | --model DIR | --from RUN) [--data FILE]
-        [--eval-data FILE] [--reward SPEC | --reward-model RUN] [--lora-rank R]
+    jaxrl llm sft|rm|dpo|grpo|rlhf (--task NAME | --model DIR [--dtype bfloat16] | --from RUN)
+        [--data FILE] [--eval-data FILE] [--reward SPEC | --reward-model RUN] [--lora-rank R]
         [--max-prompt-len N] [--max-completion-len N] [--set k=v ...] [--out DIR]
     jaxrl llm sft --resume RUN                  # continue a stopped run from its checkpoint
     jaxrl llm export RUN --out DIR              # a merged Hugging Face model directory
@@ -510,6 +510,8 @@ def _precheck_llm(args) -> None:
         if args.reward_model is not None:
             raise UsageError(f"--reward {args.reward} and --reward-model: give one reward model")
         args.reward_model, args.reward = Path(args.reward[3:]), None
+    if args.dtype != "float32" and args.model is None:
+        raise UsageError(f"--dtype {args.dtype} applies to --model DIR (a Hugging Face model)")
     if args.reward_model is not None and args.stage not in ("grpo", "rlhf"):
         raise UsageError(f"--reward-model is for grpo and rlhf, not {args.stage}")
 
@@ -607,6 +609,7 @@ def _cmd_llm(args) -> int:
                 "max_prompt_len": args.max_prompt_len,
                 "max_completion_len": args.max_completion_len,
                 "seed": args.seed,
+                "dtype": args.dtype,
                 "overrides": _quick_llm(args) if _quick() else _parse_sets(args.set or []),
             }
             if _quick() and args.data is not None and args.max_completion_len is None:

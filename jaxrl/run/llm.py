@@ -175,6 +175,7 @@ def run_stage(
     lora_rank: int | None = None,
     max_prompt_len: int | None = None,
     max_completion_len: int | None = None,
+    dtype: str = "float32",
     resume: bool = False,
 ) -> dict:
     """Runs one stage and writes its run directory; returns the summary.
@@ -196,6 +197,8 @@ def run_stage(
             ``lora_rank``.
         max_prompt_len, max_completion_len: token limits of the data rows (longer prompts
             are dropped, longer completions truncated; counts in ``summary.json``).
+        dtype: "float32" or "bfloat16": the params and compute dtype of a ``model_dir``
+            model (``--dtype``).
         resume: continue from ``out/checkpoint`` (``--resume``).
 
     Raises:
@@ -213,6 +216,7 @@ def run_stage(
     inputs = {k: None if v is None else str(Path(v).resolve()) for k, v in paths.items()}
     inputs.update(stage=stage, task=task, reward=reward, lora_rank=lora_rank, seed=seed)
     inputs.update(max_prompt_len=max_prompt_len, max_completion_len=max_completion_len)
+    inputs["dtype"] = dtype
     inputs["overrides"] = dict(overrides or {})
     previous = read_record(from_dir) if from_dir is not None else {}
     if task is None and data is None and (previous.get("inputs") or {}).get("data"):
@@ -233,7 +237,7 @@ def run_stage(
     if model_dir is not None:
         from jaxrl.llm.checkpoint import load_pretrained
 
-        cfg, params = load_pretrained(str(model_dir))
+        cfg, params = load_pretrained(str(model_dir), dtype=dtype)
         loaded, tokenizer_dir = LoadedModel(params, cfg, None), str(model_dir)
     elif from_dir is not None:
         loaded, tokenizer_dir = _load(from_dir), run_model_dir(str(from_dir))

@@ -165,6 +165,11 @@ def test_bad_inputs_answer_one_line_and_exit_2(model_dir, rows, tmp_path, capsys
             ["sft", "--model", model_dir, "--data", str(rows), "--reward", "acuracy"],
             "unknown reward 'acuracy'; known: accuracy",
         ),
+        (["sft", "--task", "addition", "--dtype", "bfloat16"], "applies to --model DIR"),
+        (
+            ["sft", "--model", model_dir, "--data", str(rows), "--dtype", "float16"],
+            "dtype must be float32 or bfloat16, got 'float16'",
+        ),
         (["sfft", "--task", "addition"], "unknown stage 'sfft' (did you mean 'sft'?)"),
         (["sft", str(tmp_path)], "unexpected argument"),
     ]
