@@ -21,8 +21,8 @@ clip-higher and token-level loss (Yu et al., https://arxiv.org/abs/2503.14476);
 "sequence"`` is GSPO: one length-normalised ratio per sequence,
 sᵢ = exp((1/|yᵢ|)·Σₜ log π_θ(yᵢₜ)/π_old(yᵢₜ)), clipped per sequence in place of ρᵢₜ
 (Zheng et al., https://arxiv.org/abs/2507.18071). ``filter_zero_std_groups`` is
-DAPO's dynamic sampling as a mask: groups whose rewards are all equal leave the loss.
-``PRESETS`` holds these.
+DAPO's dynamic sampling as a mask: groups whose rewards are all equal leave the loss
+(the "dapo" preset sets it). ``PRESETS`` holds these.
 
 Pretrained models: ``policy`` may be a Hugging Face model directory, and
 ``lora_rank > 0`` trains LoRA adapters on it (the reference is then the base
@@ -98,7 +98,12 @@ __all__ = [
 PRESETS = {
     "grpo": {},
     "dr_grpo": {"advantage": "dr_grpo", "aggregation": "seq_mean_token_sum_norm"},
-    "dapo": {"aggregation": "token_mean", "clip_eps_high": 0.28, "kl_coef": 0.0},
+    "dapo": {
+        "aggregation": "token_mean",
+        "clip_eps_high": 0.28,
+        "kl_coef": 0.0,
+        "filter_zero_std_groups": True,
+    },
     "rloo": {"advantage": "rloo", "aggregation": "token_mean"},
     # GSPO's clip range is three orders of magnitude below PPO's: a sequence ratio is a
     # geometric mean of token ratios, close to 1 (Zheng et al. 2025, section 5.1)

@@ -182,6 +182,7 @@ def test_config_validation_and_presets():
         0.0,
         3,
     )
+    assert dapo.filter_zero_std_groups and not GRPOConfig().filter_zero_std_groups
     assert grpo_preset("dr_grpo").advantage == "dr_grpo"
     with pytest.raises(ValueError, match="preset"):
         grpo_preset("ppo")
