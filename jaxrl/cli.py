@@ -486,8 +486,6 @@ _LLM_INPUTS = {
 
 def _precheck_llm(args) -> None:
     """Checks of ``jaxrl llm STAGE`` that need no jax: the flags that go together."""
-    if args.run is not None and args.stage != "export":
-        raise UsageError(f"jaxrl llm {args.stage}: unexpected argument {str(args.run)!r}")
     if args.resume is not None:
         if not args.resume.is_dir():
             raise UsageError(f"--resume {args.resume}: no such directory")
@@ -577,6 +575,8 @@ def _cmd_llm(args) -> int:
             raise UsageError(str(e).splitlines()[0]) from None
     if args.stage == "export":
         return _cmd_llm_export(args)
+    if args.run is not None:
+        raise UsageError(f"jaxrl llm {args.stage}: unexpected argument {str(args.run)!r}")
     if args.stage == "data":
         return _cmd_llm_data(args)
     from jaxrl.run.llm import STAGES, resume_inputs, run_stage
