@@ -136,13 +136,25 @@ def data_task(inputs: dict, tokenizer_dir: str):
     limits = {
         k: inputs[k] for k in ("max_prompt_len", "max_completion_len") if inputs.get(k) is not None
     }
-    return dataset_task(
+    task = dataset_task(
         inputs["data"],
         tokenizer_dir,
         eval_path=inputs.get("eval_data"),
         reward=inputs.get("reward"),
         **limits,
     )
+    for split, fix in (("train", "--data"), ("heldout", "--eval-data FILE")):
+        if task.stats.get(split) == 0:  # say it in flags, before the trainer asks for rows
+            raise ValueError(
+                f"{inputs['data']}: no {split} rows are left ({stats_line(task.stats)[6:]}); "
+                f"give {fix} with more rows"
+                + (
+                    " (few distinct prompts hash into no held-out row)"
+                    if split == "heldout"
+                    else ""
+                )
+            )
+    return task
 
 
 def stats_line(stats: dict) -> str:

@@ -173,6 +173,12 @@ def test_bad_inputs_answer_one_line_and_exit_2(model_dir, rows, tmp_path, capsys
         (["sfft", "--task", "addition"], "unknown stage 'sfft' (did you mean 'sft'?)"),
         (["sft", str(tmp_path)], "unexpected argument"),
     ]
+    same = tmp_path / "same.jsonl"  # one prompt: the hashed held-out split is empty
+    same.write_text(json.dumps({"prompt": "2+3=", "answer": "5"}) + "\n")
+    cases.append(
+        (["sft", "--model", model_dir, "--data", str(same)], "no heldout rows are left (1 rows,")
+    )
+    cases.append((["sft", "--model", model_dir, "--data", str(same)], "give --eval-data FILE"))
     for argv, text in cases:
         out = [] if "--resume" in argv else ["--out", str(tmp_path / "run")]
         assert main(["llm", *argv, *out]) == 2, argv
