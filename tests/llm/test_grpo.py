@@ -373,12 +373,16 @@ def _base_leaves(params):
     return {jax.tree_util.keystr(p): v for p, v in flat if "lora" not in jax.tree_util.keystr(p)}
 
 
+def _lora_config(**changes):
+    base = dict(num_prompts=2, group_size=4, num_minibatches=1, num_epochs=1, lora_rank=2)
+    return _config(learning_rate=1e-2, **{**base, **changes})
+
+
 def test_grpo_step_with_a_host_reward_compiles_once(pretrained):
-    """Three GRPO steps on a pretrained-format model: one compiled program with the
+    """Three LoRA GRPO steps on a pretrained-format model: one compiled program with the
     pure_callback reward inside, the host called once per step, its rewards in the metrics."""
     _, policy, task = pretrained
-    cfg = _config(num_prompts=2, group_size=4, num_minibatches=1, num_epochs=1)
-    roles = make_grpo_roles(cfg, policy, task)
+    roles = make_grpo_roles(_lora_config(), policy, task)
     assert roles.actor.generation.eos_ids == task.eos_ids == (2, 4)
     data = _prompts(task, 6)
     before = grpo_step_jit._cache_size()
@@ -405,10 +409,7 @@ def test_train_grpo_lora_on_a_model_directory(pretrained):
     """LoRA GRPO from a Hugging Face directory: only the adapters move, the reference is the
     base (KL 0 before training), and the held-out evaluation reports accuracy."""
     model_dir, policy, task = pretrained
-    cfg = _config(
-        num_prompts=2, group_size=4, num_minibatches=1, num_epochs=1, num_steps=2,
-        eval_every=2, eval_prompts=4, lora_rank=2, learning_rate=1e-2,
-    )  # fmt: skip
+    cfg = _lora_config(num_steps=2, eval_every=2, eval_prompts=4)  # the step compiled above
     result = train_grpo(cfg, jax.random.PRNGKey(0), policy=model_dir, task=task)
     assert result.model_config.lora_rank == 2
     base, trained = _base_leaves(policy.params), _base_leaves(result.params)
