@@ -1,0 +1,46 @@
+"""Settings of the whole test session: one compilation cache for every process of a run.
+
+Tests compile the same programs many times: a sweep test compiles the one-value program
+once per value, and the documented commands (tests/test_docs.py, tests/test_guides.py,
+the CLI tests) start a fresh Python process each, which compiles again what another one
+compiled a moment before. JAX's persistent compilation cache keys a compiled program by
+its HLO, the jax version and the compiler flags, so a program met again is read back
+instead of compiled: the same executable, the same numbers (tracing and lowering still
+run every time).
+
+The cache lives in a fresh temporary directory per ``pytest`` run, made by the main
+process and handed through the environment to the xdist workers and to every subprocess
+a test starts; it is deleted when the run ends. A user's own ``JAX_COMPILATION_CACHE_DIR``
+is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import jax
+
+_OWNED = "JAXRL_TEST_CACHE_OWNER"  # set to the pid of the process that made the directory
+
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxrl-test-xla-cache-")
+    os.environ[_OWNED] = str(os.getpid())
+    # Small programs too: at the tests' budgets most programs compile in well under the
+    # 1 s that jax caches by default, and together they are most of the suite's time.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+# jax reads these variables when it is imported; a plugin may have imported it already.
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+for _name, _type in (("min_compile_time_secs", float), ("min_entry_size_bytes", int)):
+    _value = os.environ.get(f"JAX_PERSISTENT_CACHE_{_name.upper()}")
+    if _value is not None:
+        jax.config.update(f"jax_persistent_cache_{_name}", _type(_value))
+
+
+def pytest_unconfigure(config):
+    """The process that made the cache directory (the main one) deletes it at the end."""
+    if os.environ.get(_OWNED) == str(os.getpid()):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
