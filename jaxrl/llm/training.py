@@ -42,7 +42,6 @@ __all__ = [
     "default_model_config",
     "trainable_labels",
     "make_optimizer",
-    "sample_batch",
     "take_batch",
     "make_chunk",
     "compiled_chunk",
@@ -122,13 +121,6 @@ def make_optimizer(
         optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=weight_decay),
     )
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, trainable_labels)
-
-
-def sample_batch(data, key: jax.Array, batch_size: int):
-    """``batch_size`` rows of every array in ``data`` (pytree of ``[N, ...]``), with replacement."""
-    n = jax.tree_util.tree_leaves(data)[0].shape[0]
-    idx = jax.random.randint(key, (batch_size,), 0, n)
-    return jax.tree_util.tree_map(lambda x: x[idx], data)
 
 
 def take_batch(data, key: jax.Array, step, batch_size: int):
