@@ -117,6 +117,7 @@ class Checkpoint(NamedTuple):
 
     state: Any  # the train state pytree, placed like the target it was restored into
     step: int  # updates done
+    eval_every: int  # the evaluation interval of the run that wrote it (0 = not recorded)
     metrics: dict[str, np.ndarray]  # each [step]
     evals: dict[str, np.ndarray]  # each [evaluations so far]
 
@@ -137,6 +138,7 @@ def save_checkpoint(
     step: int,
     metrics: dict[str, np.ndarray],
     evals: dict[str, np.ndarray],
+    eval_every: int = 0,
 ) -> str:
     """Writes ``directory/checkpoint.npz`` atomically (temporary name, then ``os.replace``).
 
@@ -146,12 +148,13 @@ def save_checkpoint(
         step: updates done.
         metrics: per-update arrays so far, each ``[step]``.
         evals: per-evaluation arrays so far.
+        eval_every: the run's evaluation interval (checked on resume; 0 = not recorded).
 
     Returns:
         The checkpoint's path.
     """
     os.makedirs(directory, exist_ok=True)
-    arrays = {"step": np.asarray(step, np.int64)}
+    arrays = {"step": np.asarray(step, np.int64), "eval_every": np.asarray(eval_every, np.int64)}
     for i, leaf in enumerate(jax.tree_util.tree_leaves(state)):
         arrays[f"leaf/{i:05d}"] = _leaf_bits(leaf)
     arrays.update({f"metric/{k}": np.asarray(v) for k, v in metrics.items()})
@@ -212,6 +215,7 @@ def load_checkpoint(directory: str, target) -> Checkpoint:
     return Checkpoint(
         jax.tree_util.tree_unflatten(treedef, restored),
         int(data["step"]),
+        int(data.get("eval_every", 0)),
         table("metric/"),
         table("eval/"),
     )
@@ -278,6 +282,11 @@ def run_stage(
                 f"{checkpoint_dir}: checkpoint at update {ckpt.step} is past num_updates "
                 f"({num_updates})"
             )
+        if ckpt.eval_every and ckpt.eval_every != eval_every:
+            raise ValueError(
+                f"{checkpoint_dir}: checkpoint written with eval_every={ckpt.eval_every}, this run "
+                f"has eval_every={eval_every}; resume with the settings of the interrupted run"
+            )
         state, done = ckpt.state, ckpt.step
         if ckpt.metrics:
             rows.append(ckpt.metrics)
@@ -314,7 +323,9 @@ def run_stage(
             ev = {"step": done, "wall_time": time.perf_counter() - start, **evaluate(state)}
             evals.append(ev)
             if checkpoint_dir:
-                save_checkpoint(checkpoint_dir, state, done, rows[0], _stack_evals(evals))
+                save_checkpoint(
+                    checkpoint_dir, state, done, rows[0], _stack_evals(evals), eval_every
+                )
             if progress_callback is not None:
                 means = {k: float(np.mean(v)) for k, v in interval.items()}
                 progress_callback(done, {**means, **ev})

@@ -122,6 +122,18 @@ def test_runner_resume_after_interrupt_equals_uninterrupted(tmp_path):
     np.testing.assert_array_equal(evals["step"], full_evals["step"])
 
 
+def test_runner_resume_refuses_another_eval_interval(tmp_path):
+    _counter_stage(str(tmp_path))
+    ckpt = load_checkpoint(str(tmp_path), {"sum": jnp.zeros(()), "key": jax.random.key(0)})
+    assert (ckpt.step, ckpt.eval_every) == (7, 3)
+    state = {"sum": jnp.zeros(()), "key": jax.random.key(0)}
+    with pytest.raises(ValueError, match="eval_every=3, this run has eval_every=2"):
+        run_stage(
+            lambda s, t: (s, {"loss": jnp.zeros(())}), state, num_updates=7, eval_every=2,
+            evaluate=lambda s: {}, checkpoint_dir=str(tmp_path), resume=True,
+        )  # fmt: skip
+
+
 def test_runner_nonfinite_loss_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLoss, match="update 5") as info:
         _counter_stage(str(tmp_path), poison_at=4)  # update index 4 is the 5th update
