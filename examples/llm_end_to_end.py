@@ -2,16 +2,18 @@
 
 Every stage runs on files, the way it would on a downloaded model and a dataset:
 
-1. Data: generated arithmetic questions in a few phrasings (``What is 23 + 48?``) with
-   GSM8K-style answers (``#### 71``), written as JSONL: ``train.jsonl`` and
-   ``heldout.jsonl`` (``prompt``/``answer`` rows, disjoint questions) and ``prefs.jsonl``
+1. Data: every arithmetic question of operands 0–19 in four phrasings (``What is 13 +
+   8?``, ``Add 13 and 8.``, ...: 1,600) with GSM8K-style answers (``#### 21``), written
+   as JSONL: ``train.jsonl`` and ``heldout.jsonl`` (``prompt``/``answer`` rows; 256
+   questions held out) and ``prefs.jsonl`` / ``prefs_heldout.jsonl``
    (``prompt``/``chosen``/``rejected``: the right sum against a near miss).
 2. Model: a byte-level BPE tokenizer trained on the corpus with ``tokenizers`` (digits
    split one per token, as Llama 3 and Qwen do) and a randomly initialised tiny
    Llama-architecture model, saved as a Hugging Face directory (``config.json``,
-   ``model.safetensors``, ``tokenizer.json``, chat template, stop tokens).
-3. SFT from that directory on ``train.jsonl``, deliberately brief: the model learns the
-   format and part of the skill.
+   ``model.safetensors``, ``tokenizer.json``, chat template, stop tokens). Rows are
+   encoded as plain text (``CHAT`` switches to the chat template).
+3. SFT from that directory on ``train.jsonl``, deliberately brief (400 updates of 64
+   rows): the model learns the format and part of the skill.
 4. GRPO from the SFT model with the exact-answer reward (``accuracy``: the number after
    ``####`` against the reference's), held-out greedy accuracy before and after.
 5. DPO from the SFT model on ``prefs.jsonl``; its hidden score is the share of sampled
@@ -20,9 +22,9 @@ Every stage runs on files, the way it would on a downloaded model and a dataset:
 6. Export of the GRPO model (``jaxrl.llm.export``) and a round trip: transformers loads the
    directory and its greedy completions of held-out prompts equal jaxrl's, token for token.
 
-Run: ``python examples/llm_end_to_end.py`` (full budget, a few minutes per stage on 2
-CPU cores) or ``--quick`` (seconds per stage; checks the plumbing, not the learning).
-``benchmarks/llm_e2e.py`` runs it for several seeds.
+Run: ``python examples/llm_end_to_end.py`` (full budget) or ``--quick`` (tiny budget:
+checks the plumbing, not the learning). ``benchmarks/llm_e2e.py`` runs it for several
+seeds; benchmarks/RESULTS.md (section llm_e2e) has its numbers and wall times.
 """
 
 from __future__ import annotations
@@ -55,9 +57,13 @@ from jaxrl.llm.transformer import init_params, save_model
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
 
 # Budgets: SFT updates, GRPO steps, DPO updates, largest operand, model width.
-FULL = {"sft_steps": 200, "grpo_steps": 100, "dpo_steps": 60, "max_operand": 19, "width": 64}
+FULL = {"sft_steps": 400, "grpo_steps": 48, "dpo_steps": 60, "max_operand": 19, "width": 64}
 QUICK_BUDGET = {"sft_steps": 2, "grpo_steps": 2, "dpo_steps": 2, "max_operand": 4, "width": 32}
 HIDDEN_SCORE = "jaxrl.llm.testing:arithmetic_score"
+# Plain prompts (``<|bos|>What is 13 + 8?`` → ``#### 21<|eos|>``), as a base model is
+# fine-tuned: 13 prompt tokens instead of the chat rendering's 21, which the 2-core budget
+# feels. True renders every row with the chat template instead.
+CHAT = False
 
 
 def _write_jsonl(path: str, rows: list[dict]) -> None:
@@ -107,7 +113,7 @@ def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[
         paths[name] = os.path.join(out, f"{name}.jsonl")
         _write_jsonl(paths[name], content)
 
-    # The tokenizer learns its merges from the conversations the model will see.
+    # The tokenizer learns its merges from the texts the model will see, plain and chat.
     import jinja2
 
     template = jinja2.Template(CHAT_TEMPLATE)
@@ -120,7 +126,7 @@ def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[
             bos_token="",
         )
         for r in train
-    ]
+    ] + [f"{r['prompt']}{r['answer']}" for r in train]
     tokenizer = bpe_tokenizer(corpus, vocab_size=384)
     config = tiny_model_config(
         "llama",
@@ -140,22 +146,21 @@ def load_tasks(paths: dict[str, str]) -> dict:
     """The JSONL files as tasks: ``answers`` (train + held-out file, reward ``accuracy``)
     and ``prefs`` (preference pairs, scored by the hidden ``arithmetic_score``).
 
-    Prompts are rendered with the model's chat template (``chat_template=True``), the way
-    an instruction-tuned model is fine-tuned.
+    Rows are encoded as plain text, or rendered with the chat template when ``CHAT``.
     """
     answers = dataset_task(
         paths["train"],
         paths["model"],
         eval_path=paths["heldout"],
         reward="accuracy",
-        chat_template=True,
+        chat_template=CHAT,
     )
     prefs = dataset_task(
         paths["prefs"],
         paths["model"],
         eval_path=paths["prefs_heldout"],
         reward=HIDDEN_SCORE,
-        chat_template=True,
+        chat_template=CHAT,
     )
     return {"answers": answers, "prefs": prefs}
 
@@ -171,7 +176,7 @@ def run_sft(paths, tasks, budget, seed: int, log=print):
     steps = budget["sft_steps"]
     config = SFTConfig(
         num_steps=steps,
-        eval_every=max(steps // 2, 1) if steps % 2 == 0 else steps,
+        eval_every=steps,
         batch_size=64,
         learning_rate=1e-3,
         warmup_steps=min(50, steps // 4),
@@ -197,11 +202,13 @@ def run_grpo(sft, tasks, budget, seed: int, log=print):
     config = grpo_preset(
         "grpo",
         num_steps=steps,
-        num_prompts=16,
+        num_prompts=32,
         group_size=8,
         eval_every=max(steps // 4, 1) if steps % 4 == 0 else steps,
         eval_prompts=256,
-        learning_rate=3e-4,  # a weak SFT model: see examples/grpo_verifiable.py
+        # 3e-4 (examples/grpo_verifiable.py's, for a weak toy model) lost 17 points of
+        # held-out accuracy in 25 steps from a 46 % SFT model here, 1e-4 lost 6-10 in 15
+        learning_rate=1e-4,
     )
 
     def progress(step, n):
@@ -267,7 +274,7 @@ def export_and_compare(result, paths, out: str, num_prompts: int = 8) -> dict:
     export_dir = os.path.join(out, "export")
     export_run(os.path.join(out, "run"), export_dir)
 
-    task = dataset_task(paths["heldout"], export_dir, chat_template=True)
+    task = dataset_task(paths["heldout"], export_dir, chat_template=CHAT)
     prompts = task.prompts("heldout", num_prompts)
     config, params = load_pretrained(export_dir)
     gen_config = task.generation_config(greedy=True)
