@@ -1,4 +1,5 @@
-"""Settings of the whole test session: one compilation cache for every process of a run.
+"""Settings of the whole test session: one compilation cache for every process of a run,
+and cheap compiles for the RL tests.
 
 Tests compile the same programs many times: a sweep test compiles the one-value program
 once per value, and the documented commands (tests/test_docs.py, tests/test_guides.py,
@@ -12,6 +13,14 @@ The cache lives in a fresh temporary directory per ``pytest`` run, made by the m
 process and handed through the environment to the xdist workers and to every subprocess
 a test starts; it is deleted when the run ends. A user's own ``JAX_COMPILATION_CACHE_DIR``
 is left alone.
+
+The tests under ``FAST_COMPILE_DIRS`` compile with XLA's most expensive optimisations off
+(``jax_disable_most_optimizations``, the in-process form of the
+``--xla_backend_optimization_level=0`` that tests/test_docs.py gives its subprocesses): at
+the tests' budgets compiling is most of a test's time, and a slower program costs less
+than the optimisations would (the PPO probe tests: 68 CPU s instead of 91 on this 2-core
+machine). Each test compiles its own programs, and the flag is part of the persistent
+cache's key, so the other tests keep their optimised programs.
 """
 
 from __future__ import annotations
@@ -19,8 +28,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import jax
+import pytest
 
 _OWNED = "JAXRL_TEST_CACHE_OWNER"  # set to the pid of the process that made the directory
 
@@ -38,6 +49,24 @@ for _name, _type in (("min_compile_time_secs", float), ("min_entry_size_bytes", 
     _value = os.environ.get(f"JAX_PERSISTENT_CACHE_{_name.upper()}")
     if _value is not None:
         jax.config.update(f"jax_persistent_cache_{_name}", _type(_value))
+
+
+# Under tests/. Not tests/run: several of its tests compare a subprocess's numbers (compiled
+# with the optimisations) with the test process's own to float32 rounding.
+FAST_COMPILE_DIRS = ("agents", "envs")
+
+
+@pytest.fixture(autouse=True)
+def fast_compile(request):
+    """Programs a test under ``FAST_COMPILE_DIRS`` compiles skip XLA's expensive passes."""
+    root = Path(__file__).parent
+    if not any(root / d in request.node.path.parents for d in FAST_COMPILE_DIRS):
+        yield
+        return
+    before = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
 
 
 def pytest_unconfigure(config):
