@@ -26,10 +26,13 @@ compiled alone) over the same number of steps. TRL: per-step times from a
 ``TrainerCallback`` (``benchmarks/trl_side.py``), medians after the same warm-up. Every
 time has its process CPU time beside it: on a shared machine that is steadier.
 
-Run: ``python benchmarks/llm_trl.py`` (needs ``--trl-python``, default
-``/work/trl-venv/bin/python``: a venv with ``torch==2.13.0+cpu trl transformers datasets``);
-writes ``benchmarks/results/llm_trl.json``. ``--quick`` runs a 2-layer width-32 model for
-one step each (a smoke test; nothing written).
+Run: ``python benchmarks/llm_trl.py [--threads N]`` (needs ``--trl-python``, default
+``/work/trl-venv/bin/python``: a venv with ``torch==2.13.0+cpu trl transformers datasets``;
+about 25 minutes on 2 loaded cores). Each run is stored in ``benchmarks/results/llm_trl.json``
+under its thread count (a rerun replaces only its own), and RESULTS.md's ``## llm_trl``
+section is rendered again from that file (``--report`` does only that, e.g. after editing the
+file's hand-measured ``notes``). ``--quick`` runs a 2-layer width-32 model for one step each
+(a smoke test; nothing written).
 """
 
 from __future__ import annotations
@@ -587,6 +590,8 @@ def markdown(saved: dict) -> list[str]:
         + ("met." if met else f"not met (short by {3 / min(worst.values()):.1f}× at worst).")
     )
     lines.append("")
+    for note in saved.get("notes", []):  # measurements made by hand, kept in the JSON
+        lines += [note, ""]
     return lines
 
 
