@@ -34,6 +34,7 @@ The step (one compiled program; :func:`grpo_step_timed` runs the same stages, ea
 jitted alone, and times them)::
 
     batch = actor.generate_sequences(prompts, key)   # G completions per prompt
+    batch = actor.compute_log_prob(batch)            # only with recompute_old_log_probs
     batch = reference.compute_log_prob(batch)
     batch = reward.compute_reward(batch)
     batch = compute_group_advantages(batch, actor)
@@ -107,7 +108,12 @@ PRESETS = {
     "rloo": {"advantage": "rloo", "aggregation": "token_mean"},
     # GSPO's clip range is three orders of magnitude below PPO's: a sequence ratio is a
     # geometric mean of token ratios, close to 1 (Zheng et al. 2025, section 5.1)
-    "gspo": {"importance_sampling": "sequence", "clip_eps_low": 3e-4, "clip_eps_high": 4e-4},
+    "gspo": {
+        "importance_sampling": "sequence",
+        "clip_eps_low": 3e-4,
+        "clip_eps_high": 4e-4,
+        "recompute_old_log_probs": True,
+    },
 }
 
 
@@ -132,6 +138,9 @@ class GRPOConfig:
     importance_sampling: str = static("token", "ratio: token (GRPO) or sequence (GSPO)")
     filter_zero_std_groups: bool = static(
         False, "drop groups with all-equal rewards from the loss (DAPO dynamic sampling, masked)"
+    )
+    recompute_old_log_probs: bool = static(
+        False, "log π_old from a forward pass, not the sampler (low-precision noise; gspo)"
     )
     lora_rank: int = static(0, "LoRA rank on the policy; 0 = full fine-tuning")
     lora_alpha: float = static(16.0, "LoRA α (the update is scaled by α / rank)")
@@ -259,6 +268,8 @@ def grpo_step(roles: GRPORoles, prompts, key) -> tuple[GRPORoles, dict]:
     actor, reference, reward = roles
     gen_key, update_key = jax.random.split(key)
     batch = actor.generate_sequences(prompts, gen_key)
+    if actor.config.recompute_old_log_probs:
+        batch = actor.compute_log_prob(batch)
     batch = reference.compute_log_prob(batch, actor.state.params)  # LoRA: base via actor
     batch = reward.compute_reward(batch)
     batch = compute_group_advantages(batch, actor)
@@ -280,6 +291,8 @@ def grpo_step_timed(roles: GRPORoles, prompts, key) -> tuple[GRPORoles, dict]:
     gen_key, update_key = jax.random.split(key)
     t: dict = {}
     batch = timed_call(t, "generate_sequences", Actor.generate_sequences, actor, prompts, gen_key)
+    if actor.config.recompute_old_log_probs:
+        batch = timed_call(t, "compute_old_log_prob", Actor.compute_log_prob, actor, batch)
     ref_fn, actor_params = Reference.compute_log_prob, actor.state.params
     batch = timed_call(t, "compute_ref_log_prob", ref_fn, reference, batch, actor_params)
     batch = timed_call(t, "compute_reward", Reward.compute_reward, reward, batch)

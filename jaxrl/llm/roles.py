@@ -147,6 +147,20 @@ class Actor:
         )
         return RolloutBatch(prompts, gen.tokens, gen.mask, gen.log_probs, gen.finished)
 
+    def compute_log_prob(self, batch: RolloutBatch) -> RolloutBatch:
+        """Replaces ``log_probs`` ``[N, C]`` by log π_old from the loss's own forward pass.
+
+        Generation's log-probs come from the cached decode; in low precision they can
+        differ from the full forward the loss computes, so ρ ≠ 1 on-policy. GSPO's
+        clip range (3e-4) is narrower than that noise; recomputing removes it.
+        """
+        p = batch.prompts
+        out = score_completions(
+            self.state.params, self.model, p.tokens, p.mask, batch.tokens, batch.mask,
+            self.config.temperature,
+        )  # fmt: skip
+        return batch._replace(log_probs=jax.lax.stop_gradient(out.log_probs))
+
     def update_actor(self, batch: RolloutBatch, key) -> tuple[Actor, dict]:
         """``num_epochs`` × ``num_minibatches`` steps on :func:`actor_loss`, old log-probs kept."""
         cfg = self.config

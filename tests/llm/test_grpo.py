@@ -258,6 +258,10 @@ def test_gspo_on_policy_gradient_equals_grpo_sequence_mean(micro_params):
         3e-4,
         4e-4,
     )
+    # log π_old recomputed by the loss's forward pass: the sampler's numbers in float32
+    assert preset.recompute_old_log_probs and not GRPOConfig().recompute_old_log_probs
+    again = gspo.actor.compute_log_prob(batch._replace(log_probs=None))
+    np.testing.assert_allclose(again.log_probs, batch.log_probs, atol=2e-5)
 
 
 def test_gspo_clipped_sequence_objective_hand_case(micro_params):
