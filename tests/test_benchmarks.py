@@ -412,3 +412,18 @@ def test_llm_trl_rows_have_one_shape_and_the_task_scores_under_jit(tmp_path):
         tokens[i, : len(ids)], mask[i, : len(ids)] = ids, 1
     scores = jax.jit(task.score)(prompts, tokens, mask)
     np.testing.assert_allclose(scores, [2 / 3, 1.0, 0.5], rtol=1e-6)
+
+
+def test_report_keeps_the_script_sections(tmp_path):
+    """A report rerun renders the sections of the stand-alone LLM benchmark scripts from
+    their results files (it dropped them before), and only where the file exists."""
+    import shutil
+    from pathlib import Path
+
+    from benchmarks.harness import report
+
+    src = Path(report.common.RESULTS_DIR) / "llm_trl.json"
+    assert "## llm_trl" not in report.build_report(tmp_path)
+    shutil.copy(src, tmp_path / "llm_trl.json")
+    text = report.build_report(tmp_path)
+    assert "## llm_trl" in text and "GRPO" in text.split("## llm_trl", 1)[1]

@@ -191,7 +191,29 @@ def build_report(results_dir: Path = common.RESULTS_DIR) -> str:
     decode = Path(results_dir) / "llm_decode.json"
     if decode.exists():
         lines += report_suites.llm_decode_md(json.loads(decode.read_text()))
+    lines += _script_sections(Path(results_dir))
     return "\n".join(lines).rstrip() + "\n"
+
+
+# Sections written by stand-alone benchmark scripts (not suites): results file -> the
+# script's module and its renderer, so a report rerun keeps them.
+SCRIPT_SECTIONS = {
+    "llm_trl.json": ("benchmarks.llm_trl", "markdown"),
+    "llm_e2e.json": ("benchmarks.llm_e2e", "markdown"),
+}
+
+
+def _script_sections(results_dir: Path) -> list[str]:
+    import importlib
+
+    lines: list[str] = []
+    for name, (module, fn) in SCRIPT_SECTIONS.items():
+        path = results_dir / name
+        if not path.exists():
+            continue
+        text = getattr(importlib.import_module(module), fn)(json.loads(path.read_text()))
+        lines += [*(text.splitlines() if isinstance(text, str) else text)]
+    return lines
 
 
 def build_readme_section(results_dir: Path = common.RESULTS_DIR) -> str:
