@@ -125,7 +125,8 @@ def test_gradient_matches_the_analytic_policy_gradient(baseline):
         return -ravel_pytree(grads.policy)[0]
 
     per_sample = jax.jit(jax.vmap(sample_grad))(batch)  # [N, P]
-    full, _ = jax.grad(reinforce.reinforce_loss, has_aux=True)(params, network, batch, cfg)
+    loss_grad = jax.grad(reinforce.reinforce_loss, has_aux=True)
+    full, _ = jax.jit(lambda p, b: loss_grad(p, network, b, cfg))(params, batch)  # compiled
     estimate = -ravel_pytree(full.policy)[0]
     np.testing.assert_allclose(estimate, per_sample.mean(0), rtol=1e-4, atol=1e-6)
     stderr = per_sample.std(0) / np.sqrt(per_sample.shape[0])
