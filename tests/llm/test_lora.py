@@ -1,6 +1,7 @@
 """LoRA on a loaded model: a fresh adapter is the base, training moves only adapters, the
 reference (adapters off) is the base, merge/export keep the function; bf16 and remat options."""
 
+import dataclasses
 import os
 
 import jax
@@ -158,17 +159,31 @@ def test_remat_gives_the_same_loss_and_grads(trained, sft_batch):
         np.testing.assert_allclose(x, y, atol=1e-6)
 
 
-def test_grpo_step_on_a_lora_policy(trained):
-    """A loaded model goes through the library's GRPO as the toy one does (item 7)."""
-    lcfg, lparams, _, _ = trained
+def test_grpo_step_on_a_lora_policy(base, trained):
+    """A loaded model goes through the library's GRPO as the toy one does (item 7): with
+    ``lora_rank`` the base is frozen and is the reference (no second copy); a policy that
+    already carries adapters (a LoRA SFT run) is merged first and is the reference."""
+    _, config, params = base
     task = AdditionTask(num_digits=1)
-    cfg = GRPOConfig(num_prompts=2, group_size=2, num_epochs=1, num_minibatches=1, kl_coef=0.1)
-    roles = make_grpo_roles(cfg, LoadedModel(lparams, lcfg, None), task)
+    cfg = GRPOConfig(
+        num_prompts=2, group_size=2, num_epochs=1, num_minibatches=1, kl_coef=0.1,
+        lora_rank=RANK,
+    )  # fmt: skip
+    roles = make_grpo_roles(cfg, LoadedModel(params, config, None), task)
     assert roles.reference.params is None
     prompts = task.prompts("train", 2, seed=0)
     roles, metrics = grpo_step_jit(roles, prompts, jax.random.PRNGKey(0))
     assert abs(float(metrics["kl_ref"])) < 1e-5  # B = 0 at the start: policy = reference
-    before, after = _flat(lparams), _flat(roles.actor.state.params)
+    before, after = _flat(params), _flat(roles.actor.state.params)
+    assert any("lora_" in k for k in after)
     for k, v in before.items():
-        if "lora_" not in k:
-            np.testing.assert_array_equal(np.asarray(after[k]), np.asarray(v))
+        np.testing.assert_array_equal(np.asarray(after[k]), np.asarray(v))
+
+    lcfg, _, sft_params, _ = trained
+    _, merged = merge_lora(lcfg, sft_params)
+    full = dataclasses.replace(cfg, lora_rank=0)
+    roles = make_grpo_roles(full, LoadedModel(sft_params, lcfg, None), task)
+    assert roles.actor.model.lora_rank == 0
+    for x, y in zip(jax.tree_util.tree_leaves(roles.reference.params),
+                    jax.tree_util.tree_leaves(merged), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
