@@ -4,19 +4,22 @@ Every stage runs on files, the way it would on a downloaded model and a dataset:
 
 1. Data: every arithmetic question of operands 0–19 in four phrasings (``What is 13 +
    8?``, ``Add 13 and 8.``, ...: 1,600) with GSM8K-style answers (``#### 21``), written
-   as JSONL: ``train.jsonl`` and ``heldout.jsonl`` (``prompt``/``answer`` rows; 256
-   questions held out) and ``prefs.jsonl`` / ``prefs_heldout.jsonl``
-   (``prompt``/``chosen``/``rejected``: the right sum against a near miss).
+   as JSONL: ``heldout.jsonl`` (``prompt``/``answer`` rows, 256 questions), ``sft.jsonl``
+   (demonstrations) and ``rl.jsonl`` (RL prompts; half the rest each), and
+   ``prefs.jsonl`` / ``prefs_heldout.jsonl`` (``prompt``/``chosen``/``rejected`` on the
+   RL and held-out questions: the right sum against a near miss).
 2. Model: a byte-level BPE tokenizer trained on the corpus with ``tokenizers`` (digits
    split one per token, as Llama 3 and Qwen do) and a randomly initialised tiny
    Llama-architecture model, saved as a Hugging Face directory (``config.json``,
    ``model.safetensors``, ``tokenizer.json``, chat template, stop tokens). Rows are
    encoded as plain text (``CHAT`` switches to the chat template).
-3. SFT from that directory on ``train.jsonl``, deliberately brief (400 updates of 64
+3. SFT from that directory on ``sft.jsonl``, deliberately brief (300 updates of 64
    rows): the model learns the format and part of the skill.
-4. GRPO from the SFT model with the exact-answer reward (``accuracy``: the number after
-   ``####`` against the reference's), held-out greedy accuracy before and after.
-5. DPO from the SFT model on ``prefs.jsonl``; its hidden score is the share of sampled
+4. GRPO from the SFT model on ``rl.jsonl`` with the exact-answer reward (``accuracy``:
+   the number after ``####`` against the reference's), held-out greedy accuracy before
+   and after.
+5. DPO (with RPO's NLL term on the chosen answer) from the SFT model on
+   ``prefs.jsonl``; its hidden score is the share of sampled
    answers that are right (``jaxrl.llm.testing:arithmetic_score``, which reads the sum off
    the prompt), which the preference labels encode but DPO never sees.
 6. Export of the GRPO model (``jaxrl.llm.export``) and a round trip: transformers loads the
@@ -57,7 +60,7 @@ from jaxrl.llm.transformer import init_params, save_model
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
 
 # Budgets: SFT updates, GRPO steps, DPO updates, largest operand, model width.
-FULL = {"sft_steps": 400, "grpo_steps": 48, "dpo_steps": 60, "max_operand": 19, "width": 64}
+FULL = {"sft_steps": 300, "grpo_steps": 48, "dpo_steps": 60, "max_operand": 19, "width": 64}
 QUICK_BUDGET = {"sft_steps": 2, "grpo_steps": 2, "dpo_steps": 2, "max_operand": 4, "width": 32}
 HIDDEN_SCORE = "jaxrl.llm.testing:arithmetic_score"
 # Plain prompts (``<|bos|>What is 13 + 8?`` → ``#### 21<|eos|>``), as a base model is
@@ -86,7 +89,9 @@ def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[
     Args:
         out: output directory.
         max_operand: largest operand; every distinct question (``4 · (max_operand + 1)²``
-            of them) is used once: a sixth of them, at most 256, held out, the rest trained on.
+            of them) is used once: a sixth of them, at most 256, held out; of the rest, half
+            are SFT demonstrations (``sft.jsonl``) and half RL prompts (``rl.jsonl``, also the
+            prompts of the preference pairs).
         width: the model's ``d_model`` (4 heads, 2 of them key/value, 2 layers).
         seed: seed of the split, the preference labels and the initial weights.
     """
@@ -94,6 +99,12 @@ def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[
     rows = arithmetic_rows(None, seed=seed, max_operand=max_operand)
     num_heldout = min(256, len(rows) // 6)
     heldout, train = rows[:num_heldout], rows[num_heldout:]
+    # GRPO learns from prompts whose reward varies across a group. On the SFT rows, which
+    # SFT repeats for dozens of epochs, every sample is right: no signal, and Adam's
+    # steps of size ~lr on the noise lowered held-out accuracy by 15 points (3 seeds).
+    # So, as in practice (few demonstrations, many prompts with checkable answers), RL
+    # and DPO get prompts SFT never saw.
+    sft_rows, rl_rows = train[: len(train) // 2], train[len(train) // 2 :]
     rng = np.random.default_rng(seed + 1)
 
     def pairs(rows):
@@ -103,9 +114,10 @@ def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[
         ]
 
     files = {
-        "train": train,
+        "sft": sft_rows,
+        "rl": rl_rows,
         "heldout": heldout,
-        "prefs": pairs(train),
+        "prefs": pairs(rl_rows),
         "prefs_heldout": pairs(heldout),
     }
     paths = {}
@@ -143,17 +155,21 @@ def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[
 
 
 def load_tasks(paths: dict[str, str]) -> dict:
-    """The JSONL files as tasks: ``answers`` (train + held-out file, reward ``accuracy``)
-    and ``prefs`` (preference pairs, scored by the hidden ``arithmetic_score``).
+    """The JSONL files as tasks: ``sft`` and ``rl`` (demonstrations and RL prompts, each
+    with the held-out file, reward ``accuracy``) and ``prefs`` (preference pairs, scored
+    by the hidden ``arithmetic_score``).
 
     Rows are encoded as plain text, or rendered with the chat template when ``CHAT``.
     """
-    answers = dataset_task(
-        paths["train"],
-        paths["model"],
-        eval_path=paths["heldout"],
-        reward="accuracy",
-        chat_template=CHAT,
+    sft, rl = (
+        dataset_task(
+            paths[name],
+            paths["model"],
+            eval_path=paths["heldout"],
+            reward="accuracy",
+            chat_template=CHAT,
+        )
+        for name in ("sft", "rl")
     )
     prefs = dataset_task(
         paths["prefs"],
@@ -162,7 +178,7 @@ def load_tasks(paths: dict[str, str]) -> dict:
         reward=HIDDEN_SCORE,
         chat_template=CHAT,
     )
-    return {"answers": answers, "prefs": prefs}
+    return {"sft": sft, "rl": rl, "prefs": prefs}
 
 
 def _timed(fn, *args, **kwargs):
@@ -172,7 +188,7 @@ def _timed(fn, *args, **kwargs):
 
 
 def run_sft(paths, tasks, budget, seed: int, log=print):
-    """SFT from the base model directory on ``train.jsonl``; returns ``(result, seconds)``."""
+    """SFT from the base model directory on ``sft.jsonl``; returns ``(result, seconds)``."""
     steps = budget["sft_steps"]
     config = SFTConfig(
         num_steps=steps,
@@ -192,7 +208,7 @@ def run_sft(paths, tasks, budget, seed: int, log=print):
         jax.random.PRNGKey(seed),
         progress,
         init_from=paths["model"],
-        task=tasks["answers"],
+        task=tasks["sft"],
     )
 
 
@@ -206,9 +222,7 @@ def run_grpo(sft, tasks, budget, seed: int, log=print):
         group_size=8,
         eval_every=max(steps // 4, 1) if steps % 4 == 0 else steps,
         eval_prompts=256,
-        # 3e-4 (examples/grpo_verifiable.py's, for a weak toy model) lost 17 points of
-        # held-out accuracy in 25 steps from a 46 % SFT model here, 1e-4 lost 6-10 in 15
-        learning_rate=1e-4,
+        learning_rate=3e-4,  # a weak SFT model: see examples/grpo_verifiable.py
     )
 
     def progress(step, n):
@@ -222,7 +236,7 @@ def run_grpo(sft, tasks, budget, seed: int, log=print):
         config,
         jax.random.PRNGKey(seed + 1000),
         policy=sft,
-        task=tasks["answers"],
+        task=tasks["rl"],
         progress_callback=progress,
     )
 
@@ -235,7 +249,10 @@ def run_dpo(sft, tasks, budget, seed: int, log=print):
         eval_every=steps,
         batch_size=64,
         beta=0.1,
-        learning_rate=3e-4,
+        learning_rate=1e-4,
+        # RPO: DPO plus the chosen answer's NLL. Plain DPO (lr 3e-4, pairs on the SFT
+        # prompts) lowered the hidden score by 0.16 (3 seeds): both log-probs fall.
+        nll_coef=1.0,
         warmup_steps=min(10, steps // 4),
         eval_pairs=256,
         eval_prompts=256,
@@ -311,7 +328,7 @@ def run_pipeline(out: str, budget: dict, seed: int = 0, log=print) -> dict:
     start = time.perf_counter()
     paths = write_inputs(out, budget["max_operand"], budget["width"], seed)
     tasks = load_tasks(paths)
-    log(f"data and model: {paths['model']} ({tasks['answers'].stats})")
+    log(f"data and model: {paths['model']} (SFT rows {tasks['sft'].stats})")
     sft, sft_s = run_sft(paths, tasks, budget, seed, log)
     grpo, grpo_s = run_grpo(sft, tasks, budget, seed, log)
     dpo, dpo_s = run_dpo(sft, tasks, budget, seed, log)

@@ -32,10 +32,12 @@ def _rows(path):
 def test_inputs_encode_the_task(tmp_path):
     example = _example()
     paths = example.write_inputs(str(tmp_path), max_operand=4, width=32, seed=0)
-    train, heldout, prefs = (_rows(paths[k]) for k in ("train", "heldout", "prefs"))
-    # every question of operands 0..4 in 4 phrasings once: 16 held out, 84 trained on
-    assert (len(train), len(heldout), len(prefs)) == (84, 16, 84)
-    assert len({r["prompt"] for r in train + heldout}) == 100
+    sft, rl, heldout, prefs = (_rows(paths[k]) for k in ("sft", "rl", "heldout", "prefs"))
+    # every question of operands 0..4 in 4 phrasings once: 16 held out, 42 + 42 trained on
+    assert (len(sft), len(rl), len(heldout), len(prefs)) == (42, 42, 16, 42)
+    assert len({r["prompt"] for r in sft + rl + heldout}) == 100
+    assert [r["prompt"] for r in prefs] == [r["prompt"] for r in rl]
+    train = sft + rl
     # the reference answers score 1 under the exact-answer reward and the hidden score
     prompts = [r["prompt"] for r in train]
     answers = [r["answer"] for r in train]
@@ -46,7 +48,7 @@ def test_inputs_encode_the_task(tmp_path):
     np.testing.assert_array_equal(arithmetic_score(p, [r["chosen"] for r in prefs], p), 1.0)
     np.testing.assert_array_equal(arithmetic_score(p, [r["rejected"] for r in prefs], p), 0.0)
     # the tokenizer splits digits, so every answer's number is one token per digit
-    task = dataset_task(paths["train"], paths["model"], chat_template=True)
+    task = dataset_task(paths["sft"], paths["model"], chat_template=True)
     tok = task.tokenizer
     assert [tok.decode([i]) for i in tok.encode("#### 148", add_special_tokens=False)][-3:] == [
         "1",
