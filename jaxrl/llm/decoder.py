@@ -121,7 +121,8 @@ def decoder_trunk(cfg: ModelConfig, tokens, positions, allowed, cache_kv, index)
         )
     hidden = RMSNorm(cfg.norm_eps, name="norm")(x)
     if cfg.tie_embeddings:
-        logits = hidden @ embed.embedding.astype(hidden.dtype).T
+        flat = hidden.reshape(-1, cfg.d_model)  # one [B·T, D] product (see layers.Linear)
+        logits = (flat @ embed.embedding.astype(hidden.dtype).T).reshape(*hidden.shape[:-1], -1)
     else:
         logits = _linear(cfg, cfg.vocab_size, "lm_head", False)(hidden)
     return hidden.astype(jnp.float32), logits.astype(jnp.float32), cache_kv

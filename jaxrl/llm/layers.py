@@ -67,7 +67,11 @@ class Linear(nn.Module):
         dtype = jnp.dtype(self.dtype)
         init = nn.initializers.normal(0.02)
         kernel = self.param("kernel", init, (x.shape[-1], self.features), jnp.float32)
-        x = x.astype(dtype)
+        lead = x.shape[:-1]
+        # Rows flattened to one [B·T, in] matrix: the weight gradient is then one plain
+        # matrix product. On [B, T, in] XLA:CPU first copies the activation gradient into a
+        # transposed layout, which cost about as much as all the products of a backward pass.
+        x = x.astype(dtype).reshape(-1, x.shape[-1])
         y = x @ kernel.astype(dtype)
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
@@ -78,7 +82,7 @@ class Linear(nn.Module):
             b = self.param("lora_b", nn.initializers.zeros, (self.lora_rank, self.features))
             scale = self.lora_alpha / self.lora_rank
             y = y + ((x @ a.astype(dtype)) @ b.astype(dtype)) * jnp.asarray(scale, dtype)
-        return y
+        return y.reshape(*lead, self.features)
 
 
 def rope_frequencies(head_dim: int, theta: float, scaling: dict | None = None) -> np.ndarray:
