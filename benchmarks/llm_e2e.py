@@ -103,9 +103,14 @@ def markdown(result: dict) -> str:
         f"`{result['command']}` ({result['mode']}, {result['date_utc']} UTC; {result['machine']}): "
         "examples/llm_end_to_end.py per seed: generated arithmetic JSONL, a BPE tokenizer "
         f"trained on it, a random Llama of width {b['width']} (2 layers), SFT {b['sft_steps']} "
-        f"updates, GRPO {b['grpo_steps']} steps from it (reward `accuracy`), DPO "
-        f"{b['dpo_steps']} updates from the SFT model on preference pairs, export, and the "
-        "transformers round trip. Accuracy: greedy exact answer on 256 held-out questions.",
+        "updates of 64 rows on half the training questions, GRPO "
+        f"{b['grpo_steps']} steps of 32 prompts × 8 from it on the other half (reward "
+        f"`accuracy`), DPO with RPO's NLL term (β 0.1, α 1) {b['dpo_steps']} updates from the "
+        "SFT model on preference pairs (right sum vs a near miss), export, and the "
+        "transformers round trip. Accuracy: greedy exact answer on 256 held-out questions; "
+        "hidden score: share of temperature-1 samples that are right. "
+        f"{result['seeds'][0].get('concurrent_seeds', 1)} seeds ran at once on the 2 cores, "
+        "so a seed's wall time is shared.",
         "",
         "| seed | SFT acc. | GRPO acc. | gain (points) | GRPO KL | DPO hidden score | "
         "export = transformers | SFT s | GRPO s (step, 1st step) | DPO s | load before/after |",
