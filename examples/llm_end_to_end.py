@@ -60,7 +60,7 @@ from jaxrl.llm.transformer import init_params, save_model
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
 
 # Budgets: SFT updates, GRPO steps, DPO updates, largest operand, model width.
-FULL = {"sft_steps": 300, "grpo_steps": 48, "dpo_steps": 60, "max_operand": 19, "width": 64}
+FULL = {"sft_steps": 300, "grpo_steps": 288, "dpo_steps": 60, "max_operand": 19, "width": 64}
 QUICK_BUDGET = {"sft_steps": 2, "grpo_steps": 2, "dpo_steps": 2, "max_operand": 4, "width": 32}
 HIDDEN_SCORE = "jaxrl.llm.testing:arithmetic_score"
 # Plain prompts (``<|bos|>What is 13 + 8?`` → ``#### 21<|eos|>``), as a base model is
@@ -249,7 +249,7 @@ def run_dpo(sft, tasks, budget, seed: int, log=print):
         eval_every=steps,
         batch_size=64,
         beta=0.1,
-        learning_rate=1e-4,
+        learning_rate=3e-4,
         # RPO: DPO plus the chosen answer's NLL. Plain DPO (lr 3e-4, pairs on the SFT
         # prompts) lowered the hidden score by 0.16 (3 seeds): both log-probs fall.
         nll_coef=1.0,
