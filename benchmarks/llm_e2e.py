@@ -141,6 +141,8 @@ def markdown(result: dict) -> str:
         f"Export round trip (same greedy ids in transformers): {s['export_round_trip']}.",
         "",
     ]
+    for note in result.get("notes", []):  # earlier designs, measured by hand, kept in the JSON
+        lines += [note, ""]
     return "\n".join(lines)
 
 
