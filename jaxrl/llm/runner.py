@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl._signals import StopOnInterrupt
+
 __all__ = [
     "NonFiniteLoss",
     "StageInterrupted",
@@ -264,7 +266,9 @@ def run_stage(
 
     Raises:
         NonFiniteLoss: a ``*loss*`` metric is NaN/inf (checked once per interval).
-        StageInterrupted: Ctrl-C; holds the metrics of the finished intervals.
+        StageInterrupted: Ctrl-C; holds the metrics of the finished intervals. The first
+            Ctrl-C stops after the current interval (its evaluation and checkpoint
+            written whole); a second stops at once.
     """
     if eval_every % updates_per_call:
         raise ValueError(
@@ -296,39 +300,43 @@ def run_stage(
     if not evals:
         evals.append({"step": 0, "wall_time": 0.0, **evaluate(state)})
     start = time.perf_counter() - wall_offset
+    interrupt = StopOnInterrupt()  # Ctrl-C: stop after this interval's checkpoint
     try:
-        while done < num_updates:
-            stop = min((done // eval_every + 1) * eval_every, num_updates)
-            pending = []
-            while done < stop:
-                t0 = time.perf_counter()
-                state, m = advance(state, done)
-                if time_calls:
-                    jax.block_until_ready(state)
-                pending.append((m, time.perf_counter() - t0))
-                done += updates_per_call
-            # metrics leave the device once per evaluation interval
-            host = jax.device_get([m for m, _ in pending])
-            interval = stack_rows(
-                [
-                    {**h, **({"step_time": np.asarray(t)} if time_calls else {})}
-                    for h, (_, t) in zip(host, pending, strict=True)
-                ]
-            )
-            rows = [stack_rows([*rows, interval])]  # one array per name, grown per interval
-            try:
-                check_finite([interval], done)
-            except NonFiniteLoss as e:
-                raise NonFiniteLoss(str(e), rows[0]) from None
-            ev = {"step": done, "wall_time": time.perf_counter() - start, **evaluate(state)}
-            evals.append(ev)
-            if checkpoint_dir:
-                save_checkpoint(
-                    checkpoint_dir, state, done, rows[0], _stack_evals(evals), eval_every
+        with interrupt:
+            while done < num_updates:
+                stop = min((done // eval_every + 1) * eval_every, num_updates)
+                pending = []
+                while done < stop:
+                    t0 = time.perf_counter()
+                    state, m = advance(state, done)
+                    if time_calls:
+                        jax.block_until_ready(state)
+                    pending.append((m, time.perf_counter() - t0))
+                    done += updates_per_call
+                # metrics leave the device once per evaluation interval
+                host = jax.device_get([m for m, _ in pending])
+                interval = stack_rows(
+                    [
+                        {**h, **({"step_time": np.asarray(t)} if time_calls else {})}
+                        for h, (_, t) in zip(host, pending, strict=True)
+                    ]
                 )
-            if progress_callback is not None:
-                means = {k: float(np.mean(v)) for k, v in interval.items()}
-                progress_callback(done, {**means, **ev})
+                rows = [stack_rows([*rows, interval])]  # one array per name, grown per interval
+                try:
+                    check_finite([interval], done)
+                except NonFiniteLoss as e:
+                    raise NonFiniteLoss(str(e), rows[0]) from None
+                ev = {"step": done, "wall_time": time.perf_counter() - start, **evaluate(state)}
+                evals.append(ev)
+                if checkpoint_dir:
+                    save_checkpoint(
+                        checkpoint_dir, state, done, rows[0], _stack_evals(evals), eval_every
+                    )
+                if progress_callback is not None:
+                    means = {k: float(np.mean(v)) for k, v in interval.items()}
+                    progress_callback(done, {**means, **ev})
+                if interrupt.requested and done < num_updates:
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         raise StageInterrupted(stack_rows(rows)) from None
     return state, stack_rows(rows), _stack_evals(evals)

@@ -10,9 +10,6 @@ measured apart.
 from __future__ import annotations
 
 import math
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -22,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxrl._signals import StopOnInterrupt
 from jaxrl.agents.base import Agent
 
 __all__ = [
@@ -245,7 +243,7 @@ def run_seeds(
     if on_start is not None:
         on_start(done)
 
-    interrupt = _Interrupt()
+    interrupt = StopOnInterrupt()
     try:
         with interrupt:
             while done < total:
@@ -284,35 +282,6 @@ def run_seeds(
         run_s=run_s,
         resumed_from=resumed_from,
     )
-
-
-class _Interrupt:
-    """Within ``with``: the first Ctrl-C asks the run to stop after the current chunk.
-
-    Stopping between chunks lets the chunk's metrics and checkpoint be written whole
-    (a KeyboardInterrupt inside orbax's save would leave it half done). A second
-    Ctrl-C stops at once. Outside the main thread nothing is changed.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C: KeyboardInterrupt
-        print("stopping after the current chunk (Ctrl-C again: at once); ", end="",
-              file=sys.stderr, flush=True)  # fmt: skip
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
 
 
 def _over_runs(fn: Callable, in_axes: tuple, single: bool) -> Callable:

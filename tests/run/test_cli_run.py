@@ -200,4 +200,7 @@ def test_ctrl_c_stops_an_llm_stage_with_its_metrics(tmp_path):
         proc.kill()
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1 and "stopped after update" in err, err
-    assert len(rundir.read_metrics_csv(out / "metrics.csv")) >= 10
+    rows = len(rundir.read_metrics_csv(out / "metrics.csv"))
+    assert rows >= 10 and rows % 10 == 0  # stopped at an interval's end, not inside one
+    with np.load(out / "checkpoint" / "checkpoint.npz") as ckpt:  # written whole, same update
+        assert int(ckpt["step"]) == rows
