@@ -7,7 +7,7 @@ answer and 0 otherwise. Steps:
 1. SFT for ``--sft-steps`` updates: the model learns the format and a little of the
    skill (held-out greedy accuracy between a few percent and about 30 % after 300
    updates, depending on the seed: SFT is in its steep phase there).
-2. GRPO (``--preset grpo``, or ``dr_grpo``, ``dapo``, ``rloo``) from the SFT model,
+2. GRPO (``--preset grpo``, or ``dr_grpo``, ``dapo``, ``rloo``, ``gspo``) from the SFT model,
    which stays frozen as the reference: 32 prompts × 8 samples per step, group
    advantages, the clipped token-level objective and a k3 KL term (β = 0.04).
 
@@ -43,7 +43,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sft-steps", type=int, default=4 if QUICK else 300)
     parser.add_argument("--grpo-steps", type=int, default=2 if QUICK else 600)
-    parser.add_argument("--preset", default="grpo", help="grpo, dr_grpo, dapo or rloo")
+    parser.add_argument("--preset", default="grpo", help="grpo, dr_grpo, dapo, rloo or gspo")
     parser.add_argument("--seed", type=int, default=0)
     figure = "grpo_verifiable.png"
     parser.add_argument(
