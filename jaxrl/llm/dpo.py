@@ -35,12 +35,12 @@ from jaxrl.llm.training import (
     TrainState,
     check_lora_fields,
     check_task_fits,
-    compiled_chunk,
     default_model_config,
     freeze_options,
     make_optimizer,
+    one_source,
     prepare_model,
-    run_chunks,
+    train_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig
 
@@ -347,9 +347,7 @@ def train_dpo(
         grad_norm); ``evals`` per chunk (see ``evaluate_dpo``; no ``score`` where the
         task's pairs carry no hidden score).
     """
-    if policy is not None and init_from is not None:
-        raise ValueError("give the starting model as policy or as init_from, not both")
-    policy = init_from if policy is None else policy
+    policy = one_source(init_from, policy)
     if policy is None:
         raise ValueError("train_dpo needs policy: the starting model (e.g. the SFT result)")
     task = config.make_task() if task is None else task
@@ -383,21 +381,10 @@ def train_dpo(
             eval_key, ref_model, has_score,
         )  # fmt: skip
 
-    optimizer = _optimizer(config)
-    state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
-    chunk_fn = compiled_chunk(make_dpo_update, config, model)
-    state, metrics, evals = run_chunks(
-        chunk_fn,
-        state,
-        train,
-        train_key,
-        config.num_steps,
-        config.eval_every,
-        evaluate,
-        progress_callback,
-        checkpoint_dir,
-        resume,
-    )
+    state, metrics, evals = train_chunks(
+        make_dpo_update, config, model, params, _optimizer(config), train, train_key, evaluate,
+        progress_callback, checkpoint_dir, resume,
+    )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}
     for name in ("score", "train_logps_chosen", "train_logps_rejected"):
         if name in evals:

@@ -31,12 +31,12 @@ from jaxrl.llm.training import (
     TrainState,
     check_lora_fields,
     check_task_fits,
-    compiled_chunk,
     default_model_config,
     freeze_options,
     make_optimizer,
+    one_source,
     prepare_model,
-    run_chunks,
+    train_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig, Transformer
 
@@ -273,9 +273,7 @@ def train_reward_model(
         and, where the task has hidden scores, heldout_true_accuracy and
         heldout_score_correlation per chunk.
     """
-    if init_from is not None and policy is not None:
-        raise ValueError("give the starting model as init_from or as policy, not both")
-    source = policy if init_from is None else init_from
+    source = one_source(init_from, policy)
     task = config.make_task() if task is None else task
     if task.kind != "preference":
         raise ValueError(
@@ -298,20 +296,9 @@ def train_reward_model(
         ev = evaluate_reward_model(p, model, heldout, config.margin)
         return {f"heldout_{k}": v for k, v in ev.items()}
 
-    optimizer = _optimizer(config)
-    state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
-    chunk_fn = compiled_chunk(make_reward_model_update, config, model)
-    state, metrics, evals = run_chunks(
-        chunk_fn,
-        state,
-        train,
-        train_key,
-        config.num_steps,
-        config.eval_every,
-        evaluate,
-        progress_callback,
-        checkpoint_dir,
-        resume,
-    )
+    state, metrics, evals = train_chunks(
+        make_reward_model_update, config, model, params, _optimizer(config), train, train_key,
+        evaluate, progress_callback, checkpoint_dir, resume,
+    )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}
     return TrainResult(state.params, model, metrics, evals, summary)

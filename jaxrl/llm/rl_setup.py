@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxrl.llm.lora import add_lora, merge_lora
 from jaxrl.llm.rl_loop import evaluate_rl, resolve_model, run_rl
 from jaxrl.llm.tasks import Task
-from jaxrl.llm.training import TrainResult, default_model_config
+from jaxrl.llm.training import TrainResult, default_model_config, one_source
 from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
 __all__ = [
@@ -81,9 +81,7 @@ def starting_policy(policy, init_from, key):
 
     None of both gives a fresh tiny transformer (the toy tokenizer's vocabulary).
     """
-    if policy is not None and init_from is not None:
-        raise ValueError("pass the starting model as policy= or init_from=, not both")
-    source = policy if policy is not None else init_from
+    source = one_source(init_from, policy)
     if source is None:
         model = default_model_config()
         return resolve_model((init_params(model, key), model))

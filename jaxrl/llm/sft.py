@@ -29,12 +29,12 @@ from jaxrl.llm.training import (
     TrainState,
     check_lora_fields,
     check_task_fits,
-    compiled_chunk,
     default_model_config,
     freeze_options,
     make_optimizer,
+    one_source,
     prepare_model,
-    run_chunks,
+    train_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig, Transformer, init_params
 
@@ -256,7 +256,7 @@ def train_sft(
         adapters (``jaxrl.llm.lora.merge_lora`` folds them in).
     """
     task = config.make_task() if task is None else task
-    source = _one_source(init_from, policy)
+    source = one_source(init_from, policy)
     init_key, train_key, eval_key = jax.random.split(key, 3)
     params, model = prepare_model(
         "SFTConfig", config.model, source, init_key, config.lora_rank, config.lora_alpha
@@ -273,26 +273,10 @@ def train_sft(
         out["heldout_loss"] = float(_jit_sft_loss(params, model, heldout)[0])
         return out
 
-    state = TrainState(params, _optimizer(config).init(params), jnp.asarray(0, jnp.int32))
-    chunk_fn = compiled_chunk(make_sft_update, config, model)
-    state, metrics, evals = run_chunks(
-        chunk_fn,
-        state,
-        data,
-        train_key,
-        config.num_steps,
-        config.eval_every,
-        evaluate,
-        progress_callback,
-        checkpoint_dir,
-        resume,
-    )
+    state, metrics, evals = train_chunks(
+        make_sft_update, config, model, params, _optimizer(config), data, train_key, evaluate,
+        progress_callback, checkpoint_dir, resume,
+    )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}
     summary["final_train_loss"] = float(np.mean(metrics["loss"][-config.eval_every :]))
     return TrainResult(state.params, model, metrics, evals, summary)
-
-
-def _one_source(init_from, policy):
-    if init_from is not None and policy is not None:
-        raise ValueError("give the starting model as init_from or as policy, not both")
-    return policy if init_from is None else init_from

@@ -46,6 +46,8 @@ __all__ = [
     "make_chunk",
     "compiled_chunk",
     "run_chunks",
+    "train_chunks",
+    "one_source",
     "prepare_model",
     "check_task_fits",
     "check_lora_fields",
@@ -163,6 +165,36 @@ def compiled_chunk(factory: Callable, config, model: ModelConfig) -> Callable:
     another run of the same config and model (a resume, a second seed) reuses the
     compiled program instead of compiling it again."""
     return make_chunk(factory(config, model), config.batch_size, config.eval_every)
+
+
+def one_source(init_from, policy):
+    """The starting model given as ``init_from`` or as ``policy`` (its other name)."""
+    if init_from is not None and policy is not None:
+        raise ValueError("give the starting model as init_from or as policy, not both")
+    return policy if init_from is None else init_from
+
+
+def train_chunks(
+    factory: Callable,
+    config,
+    model: ModelConfig,
+    params,
+    optimizer: optax.GradientTransformation,
+    data,
+    key: jax.Array,
+    evaluate: Callable[[Any], dict[str, float]],
+    progress_callback=None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+) -> tuple[TrainState, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A fresh ``TrainState`` of ``params`` trained by ``config``'s compiled chunks of
+    ``factory(config, model)`` updates on ``data`` (what SFT, RM and DPO share); returns
+    :func:`run_chunks`' ``(state, metrics, evals)``."""
+    state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
+    return run_chunks(
+        compiled_chunk(factory, config, model), state, data, key, config.num_steps,
+        config.eval_every, evaluate, progress_callback, checkpoint_dir, resume,
+    )  # fmt: skip
 
 
 def run_chunks(
