@@ -46,13 +46,12 @@ https://arxiv.org/abs/2103.03874), so a downloaded dataset exported to JSONL rea
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl.llm.datafiles import FORMATS, Row, encode_rows, pack, read_rows
+from jaxrl.llm.datafiles import FORMATS, Row, encode_rows, read_rows, write_jsonl
 from jaxrl.llm.rewards import RewardFn, make_reward
 from jaxrl.llm.tasks import (
     PreferencePairs,
@@ -61,7 +60,7 @@ from jaxrl.llm.tasks import (
     Task,
     _check_split,
 )
-from jaxrl.llm.tokenizer import PretrainedTokenizer, load_tokenizer
+from jaxrl.llm.tokenizer import PretrainedTokenizer, load_tokenizer, pack
 
 __all__ = ["FORMATS", "Row", "read_rows", "DatasetTask", "dataset_task", "write_jsonl"]
 
@@ -393,34 +392,3 @@ def dataset_task(
         chat_template=chat_template,
         options=options,
     )
-
-
-def write_jsonl(task: Task, path: str, split: str = "train", n: int = 1000, seed: int = 0) -> int:
-    """Writes ``n`` rows of a code-made task (``jaxrl.llm.tasks``) as JSONL; returns ``n``.
-
-    Verifiable tasks give ``{"prompt", "answer"}`` rows; the preference task gives
-    ``{"prompt", "chosen", "rejected", "chosen_score", "rejected_score"}`` rows, the
-    scores being its hidden ones. The same ``(split, n, seed)`` gives the same rows as
-    ``task.examples`` / ``task.preference_pairs``.
-    """
-    from jaxrl.llm.tasks import TOKENIZER
-
-    if task.kind == "preference":
-        pairs = task.preference_pairs(split, n, seed)
-        records = [
-            {
-                "prompt": TOKENIZER.decode(pairs.prompt_tokens[i]),
-                "chosen": TOKENIZER.decode(pairs.chosen_tokens[i]),
-                "rejected": TOKENIZER.decode(pairs.rejected_tokens[i]),
-                "chosen_score": float(pairs.chosen_score[i]),
-                "rejected_score": float(pairs.rejected_score[i]),
-            }
-            for i in range(n)
-        ]
-    else:
-        records = [{"prompt": q, "answer": a} for q, a in task.examples(split, n, seed)]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
-    return len(records)

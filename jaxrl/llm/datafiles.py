@@ -5,6 +5,7 @@ keys (``FORMATS``) and checks every row, raising one line that names the file, l
 field of the first malformed one. ``encode_rows`` turns rows into token ids with a
 pretrained tokenizer: the chat template for conversational rows, plain text otherwise.
 The formats and the tokenisation rules are described in ``jaxrl.llm.data``.
+``write_jsonl`` goes the other way: a code-made task's rows written as a JSONL file.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ import json
 import os
 from typing import NamedTuple
 
-import numpy as np
+from jaxrl.llm.tokenizer import TOKENIZER, PretrainedTokenizer, pack
 
-from jaxrl.llm.tokenizer import PretrainedTokenizer
-
-__all__ = ["FORMATS", "Row", "read_rows", "Encoded", "encode_rows", "pack"]
+__all__ = ["FORMATS", "Row", "read_rows", "Encoded", "encode_rows", "pack", "write_jsonl"]
 
 # format name -> required keys, in the order they are checked
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -317,13 +316,30 @@ def encode_rows(
     return out, prompt_texts, known
 
 
-def pack(rows: list[list[int]], width: int, pad: int, left: bool):
-    """``(tokens [N, width], mask [N, width])`` int32 of id lists, left- or right-padded."""
-    tokens = np.full((len(rows), width), pad, np.int32)
-    mask = np.zeros((len(rows), width), np.int32)
-    for i, row in enumerate(rows):
-        if row:
-            sl = slice(width - len(row), width) if left else slice(0, len(row))
-            tokens[i, sl] = row
-            mask[i, sl] = 1
-    return tokens, mask
+def write_jsonl(task, path: str, split: str = "train", n: int = 1000, seed: int = 0) -> int:
+    """Writes ``n`` rows of a code-made task (``jaxrl.llm.tasks``) as JSONL; returns ``n``.
+
+    Verifiable tasks give ``{"prompt", "answer"}`` rows; the preference task gives
+    ``{"prompt", "chosen", "rejected", "chosen_score", "rejected_score"}`` rows, the
+    scores being its hidden ones. The same ``(split, n, seed)`` gives the same rows as
+    ``task.examples`` / ``task.preference_pairs``.
+    """
+    if task.kind == "preference":
+        pairs = task.preference_pairs(split, n, seed)
+        records = [
+            {
+                "prompt": TOKENIZER.decode(pairs.prompt_tokens[i]),
+                "chosen": TOKENIZER.decode(pairs.chosen_tokens[i]),
+                "rejected": TOKENIZER.decode(pairs.rejected_tokens[i]),
+                "chosen_score": float(pairs.chosen_score[i]),
+                "rejected_score": float(pairs.rejected_score[i]),
+            }
+            for i in range(n)
+        ]
+    else:
+        records = [{"prompt": q, "answer": a} for q, a in task.examples(split, n, seed)]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    return len(records)

@@ -1,4 +1,4 @@
-"""Tasks made by code: a character tokenizer, verifiable tasks and a preference task.
+"""Tasks made by code: verifiable tasks and a preference task, on the character tokenizer.
 
 Shapes: ``N`` examples, ``P`` prompt columns, ``C`` completion columns.
 
@@ -31,13 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# the character tokenizer lives in tokenizer.py; importable from here as before
+from jaxrl.llm.tokenizer import BOS, EOS, PAD, SEP, TOKENIZER, Tokenizer, pack  # noqa: F401
+
 __all__ = [
-    "PAD",
-    "BOS",
-    "SEP",
-    "EOS",
-    "Tokenizer",
-    "TOKENIZER",
     "Prompts",
     "SFTData",
     "PreferencePairs",
@@ -49,45 +46,6 @@ __all__ = [
     "make_task",
     "exact_match_score",
 ]
-
-PAD, BOS, SEP, EOS = 0, 1, 2, 3
-_SPECIALS = ("<pad>", "<bos>", "<sep>", "<eos>")
-_CHARS = "0123456789+-*=<>,. abcdefghijklmnopqrstuvwxyz"
-
-
-class Tokenizer:
-    """Character tokenizer: ids 0–3 are pad, bos, sep, eos; then one id per character."""
-
-    def __init__(self, chars: str = _CHARS):
-        self.chars = chars
-        self._ids = {c: i + len(_SPECIALS) for i, c in enumerate(chars)}
-
-    @property
-    def vocab_size(self) -> int:
-        return len(_SPECIALS) + len(self.chars)
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (no special tokens added)."""
-        try:
-            return [self._ids[c] for c in text]
-        except KeyError as e:
-            raise ValueError(
-                f"text {text!r} has character {e.args[0]!r} outside the "
-                f"tokenizer's characters {self.chars!r}"
-            ) from None
-
-    def decode(self, ids) -> str:
-        """Text of ``ids``: stops at the first EOS, skips pad/bos/sep."""
-        out = []
-        for i in np.asarray(ids).tolist():
-            if i == EOS:
-                break
-            if i >= len(_SPECIALS):
-                out.append(self.chars[i - len(_SPECIALS)])
-        return "".join(out)
-
-
-TOKENIZER = Tokenizer()
 
 
 class Prompts(NamedTuple):
@@ -119,18 +77,6 @@ class PreferencePairs(NamedTuple):
     rejected_mask: np.ndarray  # [N, C]
     chosen_score: np.ndarray  # [N] hidden true score
     rejected_score: np.ndarray  # [N]
-
-
-def _pack(rows: list[list[int]], width: int, left: bool) -> tuple[np.ndarray, np.ndarray]:
-    tokens = np.full((len(rows), width), PAD, np.int32)
-    mask = np.zeros((len(rows), width), np.int32)
-    for i, row in enumerate(rows):
-        if len(row) > width:
-            raise ValueError(f"sequence of length {len(row)} exceeds width {width}")
-        sl = slice(width - len(row), width) if left else slice(0, len(row))
-        tokens[i, sl] = row
-        mask[i, sl] = 1
-    return tokens, mask
 
 
 def _check_split(split: str) -> None:
@@ -231,8 +177,8 @@ class Task:
 
     def _encode(self, pairs) -> tuple[np.ndarray, ...]:
         tok = TOKENIZER
-        p, pm = _pack([[BOS, *tok.encode(q), SEP] for q, _ in pairs], self.prompt_len, True)
-        c, cm = _pack([[*tok.encode(a), EOS] for _, a in pairs], self.completion_len, False)
+        p, pm = pack([[BOS, *tok.encode(q), SEP] for q, _ in pairs], self.prompt_len, PAD, True)
+        c, cm = pack([[*tok.encode(a), EOS] for _, a in pairs], self.completion_len, PAD, False)
         return p, pm, c, cm
 
     def prompts(self, split: str, n: int, seed: int = 0) -> Prompts:
@@ -402,9 +348,9 @@ class PreferenceTask(Task):
             s_c.append(sa)
             s_r.append(sb)
         tok = TOKENIZER
-        p, pm = _pack([[BOS, *tok.encode(q), SEP] for q in questions], self.prompt_len, True)
-        c, cm = _pack([[*tok.encode(a), EOS] for a in chosen], self.completion_len, False)
-        r, rm = _pack([[*tok.encode(b), EOS] for b in rejected], self.completion_len, False)
+        p, pm = pack([[BOS, *tok.encode(q), SEP] for q in questions], self.prompt_len, PAD, True)
+        c, cm = pack([[*tok.encode(a), EOS] for a in chosen], self.completion_len, PAD, False)
+        r, rm = pack([[*tok.encode(b), EOS] for b in rejected], self.completion_len, PAD, False)
         return PreferencePairs(
             p, pm, c, cm, r, rm, np.asarray(s_c, np.float32), np.asarray(s_r, np.float32)
         )

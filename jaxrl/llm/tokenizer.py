@@ -1,4 +1,7 @@
-"""A pretrained model's tokenizer and chat template, without torch or transformers.
+"""Tokenizers: jaxrl's character tokenizer, and a pretrained model's with its chat template.
+
+``TOKENIZER`` is the character tokenizer of the code-made tasks (:mod:`jaxrl.llm.tasks`)
+and of the tiny from-scratch model. For a pretrained model (no torch or transformers):
 
 ``load_tokenizer(path)`` reads ``tokenizer.json`` (the ``tokenizers`` library),
 ``tokenizer_config.json`` (special tokens, the chat template; or ``chat_template.jinja``)
@@ -19,7 +22,69 @@ import jinja2.sandbox
 import numpy as np
 import tokenizers
 
-__all__ = ["PretrainedTokenizer", "load_tokenizer"]
+__all__ = [
+    "PAD",
+    "BOS",
+    "SEP",
+    "EOS",
+    "Tokenizer",
+    "TOKENIZER",
+    "PretrainedTokenizer",
+    "load_tokenizer",
+]
+
+PAD, BOS, SEP, EOS = 0, 1, 2, 3
+_SPECIALS = ("<pad>", "<bos>", "<sep>", "<eos>")
+_CHARS = "0123456789+-*=<>,. abcdefghijklmnopqrstuvwxyz"
+
+
+class Tokenizer:
+    """Character tokenizer: ids 0–3 are pad, bos, sep, eos; then one id per character."""
+
+    def __init__(self, chars: str = _CHARS):
+        self.chars = chars
+        self._ids = {c: i + len(_SPECIALS) for i, c in enumerate(chars)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(_SPECIALS) + len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added)."""
+        try:
+            return [self._ids[c] for c in text]
+        except KeyError as e:
+            raise ValueError(
+                f"text {text!r} has character {e.args[0]!r} outside the "
+                f"tokenizer's characters {self.chars!r}"
+            ) from None
+
+    def decode(self, ids) -> str:
+        """Text of ``ids``: stops at the first EOS, skips pad/bos/sep."""
+        out = []
+        for i in np.asarray(ids).tolist():
+            if i == EOS:
+                break
+            if i >= len(_SPECIALS):
+                out.append(self.chars[i - len(_SPECIALS)])
+        return "".join(out)
+
+
+TOKENIZER = Tokenizer()
+
+
+def pack(rows: list[list[int]], width: int, pad: int, left: bool):
+    """``(tokens [N, width], mask [N, width])`` int32 of id lists, left- or right-padded."""
+    tokens = np.full((len(rows), width), pad, np.int32)
+    mask = np.zeros((len(rows), width), np.int32)
+    for i, row in enumerate(rows):
+        if len(row) > width:
+            raise ValueError(f"sequence of length {len(row)} exceeds width {width}")
+        if row:
+            sl = slice(width - len(row), width) if left else slice(0, len(row))
+            tokens[i, sl] = row
+            mask[i, sl] = 1
+    return tokens, mask
 
 
 def _read_json(path: str) -> dict:
