@@ -22,14 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl.llm.layers import Linear, RMSNorm, apply_rope, rope_frequencies
+from jaxrl.llm.layers import NEG_INF, Linear, RMSNorm, apply_rope, rope_frequencies, write_kv_cache
 
 if TYPE_CHECKING:
     from jaxrl.llm.transformer import ModelConfig
 
 __all__ = ["decoder_trunk"]
-
-_NEG = -1e30  # finite "minus infinity", as in transformer.py
 
 
 def _linear(cfg: ModelConfig, features: int, name: str, use_bias: bool) -> Linear:
@@ -57,16 +55,12 @@ class _DecoderAttention(nn.Module):
         inv_freq = rope_frequencies(k_dim, cfg.rope_theta, dict(cfg.rope_scaling) or None)
         q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
         if cache_kv is not None:
-            keys, values = cache_kv
-            start = (self.layer, 0, index, 0, 0)
-            keys = jax.lax.dynamic_update_slice(keys, k[None].astype(keys.dtype), start)
-            values = jax.lax.dynamic_update_slice(values, v[None].astype(values.dtype), start)
-            cache_kv = (keys, values)
-            k, v = keys[self.layer].astype(q.dtype), values[self.layer].astype(q.dtype)
+            cache_kv, k, v = write_kv_cache(cache_kv, self.layer, index, k, v)
+            k, v = k.astype(q.dtype), v.astype(q.dtype)
         q = q.reshape(b, t, hk, h // hk, k_dim)
         scores = jnp.einsum("bqhgk,bshk->bhgqs", q, k).astype(jnp.float32)
         scores = scores / np.sqrt(k_dim).astype(np.float32)
-        scores = jnp.where(allowed[:, None, None], scores, _NEG)
+        scores = jnp.where(allowed[:, None, None], scores, NEG_INF)
         weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
         out = jnp.einsum("bhgqs,bshk->bqhgk", weights, v).reshape(b, t, h * k_dim)
         return _linear(cfg, cfg.d_model, "o_proj", cfg.o_bias)(out), cache_kv

@@ -1,4 +1,4 @@
-"""Building blocks of the pretrained decoders: RMSNorm, rotary embeddings, LoRA linear layers.
+"""Building blocks of the decoders: RMSNorm, rotary embeddings, LoRA linear layers, KV cache.
 
 Shapes: ``B`` rows, ``T`` tokens, ``H`` heads, ``K`` head width, ``r`` LoRA rank.
 
@@ -16,7 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["RMSNorm", "Linear", "rope_frequencies", "apply_rope"]
+__all__ = ["RMSNorm", "Linear", "rope_frequencies", "apply_rope", "write_kv_cache", "NEG_INF"]
+
+NEG_INF = (
+    -1e30
+)  # finite "minus infinity": exp underflows to exactly 0, rows of all-masked stay finite
 
 
 class RMSNorm(nn.Module):
@@ -126,3 +130,26 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: np.ndarray) -> jax.
     half = x.shape[-1] // 2
     rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
     return x * cos + rotated * sin
+
+
+def write_kv_cache(cache_kv, layer: int, index, k: jax.Array, v: jax.Array):
+    """Writes one layer's new keys and values into the stacked cache arrays.
+
+    Args:
+        cache_kv: ``(keys, values)``, each ``[N, B, S, H_kv, K]`` for all ``N`` layers.
+        layer: the layer's index (static).
+        index: ``[]`` int, the first cache column of the ``T`` new tokens.
+        k: ``[B, T, H_kv, K]`` new keys.
+        v: ``[B, T, H_kv, K]`` new values.
+
+    Returns:
+        ``(cache_kv, keys, values)``: the updated pair and this layer's ``[B, S, H_kv, K]``
+        keys and values over every column.
+    """
+    # write into the stacked [N, B, S, H, K] arrays, not per-layer copies, so that XLA
+    # updates the cache in place inside the decoding loop
+    keys, values = cache_kv
+    start = (layer, 0, index, 0, 0)
+    keys = jax.lax.dynamic_update_slice(keys, k[None].astype(keys.dtype), start)
+    values = jax.lax.dynamic_update_slice(values, v[None].astype(values.dtype), start)
+    return (keys, values), keys[layer], values[layer]

@@ -11,9 +11,10 @@ padding. Positions count real tokens only (``position = cumsum(mask) − 1``), a
 query attends to the real keys at or before its own column, so the amount of padding
 on either side changes no output at a real position.
 
-Each block is pre-norm: ``x ← x + Attn(LN(x))``, ``x ← x + MLP(LN(x))``, with causal
-softmax attention ``softmax(q kᵀ / √K + mask) v`` (Vaswani et al. 2017,
-https://arxiv.org/abs/1706.03762; pre-norm as in GPT-2, Radford et al. 2019).
+The trunk is the toy model's (:mod:`jaxrl.llm.toy_decoder`: pre-norm blocks
+``x ← x + Attn(LN(x))``, ``x ← x + MLP(LN(x))`` with causal softmax attention
+``softmax(q kᵀ / √K + mask) v``; Vaswani et al. 2017, https://arxiv.org/abs/1706.03762)
+or a pretrained type's (:mod:`jaxrl.llm.decoder`: Llama/Qwen).
 Heads on the final hidden state ``h``: logits ``W_lm h``; an optional per-token value
 ``w_v · h`` (the RLHF critic); an optional scalar reward ``w_r · h`` read at the last
 real token of each row (the reward model).
@@ -38,6 +39,7 @@ import numpy as np
 from flax import serialization
 
 from jaxrl.llm.decoder import decoder_trunk
+from jaxrl.llm.toy_decoder import toy_trunk
 
 __all__ = [
     "ModelConfig",
@@ -55,7 +57,6 @@ __all__ = [
 
 MODEL_TYPES = ("toy", "llama", "qwen2", "qwen3")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-_NEG = -1e30  # finite "minus infinity": exp underflows to exactly 0, rows of all-masked stay finite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,48 +227,6 @@ def last_token_index(mask: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.max(jnp.where(mask > 0, cols, -1), axis=-1), 0)
 
 
-class _Attention(nn.Module):
-    config: ModelConfig
-    layer: int
-
-    @nn.compact
-    def __call__(self, x, allowed, cache_kv, index):
-        cfg = self.config
-        k_dim = cfg.d_model // cfg.num_heads
-        qkv = nn.DenseGeneral((3, cfg.num_heads, k_dim), name="qkv")(x)  # [B, T, 3, H, K]
-        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        if cache_kv is not None:
-            # write into the stacked [N, B, S, H, K] arrays, not per-layer copies, so that
-            # XLA updates the cache in place inside the decoding loop
-            keys, values = cache_kv
-            start = (self.layer, 0, index, 0, 0)
-            keys = jax.lax.dynamic_update_slice(keys, k[None].astype(keys.dtype), start)
-            values = jax.lax.dynamic_update_slice(values, v[None].astype(values.dtype), start)
-            cache_kv = (keys, values)
-            k, v = keys[self.layer], values[self.layer]
-        scores = jnp.einsum("bqhk,bshk->bhqs", q, k) / np.sqrt(k_dim).astype(np.float32)
-        scores = jnp.where(allowed[:, None], scores, _NEG)
-        weights = jax.nn.softmax(scores, axis=-1)
-        out = jnp.einsum("bhqs,bshk->bqhk", weights, v)
-        return nn.DenseGeneral(cfg.d_model, axis=(-2, -1), name="out")(out), cache_kv
-
-
-class _Block(nn.Module):
-    config: ModelConfig
-    layer: int
-
-    @nn.compact
-    def __call__(self, x, allowed, cache_kv, index):
-        cfg = self.config
-        attn, cache_kv = _Attention(cfg, self.layer, name="attn")(
-            nn.LayerNorm(name="ln_attn")(x), allowed, cache_kv, index
-        )
-        x = x + attn
-        h = nn.Dense(cfg.d_ff, name="mlp_in")(nn.LayerNorm(name="ln_mlp")(x))
-        x = x + nn.Dense(cfg.d_model, name="mlp_out")(jax.nn.gelu(h))
-        return x, cache_kv
-
-
 class Transformer(nn.Module):
     """Decoder-only transformer with LM head and optional value and reward heads.
 
@@ -310,18 +269,8 @@ class Transformer(nn.Module):
         allowed = (k_cols[None, :] <= q_cols[:, None])[None] & (key_mask[:, None, :] > 0)
 
         cache_kv = None if cache is None else (cache.keys, cache.values)
-        if cfg.model_type == "toy":
-            x = nn.Embed(cfg.vocab_size, cfg.d_model, name="embed")(tokens)
-            x = x + nn.Embed(cfg.max_len, cfg.d_model, name="pos_embed")(positions)
-            for layer in range(cfg.num_layers):
-                block = _Block(cfg, layer, name=f"block_{layer}")
-                x, cache_kv = block(x, allowed, cache_kv, index)
-            hidden = nn.LayerNorm(name="ln_final")(x)
-            logits = nn.Dense(cfg.vocab_size, name="lm_head")(hidden)
-        else:
-            hidden, logits, cache_kv = decoder_trunk(
-                cfg, tokens, positions, allowed, cache_kv, index
-            )
+        trunk = toy_trunk if cfg.model_type == "toy" else decoder_trunk
+        hidden, logits, cache_kv = trunk(cfg, tokens, positions, allowed, cache_kv, index)
         values = reward = None
         if cfg.value_head:
             values = nn.Dense(1, kernel_init=nn.initializers.zeros, name="value_head")(hidden)
