@@ -231,7 +231,7 @@ def test_report_from_fake_json(tmp_path):
     assert readme.startswith("# x\n\n") and readme.endswith(f"{report.README_END}\n\n## after\n")
     assert "old" not in readme and readme.count(report.README_START) == 1
     assert "[benchmarks/RESULTS.md](benchmarks/RESULTS.md)" in readme
-    assert "| ppo | CartPole-v1 (500k) | 500.0 [500.0, 500.0] | 490 | meets" in readme
+    assert "| ppo | CartPole-v1 (500k) | 500.0 [500.0, 500.0] | training | 490 | meets" in readme
     for name in ("returns_curves.png", "returns_aggregate.png", "speed.png"):
         assert (results / "figures" / name).stat().st_size > 1000
     agg = figures.aggregate_scores(

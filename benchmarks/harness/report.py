@@ -23,6 +23,7 @@ from benchmarks.harness.report_returns import (
     _g,
     _steps,
     draw_returns_like,
+    judged,
     returns_like_md,
     verdict,
 )
@@ -226,8 +227,10 @@ def build_readme_section(results_dir: Path = common.RESULTS_DIR) -> str:
         "",
         GENERATED,
         "",
-        "Learning results over ≥ 5 seeds per run (IQM of the final training return, 95% "
-        "bootstrap CI), beside the published numbers; full tables, speed beside rejax, "
+        "Learning results over ≥ 5 seeds per run (IQM over seeds with its 95% bootstrap CI: "
+        "of the deterministic policy's evaluation after training where the row has one, "
+        "else of the final training return — the *of* column says which), beside the "
+        "published numbers (evaluations); full tables, speed beside rejax, "
         "MinAtar, tabular and LLM reproductions, machines and commands in "
         "[benchmarks/RESULTS.md](benchmarks/RESULTS.md). Machine: 2 CPU cores, no GPU.",
         "",
@@ -235,15 +238,15 @@ def build_readme_section(results_dir: Path = common.RESULTS_DIR) -> str:
     if "returns" in suites:
         data = suites["returns"]
         randoms = data.get("random_returns", {})
-        lines += ["| algorithm | environment | IQM [95% CI] | published | verdict |"]
-        lines += ["|---|---|---|---|---|"]
+        lines += ["| algorithm | environment | IQM [95% CI] | of | published | verdict |"]
+        lines += ["|---|---|---|---|---|---|"]
         for row in data["rows"]:
-            s, pub = row["final_return"], row.get("published")
+            (s, basis), pub = judged(row), row.get("published")
             ci = s.get("iqm_ci95") or [None, None]
             rand = (randoms.get(row["env_id"]) or {}).get("mean")
             lines.append(
                 f"| {row['algo']} | {row['env_id']} ({_steps(row['total_timesteps'])}) "
-                f"| {_f(s['iqm'])} [{_f(ci[0])}, {_f(ci[1])}] "
+                f"| {_f(s['iqm'])} [{_f(ci[0])}, {_f(ci[1])}] | {basis} "
                 f"| {_g(pub['value']) if pub else '–'} | {verdict(s, pub, rand)} |"
             )
         lines.append("")

@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmarks.harness import figures
 
-__all__ = ["draw_returns_like", "returns_like_md", "verdict"]
+__all__ = ["draw_returns_like", "judged", "returns_like_md", "verdict"]
 
 
 def _f(x: Any, digits: int = 1) -> str:
@@ -60,6 +60,20 @@ def verdict(stats: dict, published: dict | None, random: float | None = None) ->
     return f"short by {_f(gap)}{share}{reach}"
 
 
+def judged(row: dict) -> tuple[dict, str]:
+    """The statistics a row is judged on, and which they are.
+
+    Published numbers (the SB3 zoo's, CleanRL's) are evaluations of the deterministic
+    policy after training, so a row that carries its own evaluation (``eval_return``:
+    episodes of the deterministic policy of every seed's final state) is judged on it;
+    rows measured before the suite evaluated fall back to the training return and say so.
+    """
+    ev = row.get("eval_return") or {}
+    if ev.get("n"):
+        return ev, "evaluation"
+    return row["final_return"], "training"
+
+
 def _target(stats: dict, target: dict | None) -> str:
     if target is None:
         return "–"
@@ -67,6 +81,13 @@ def _target(stats: dict, target: dict | None) -> str:
         return "✗ (no episode)"
     ok = stats["iqm"] >= target["value"]
     return f"{'✓' if ok else '✗'} ≥ {_g(target['value'])}"
+
+
+def _iqm_ci(stats: dict | None) -> str:
+    if not stats or not stats.get("n"):
+        return "–"
+    ci = stats.get("iqm_ci95") or [None, None]
+    return f"{_f(stats['iqm'])} [{_f(ci[0])}, {_f(ci[1])}]"
 
 
 def _load_note(row: dict) -> str:
@@ -85,11 +106,15 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
         "2 CPU threads). IQM and its 95% "
         "stratified bootstrap CI over seeds (Agarwal et al. 2021). Published numbers are "
         "evaluations (the SB3 zoo's of the deterministic policy), so they sit above training "
-        "returns where exploration costs reward.",
+        "returns where exploration costs reward. Evaluation = episodes of the deterministic "
+        "policy (argmax / mean action) of every seed's final parameters, after training "
+        "(`jaxrl.run.evaluate`); a row is judged on its evaluation where it has one, else on "
+        "its training return (the *judged on* column says which).",
         "",
-        "| run | env steps | seeds | mean ± std | IQM [95% CI] | published (budget; source) "
-        "| vs published | issue target | compile / run s | load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | env steps | seeds | training: mean ± std | training: IQM [95% CI] "
+        "| evaluation: IQM [95% CI] | published (budget; source) | judged on | vs published "
+        "| issue target | compile / run s | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in data["rows"]:
         s = row["final_return"]
@@ -103,11 +128,12 @@ def returns_like_md(data: dict, figures_rel: Path, prefix: str) -> list[str]:
                 pub_text += f" — budget differs: ours {_steps(row['total_timesteps'])}"
         else:
             pub_text = "–"
-        ci = s.get("iqm_ci95") or [None, None]
+        judge, basis = judged(row)
         lines.append(
             f"| {row['name']} | {_steps(row['total_timesteps'])} | {s['n']} "
-            f"| {_f(s['mean'])} ± {_f(s['std'])} | {_f(s['iqm'])} [{_f(ci[0])}, {_f(ci[1])}] "
-            f"| {pub_text} | {verdict(s, pub, rand)} | {_target(s, row.get('target'))} "
+            f"| {_f(s['mean'])} ± {_f(s['std'])} | {_iqm_ci(s)} "
+            f"| {_iqm_ci(row.get('eval_return'))} | {pub_text} | {basis} "
+            f"| {verdict(judge, pub, rand)} | {_target(judge, row.get('target'))} "
             f"| {_f(row['compile_s'])} / {_f(row['run_s'])} | {_load_note(row)} |"
         )
     notes = [(row["name"], _note(row)) for row in data["rows"] if _note(row)]
