@@ -3,10 +3,11 @@
 A stage (SFT, reward model, DPO, GRPO, RLHF) hands :func:`run_stage` a compiled
 ``advance(state, t) -> (state, metrics)`` that performs ``updates_per_call`` updates
 starting at update ``t`` (a ``lax.scan`` chunk for SFT/RM/DPO, one step for GRPO/RLHF).
-The runner evaluates before the first update and after every ``eval_every`` updates,
-copies metrics to the host once per evaluation interval, stops on a non-finite loss
-(:class:`NonFiniteLoss`) or Ctrl-C (:class:`StageInterrupted`), and — given a
-``checkpoint_dir`` — writes an atomic checkpoint after each evaluation.
+The host loop is :func:`jaxrl.run.loop.run_loop`, the one ``jaxrl train`` runs on: it
+copies metrics to the host once per evaluation interval and stops on a non-finite loss
+(:class:`NonFiniteLoss`) or Ctrl-C (:class:`StageInterrupted`). This module adds what
+is a stage's own: the evaluation before the first update and after every ``eval_every``
+updates and — given a ``checkpoint_dir`` — an atomic checkpoint after each evaluation.
 
 Data order is a pure function of (data key, update index): :func:`batch_indices` draws
 update ``t``'s rows from epoch-wise permutations without replacement, so the update
@@ -31,13 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl._signals import StopOnInterrupt
+from jaxrl.run.loop import History, RunInterrupted, first_non_finite, run_loop
 
 __all__ = [
     "NonFiniteLoss",
     "StageInterrupted",
-    "check_finite",
-    "stack_rows",
     "batch_indices",
     "Checkpoint",
     "save_checkpoint",
@@ -57,37 +56,13 @@ class NonFiniteLoss(ValueError):
         self.metrics = metrics
 
 
-class StageInterrupted(KeyboardInterrupt):
+class StageInterrupted(RunInterrupted):
     """Ctrl-C stopped a training stage; ``metrics`` holds the updates finished before it."""
 
-    def __init__(self, metrics: dict[str, np.ndarray]):
-        super().__init__("interrupted")
-        self.metrics = metrics
-        self.updates_done = len(next(iter(metrics.values()), ()))
-
-
-def stack_rows(rows: list[dict]) -> dict[str, np.ndarray]:
-    """Per-chunk (or per-step) metric dicts as one ``[updates]`` array per name."""
-    if not rows:
-        return {}
-    return {k: np.concatenate([np.atleast_1d(np.asarray(r[k])) for r in rows]) for k in rows[0]}
-
-
-def check_finite(rows: list[dict], done: int) -> None:
-    """Raises :class:`NonFiniteLoss` when a metric named ``*loss*`` of the last row (the
-    updates before ``done``) is not finite, naming the first such update."""
-    last = rows[-1]
-    for name in sorted(last):
-        if "loss" not in name:
-            continue
-        values = np.atleast_1d(np.asarray(last[name], dtype=np.float64))
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            update = done - values.size + int(bad[0]) + 1
-            raise NonFiniteLoss(
-                f"non-finite {name} at update {update}; stopped after writing the metrics so far",
-                stack_rows(rows),
-            )
+    def __init__(self, metrics: dict[str, np.ndarray], updates_done: int | None = None):
+        if updates_done is None:
+            updates_done = len(next(iter(metrics.values()), ()))
+        super().__init__("interrupted", metrics, updates_done)
 
 
 def batch_indices(key: jax.Array, step, num_rows: int, batch_size: int) -> jax.Array:
@@ -242,13 +217,17 @@ def run_stage(
 ) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Runs ``num_updates`` updates of ``advance``, evaluating and checkpointing as it goes.
 
+    The chunks, the non-finite stop, Ctrl-C and the metric transfers are the host loop of
+    :func:`jaxrl.run.loop.run_loop`, the same as ``jaxrl train``'s; the evaluation, the
+    ``checkpoint.npz`` and the resume are this stage runner's.
+
     Args:
         advance: ``advance(state, t) -> (state, metrics)``, performing updates
             ``t … t + updates_per_call − 1``; metrics are scalars (one update per call)
             or ``[updates_per_call]`` arrays. It must depend on ``t`` and ``state`` only
             (data rows and keys derived from them), which is what makes resume exact.
         state: the initial state (also the structure a checkpoint is restored into).
-        num_updates: total updates.
+        num_updates: total updates (a multiple of ``updates_per_call``).
         eval_every: updates between evaluations (a multiple of ``updates_per_call``); the
             last evaluation is after update ``num_updates`` whatever the remainder.
         evaluate: ``evaluate(state) -> {name: float}``, deterministic given the state.
@@ -270,15 +249,16 @@ def run_stage(
             Ctrl-C stops after the current interval (its evaluation and checkpoint
             written whole); a second stops at once.
     """
-    if eval_every % updates_per_call:
-        raise ValueError(
-            f"eval_every ({eval_every}) must be a multiple of updates_per_call ({updates_per_call})"
-        )
+    for name, value in (("eval_every", eval_every), ("num_updates", num_updates)):
+        if value % updates_per_call:
+            raise ValueError(
+                f"{name} ({value}) must be a multiple of updates_per_call ({updates_per_call})"
+            )
     if resume and not checkpoint_dir:
         raise ValueError("resume=True needs a checkpoint_dir to resume from")
-    rows: list[dict] = []
+    history = History(num_updates)
     evals: list[dict] = []
-    done, wall_offset = 0, 0.0
+    wall_offset = 0.0
     if resume:
         ckpt = load_checkpoint(checkpoint_dir, state)
         if ckpt.step > num_updates:
@@ -291,52 +271,53 @@ def run_stage(
                 f"{checkpoint_dir}: checkpoint written with eval_every={ckpt.eval_every}, this run "
                 f"has eval_every={eval_every}; resume with the settings of the interrupted run"
             )
-        state, done = ckpt.state, ckpt.step
-        if ckpt.metrics:
-            rows.append(ckpt.metrics)
+        state = ckpt.state
+        history.add(0, ckpt.step, ckpt.metrics)
+        history.done = ckpt.step
         num_evals = len(ckpt.evals.get("step", ()))
         evals = [{k: v[i].item() for k, v in ckpt.evals.items()} for i in range(num_evals)]
         wall_offset = float(evals[-1]["wall_time"]) if evals else 0.0
     if not evals:
         evals.append({"step": 0, "wall_time": 0.0, **evaluate(state)})
     start = time.perf_counter() - wall_offset
-    interrupt = StopOnInterrupt()  # Ctrl-C: stop after this interval's checkpoint
+
+    def check(iv):
+        bad = first_non_finite(iv.metrics)
+        if bad is not None:
+            name, _, u = bad
+            raise NonFiniteLoss(
+                f"non-finite {name} at update {iv.start + u + 1}; "
+                "stopped after writing the metrics so far",
+                iv.history,
+            )
+
+    def evaluation(iv):
+        ev = {"step": iv.done, "wall_time": time.perf_counter() - start, **evaluate(iv.state)}
+        evals.append(ev)
+        return ev
+
+    def save(iv):
+        save_checkpoint(
+            checkpoint_dir, iv.state, iv.done, iv.history, _stack_evals(evals), eval_every
+        )
+
+    def report(iv):
+        means = {k: float(np.mean(v)) for k, v in iv.metrics.items()}
+        progress_callback(iv.done, {**means, **iv.evaluation})
+
     try:
-        with interrupt:
-            while done < num_updates:
-                stop = min((done // eval_every + 1) * eval_every, num_updates)
-                pending = []
-                while done < stop:
-                    t0 = time.perf_counter()
-                    state, m = advance(state, done)
-                    if time_calls:
-                        jax.block_until_ready(state)
-                    pending.append((m, time.perf_counter() - t0))
-                    done += updates_per_call
-                # metrics leave the device once per evaluation interval
-                host = jax.device_get([m for m, _ in pending])
-                interval = stack_rows(
-                    [
-                        {**h, **({"step_time": np.asarray(t)} if time_calls else {})}
-                        for h, (_, t) in zip(host, pending, strict=True)
-                    ]
-                )
-                rows = [stack_rows([*rows, interval])]  # one array per name, grown per interval
-                try:
-                    check_finite([interval], done)
-                except NonFiniteLoss as e:
-                    raise NonFiniteLoss(str(e), rows[0]) from None
-                ev = {"step": done, "wall_time": time.perf_counter() - start, **evaluate(state)}
-                evals.append(ev)
-                if checkpoint_dir:
-                    save_checkpoint(
-                        checkpoint_dir, state, done, rows[0], _stack_evals(evals), eval_every
-                    )
-                if progress_callback is not None:
-                    means = {k: float(np.mean(v)) for k, v in interval.items()}
-                    progress_callback(done, {**means, **ev})
-                if interrupt.requested and done < num_updates:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        raise StageInterrupted(stack_rows(rows)) from None
-    return state, stack_rows(rows), _stack_evals(evals)
+        state = run_loop(
+            lambda s, t, n: (*advance(s, t), None),
+            state,
+            history=history,
+            interval=eval_every,
+            per_call=updates_per_call,
+            check=check,
+            evaluate=evaluation,
+            save=save if checkpoint_dir else None,
+            report=report if progress_callback is not None else None,
+            time_calls=time_calls,
+        ).state
+    except RunInterrupted as e:
+        raise StageInterrupted(e.metrics, e.updates_done) from None
+    return state, history.upto(), _stack_evals(evals)

@@ -2,9 +2,10 @@
 
 The runs are one ``vmap`` axis, sharded across ``jax.devices()`` when there are
 several. Updates run in chunks (one compiled program reused for every chunk,
-whatever its length), so a progress bar moves, a checkpoint lands and
-non-finite losses are caught between chunks. Compile time and run time are
-measured apart.
+whatever its length) through the host loop of :mod:`jaxrl.run.loop`, so a progress
+bar moves, a checkpoint lands and non-finite losses are caught between chunks; what
+stays here is the run axis: its sharding, padding and orbax checkpoints. Compile time
+and run time are measured apart.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxrl._signals import StopOnInterrupt
 from jaxrl.agents.base import Agent
+from jaxrl.run.loop import History, RunInterrupted, first_non_finite, run_loop
 
 __all__ = [
     "NonFiniteError",
@@ -43,18 +44,7 @@ class RunResult(NamedTuple):
     compile_s: float  # compiling init and the chunk program
     run_s: float  # executing them
     resumed_from: int  # updates restored from a checkpoint (0 for a fresh run)
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run between chunks; the metrics of the finished chunks come with it.
-
-    A ``KeyboardInterrupt``, so code that does not handle it stops as before.
-    """
-
-    def __init__(self, message: str, metrics: dict[str, np.ndarray], updates_done: int):
-        super().__init__(message)
-        self.metrics = metrics
-        self.updates_done = updates_done
+    devices: int = 1  # devices the run axis was sharded over (1: unsharded)
 
 
 class NonFiniteError(RuntimeError):
@@ -147,6 +137,7 @@ def run_seeds(
     shard: bool = True,
     describe_run: Callable[[int], str] | None = None,
     on_start: Callable[[int], None] | None = None,
+    evaluate: Callable[[int, Any], None] | None = None,
 ) -> RunResult:
     """Trains ``agent`` once per entry of ``seeds``, all runs in one vmapped program.
 
@@ -164,6 +155,8 @@ def run_seeds(
       describe_run: ``r -> text`` naming run r's configuration in error messages.
       on_start: called with the updates already done once compiling is over and just
         before the first chunk runs (a progress rate then excludes compile time).
+      evaluate: called after every chunk with ``(updates_done, state)``, before the
+        chunk's checkpoint and ``on_chunk`` (e.g. :class:`jaxrl.run.evaluate.TrainingEvaluation`).
 
     Returns:
       A :class:`RunResult`.
@@ -213,10 +206,14 @@ def run_seeds(
         jax.vmap(agent.update, in_axes=(0, config_axis)), abstract_state, in_config
     )
     # One host buffer per metric for the whole run, filled chunk by chunk (no re-concatenation).
-    history = {
-        k: np.zeros((padded, total) + v.shape[1:], v.dtype) for k, v in metric_shapes.items()
-    }
-    done, run_s, compile_s = 0, 0.0, 0.0
+    history = History(
+        total,
+        axis=1,
+        arrays={
+            k: np.zeros((padded, total) + v.shape[1:], v.dtype) for k, v in metric_shapes.items()
+        },
+    )
+    run_s, compile_s = 0.0, 0.0
     restored = None
     if checkpointer is not None:
         restored = checkpointer.restore(
@@ -226,8 +223,9 @@ def run_seeds(
         state, done = restored.state, min(restored.updates_done, total)
         if sharding is not None:
             state = jax.device_put(state, sharding)
-        for k, v in restored.metrics.items():
-            history[k][:, :done] = _pad_np(np.asarray(v), padded)[:, :done]
+        padded_metrics = {k: _pad_np(np.asarray(v), padded) for k, v in restored.metrics.items()}
+        history.add(0, done, padded_metrics)
+        history.done = done
     else:
         t0 = time.perf_counter()
         init = init_fn.lower(keys, in_config).compile()
@@ -235,52 +233,63 @@ def run_seeds(
         t0 = time.perf_counter()
         state = jax.block_until_ready(init(keys, in_config))
         run_s += time.perf_counter() - t0
-    resumed_from = done
-    if done < total:  # a finished run is not compiled again
+    resumed_from = history.done
+    compiled = None
+    if resumed_from < total:  # a finished run is not compiled again
         t0 = time.perf_counter()
         compiled = chunk_fn.lower(state, in_config, jnp.int32(chunk_updates)).compile()
         compile_s += time.perf_counter() - t0
     if on_start is not None:
-        on_start(done)
+        on_start(resumed_from)
 
-    interrupt = StopOnInterrupt()
+    def advance(state, t, n):
+        return compiled(state, in_config, jnp.int32(n))  # (state, metrics, params finite)
+
+    def check(iv):
+        metrics = {k: v[:num_runs] for k, v in iv.history.items()}
+        bad = first_non_finite({k: v[:num_runs] for k, v in iv.metrics.items()}, axis=1)
+        if bad is not None:
+            name, (run,), u = bad
+            _fail(name, iv.start + u + 1, run, seeds, describe_run, metrics, iv.done)
+        finite = np.asarray(iv.extra)[:num_runs]
+        if not np.all(finite):
+            run = int(np.argwhere(~finite)[0][0])
+            _fail("parameters", None, run, seeds, describe_run, metrics, iv.done)
+
+    def save(iv):
+        checkpointer.save(iv.done, iv.state, iv.history)
+
+    def report(iv):
+        on_chunk(iv.done, {k: v[:num_runs] for k, v in iv.history.items()}, iv.state)
+
     try:
-        with interrupt:
-            while done < total:
-                n = min(chunk_updates, total - done)
-                t0 = time.perf_counter()
-                state, buffers, finite = compiled(state, in_config, jnp.int32(n))
-                buffers, finite = _to_host((buffers, finite))
-                run_s += time.perf_counter() - t0
-                for k, v in buffers.items():
-                    history[k][:, done : done + n] = np.asarray(v)[:, :n]
-                done += n
-                metrics = {k: v[:num_runs, :done] for k, v in history.items()}
-                _raise_if_non_finite(metrics, finite[:num_runs], done, n, seeds, describe_run)
-                if checkpointer is not None:
-                    checkpointer.save(done, state, {k: v[:, :done] for k, v in history.items()})
-                if on_chunk is not None:
-                    on_chunk(done, metrics, state)
-                if interrupt.requested and done < total:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
+        state, _, loop_s = run_loop(
+            advance,
+            state,
+            history=history,
+            interval=chunk_updates,
+            check=check,
+            evaluate=(lambda iv: evaluate(iv.done, iv.state)) if evaluate is not None else None,
+            save=save if checkpointer is not None else None,
+            report=report if on_chunk is not None else None,
+            to_host=_to_host,
+        )
+    except RunInterrupted as e:
         if checkpointer is not None:
             checkpointer.wait()
-        raise RunInterrupted(
-            f"interrupted after update {done} of {total}",
-            {k: v[:num_runs, :done] for k, v in history.items()},
-            done,
-        ) from None
+        metrics = {k: v[:num_runs] for k, v in e.metrics.items()}
+        raise RunInterrupted(str(e), metrics, e.updates_done) from None
     if checkpointer is not None:
         checkpointer.wait()
     return RunResult(
         state=jax.tree.map(lambda x: x[:num_runs], state),
-        metrics={k: v[:num_runs] for k, v in history.items()},
+        metrics={k: v[:num_runs] for k, v in history.upto(total).items()},
         seeds=seeds,
         steps_per_update=agent.steps_per_update,
         compile_s=compile_s,
-        run_s=run_s,
+        run_s=run_s + loop_s,
         resumed_from=resumed_from,
+        devices=1 if sharding is None else len(sharding.mesh.devices.flat),
     )
 
 
@@ -338,21 +347,6 @@ def _to_host(tree):
 def _pad_np(x: np.ndarray, padded: int) -> np.ndarray:
     extra = padded - x.shape[0]
     return x if extra <= 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)], axis=0)
-
-
-def _raise_if_non_finite(metrics, params_finite, done, n, seeds, describe_run) -> None:
-    start = done - n
-    for name in sorted(metrics):
-        if "loss" not in name:
-            continue
-        window = metrics[name][:, start:done]
-        bad = ~np.isfinite(window)
-        if bad.any():
-            run, u = (int(i) for i in np.argwhere(bad)[0])
-            _fail(name, start + u + 1, run, seeds, describe_run, metrics, done)
-    if not np.all(params_finite):
-        run = int(np.argwhere(~np.asarray(params_finite))[0][0])
-        _fail("parameters", None, run, seeds, describe_run, metrics, done)
 
 
 def _fail(what, update, run, seeds, describe_run, metrics, done):

@@ -145,6 +145,7 @@ def sweep(
     num_runs = len(configs) * len(seeds)
     metrics: dict[str, np.ndarray] | None = None  # each [configs * seeds, updates]
     states, compile_s, run_s, steps_per_update, finished = [], 0.0, 0.0, 1, True
+    devices = 1  # the most devices one compiled group's runs were sharded over
     bar = Progress(f"{algo} {_env_name(base_config)}".strip(), unit.replace("_", " "),
                    enabled=progress and main_process)  # fmt: skip
     try:
@@ -175,11 +176,7 @@ def sweep(
                 lab = labels[idx[r // len(seeds)]]
                 return ", ".join(f"{k}={v}" for k, v in lab.items()) or "base config"
 
-            def on_chunk(
-                done, chunk_metrics, state, rows=rows, spu=agent.steps_per_update, ev=evals
-            ):
-                if ev is not None:
-                    ev(done, state)
+            def on_chunk(done, chunk_metrics, state, rows=rows, spu=agent.steps_per_update):
                 last = chunk_metrics["episode_return"][:, -1]
                 bar.update(done * spu, float(np.nanmean(last)) if np.isfinite(last).any() else None)
                 writer.on_chunk(rows, chunk_metrics, done, spu)
@@ -195,6 +192,7 @@ def sweep(
                     checkpointer=ckpt,
                     describe_run=describe,
                     on_start=lambda done, spu=agent.steps_per_update: bar.started(done * spu),
+                    evaluate=evals,
                 )
             except (NonFiniteError, RunInterrupted) as e:
                 metrics = _place(metrics, rows, e.metrics, num_runs, e.updates_done)
@@ -208,6 +206,7 @@ def sweep(
                 log(f"resumed from the checkpoint after update {result.resumed_from}")
             compile_s += result.compile_s
             run_s += result.run_s
+            devices = max(devices, result.devices)
             states.append(result.state)
             metrics = _place(metrics, rows, result.metrics, num_runs)
     finally:
@@ -222,6 +221,7 @@ def sweep(
         summary = previous
     else:
         summary = _summary(metrics, seeds, labels, steps_per_update, compile_s, run_s, groups)
+        summary["devices"] = _devices_used(devices)
         writer.write(metrics, steps_per_update, summary)
     return SweepResult(
         configs, labels, seeds, metrics, steps_per_update, compile_s, run_s, summary, states
@@ -277,6 +277,18 @@ def _summary(metrics, seeds, labels, steps_per_update, compile_s, run_s, groups)
             for i, lab in enumerate(labels)
         ]
     return summary
+
+
+def _devices_used(used: int) -> dict:
+    """summary.json's ``devices``: how many ran the runs, of which kind, of how many there."""
+    available = jax.devices()
+    return {
+        "used": used,
+        "kind": available[0].platform,
+        "device_kind": available[0].device_kind,
+        "available": len(available),
+        "processes": jax.process_count(),
+    }
 
 
 def _env_name(cfg) -> str:
