@@ -29,9 +29,7 @@ from jaxrl.llm.runner import (  # noqa: F401  (re-exported: trainers and run/llm
     NonFiniteLoss,
     StageInterrupted,
     batch_indices,
-    check_finite,
     run_stage,
-    stack_rows,
 )
 from jaxrl.llm.tasks import TOKENIZER, Task
 from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
