@@ -5,8 +5,12 @@ Layers (each imports only from those above it): ``core`` (math on arrays),
 ``llm`` and ``run``.
 """
 
+from jaxrl import _deferred_plotting
+
 __version__ = "0.1.0"
 __all__ = ["__version__", "load"]
+
+_deferred_plotting.install()  # gymnax's seaborn/pyplot imported when rendering, not at start-up
 
 
 def load(run_dir, seed=None):
