@@ -76,6 +76,11 @@ class History:
             value = np.asarray(value)
             if value.ndim == self.axis:
                 value = np.expand_dims(value, self.axis)
+            if value.shape[self.axis] < n:
+                raise ValueError(
+                    f"metric {name!r} has {value.shape[self.axis]} entries on axis {self.axis} "
+                    f"for {n} updates"
+                )
             value = value[self._window(0, n)]
             if name not in self.arrays:
                 shape = value.shape[: self.axis] + (self.total,) + value.shape[self.axis + 1 :]
