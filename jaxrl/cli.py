@@ -16,6 +16,11 @@ the generation length of grpo and rlhf); the counts go to the run log and summar
 
 A mistake on the command line (an unknown algorithm, environment or field, a
 bad value) is answered with one line naming what is allowed, and exit status 2.
+
+This module holds the parser and the small subcommands; the names and counts checked
+before jax is imported are in :mod:`jaxrl.cli_checks`, and the larger subcommands in
+:mod:`jaxrl.run.train_cli` (train), :mod:`jaxrl.run.llm_cli` (llm) and
+:mod:`jaxrl.run.evaluate` (eval).
 """
 
 from __future__ import annotations
@@ -26,14 +31,20 @@ import time
 from pathlib import Path
 
 import jaxrl
+from jaxrl.cli_checks import (  # _parse_sets, _quick: jaxrl/run/llm_cli.py imports them from here
+    SOLVE_METHODS,
+    TABULAR_ENVS,
+    UsageError,
+    _check_env,
+    _parse_sets,  # noqa: F401
+    _precheck_train,
+    _quick,  # noqa: F401
+    _suggest,
+)
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for: one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,379 +52,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _parse_sets(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"--set expects field=value, got {item!r}")
-        name, value = item.split("=", 1)
-        out[name.strip()] = value.strip()
-    return out
-
-
-# Names known without importing jax (which takes seconds): a typo is answered at once.
-# tests/test_cli.py checks them against the live registries (jaxrl.agents, jaxrl.envs,
-# jaxrl.tabular); a name missing here but present there still works (see _known_algorithm).
-DEEP_ALGORITHMS = ("a2c", "ddpg", "dqn", "ppo", "pqn", "reinforce", "sac", "td3", "trpo")
-TABULAR_ALGORITHMS = ("q-learning", "sarsa", "expected-sarsa", "double-q", "n-step-sarsa")
-SOLVE_METHODS = ("value-iteration", "policy-iteration")
-TABULAR_ENVS = (
-    "CliffWalking",
-    "FrozenLake-4x4",
-    "FrozenLake-4x4-nonslippery",
-    "FrozenLake-8x8",
-    "FrozenLake-8x8-nonslippery",
-    "MaximizationBias",
-    "RandomMDP",
-    "WindyGridworld",
-)
-ENVS = (
-    *("Acrobot-v1", "CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"),
-    *(f"{g}-MinAtar" for g in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")),
-    *(
-        f"{e}-bsuite"
-        for e in (
-            "Catch",
-            "DeepSea",
-            "DiscountingChain",
-            "MNISTBandit",
-            "MemoryChain",
-            "SimpleBandit",
-            "UmbrellaChain",
-        )
-    ),
-    *(
-        f"{e}-misc"
-        for e in (
-            "BernoulliBandit",
-            "FourRooms",
-            "FrozenLake",
-            "GaussianBandit",
-            "MetaMaze",
-            "PointRobot",
-            "Pong",
-            "Reacher",
-            "Swimmer",
-        )
-    ),
-    *(f"Probe{i}{c}-v0" for i in (1, 2, 3, 4, 5, "Truncation") for c in ("", "Continuous")),
-)
-
-
-def _suggest(name: str, known) -> str:
-    """`` (did you mean 'x'?)`` for the closest known name, ignoring case, or ``""``."""
-    import difflib
-
-    by_lower = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
-    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
-
-
-def _known_algorithm(name: str) -> bool:
-    """A deep-RL algorithm name, checked without importing jax.
-
-    A name missing from ``DEEP_ALGORITHMS`` whose module file exists (an algorithm
-    added since) is left to the live registry."""
-    if name in DEEP_ALGORITHMS:
-        return True
-    module = Path(__file__).parent / "agents" / f"{name}.py"
-    internal = ("base", "on_policy", "off_policy")
-    return name.isidentifier() and name not in internal and module.exists()
-
-
-def _parse_count(flag: str, text: str) -> int:
-    """A whole number >= 1 written as ``100000``, ``100_000`` or ``1e5``."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        value = float("nan")
-    if not (value >= 1 and value.is_integer() and value < 2**62):
-        raise UsageError(f"{flag} must be a whole number >= 1 (e.g. 100000 or 1e5), got {text!r}")
-    return int(text.replace("_", "")) if text.replace("_", "").isdigit() else int(value)
-
-
-def _precheck_train(args) -> None:
-    """Checks what ``jaxrl train`` can check without importing jax: names and counts."""
-    for flag, value in (("--seeds", args.seeds), ("--chunk", args.chunk), ("--keep", args.keep)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be >= 1, got {value}")
-    if args.total_steps is not None:
-        args.total_steps = _parse_count("--total-steps", args.total_steps)
-    if args.resume is not None:
-        if not args.resume.is_dir():
-            raise UsageError(f"--resume {args.resume}: no such directory")
-        if not (args.resume / "config.json").exists():
-            raise UsageError(f"--resume {args.resume}: no config.json there (not a run directory)")
-        return
-    algo = args.algo
-    tabular = algo in TABULAR_ALGORITHMS
-    if not tabular and not _known_algorithm(algo):
-        known = (*DEEP_ALGORITHMS, *TABULAR_ALGORITHMS)
-        raise UsageError(
-            f"unknown algorithm {algo!r}{_suggest(algo, known)}; known: {', '.join(known)}"
-        )
-    if tabular and args.total_steps is not None:
-        raise UsageError("--total-steps: this algorithm counts episodes; use --set num_episodes=N")
-    env = args.env
-    for item in args.set or []:
-        name, _, value = item.partition("=")
-        if name.strip() in ("env_id", "env") and value.strip():
-            env = value.strip()
-    if env is None or ":" in env:  # gymnasium:ID, brax:NAME: the live registry decides
-        return
-    if tabular and env not in TABULAR_ENVS:
-        if env in ENVS:
-            raise UsageError(
-                f"{env} is not a tabular environment: {algo} runs on {', '.join(TABULAR_ENVS)}; "
-                f"for {env} use {', '.join(DEEP_ALGORITHMS)}"
-            )
-        raise UsageError(
-            f"unknown tabular environment {env!r}{_suggest(env, TABULAR_ENVS)}; "
-            f"known: {', '.join(TABULAR_ENVS)}"
-        )
-    if not tabular and env not in ENVS:
-        if env in TABULAR_ENVS:
-            raise UsageError(
-                f"{env} is a tabular environment: use {', '.join(TABULAR_ALGORITHMS)} "
-                f"(or jaxrl solve value-iteration --env {env})"
-            )
-        raise UsageError(
-            f"unknown environment {env!r}{_suggest(env, ENVS)}; known: {', '.join(ENVS)}"
-        )
-
-
-def _check_out(out: Path, algo: str, config, seeds: list[int], grid: dict) -> None:
-    """An existing run directory must hold this run; else name only the fields that differ."""
-    import json
-
-    from jaxrl._config import config_to_dict
-
-    path = Path(out) / "config.json"
-    if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    new = json.loads(json.dumps({"algo": algo, "seeds": seeds, "grid": grid}))
-    new_config = json.loads(json.dumps(config_to_dict(config)))
-    old_config = old.get("config") or {}
-    diffs = [f"{k} ({old.get(k)!r} there, {new[k]!r} now)" for k in new if new[k] != old.get(k)]
-    diffs += [
-        f"{k} ({old_config.get(k)!r} there, {new_config.get(k)!r} now)"
-        for k in sorted(set(old_config) | set(new_config))
-        if old_config.get(k) != new_config.get(k)
-    ]
-    if diffs:
-        raise UsageError(
-            f"{out} holds a different run: {'; '.join(diffs)}; choose another --out "
-            f"or continue that run with: jaxrl train --resume {out}"
-        )
-
-
-def _note_rounding(module, config, requested: int | None) -> None:
-    """Says when --total-steps is not a whole number of updates (a run takes whole updates)."""
-    if requested is None or not hasattr(module, "make_agent"):
-        return
-    agent = module.make_agent(config)
-    done = agent.num_updates * agent.steps_per_update
-    if done != requested:
-        print(
-            f"note: --total-steps {requested:,} is not a multiple of the "
-            f"{agent.steps_per_update:,} environment steps of one update, so each run takes "
-            f"{agent.num_updates:,} updates = {done:,} steps"
-        )
-
-
-def _quick() -> bool:
-    """``JAXRL_QUICK=1``: tiny budgets, so that tests/test_docs.py can run every documented
-    command as written (the README's, the examples')."""
-    import os
-
-    return os.environ.get("JAXRL_QUICK") == "1"
-
-
-def _quick_train(module, config, seeds: list[int]):
-    """At most 2 seeds and 2 updates (20 episodes for tabular agents); learning starts in
-    the first update."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(config)}
-    changes = {}
-    if "num_episodes" in names:
-        changes["num_episodes"] = min(config.num_episodes, 20)
-    if "total_timesteps" in names:
-        agent = module.make_agent(config)
-        changes["total_timesteps"] = min(config.total_timesteps, 2 * agent.steps_per_update)
-        if "learning_starts" in names:
-            changes["learning_starts"] = min(config.learning_starts, agent.steps_per_update // 2)
-    print(f"JAXRL_QUICK=1: {', '.join(f'{k}={v}' for k, v in changes.items())}, <= 2 seeds")
-    return dataclasses.replace(config, **changes), seeds[:2]
-
-
-def _env_field(cls) -> str:
-    """The Config field naming the environment: ``env_id`` (deep RL) or ``env`` (tabular)."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(cls)}
-    return "env_id" if "env_id" in names else "env"
-
-
-def _check_env(env_id: str, field: str) -> None:
-    if field == "env_id" and env_id.startswith(("gymnasium:", "brax:")):
-        return  # jaxrl.envs.make checks these (registered id, installed extra)
-    if field == "env":
-        from jaxrl.tabular import TABULAR_ENVS
-
-        known = sorted(TABULAR_ENVS)
-    else:
-        from jaxrl import envs
-
-        known = envs.registered_envs()
-    if env_id not in known:
-        hint = _suggest(env_id, known)
-        raise UsageError(f"unknown environment {env_id!r}{hint}; known: {', '.join(known)}")
-
-
-def _build_config(module, args) -> object:
-    import dataclasses
-
-    from jaxrl._config import config_from_overrides, parse_value
-
-    overrides = _parse_sets(args.set or [])
-    field = _env_field(module.Config)
-    if args.env is not None:
-        overrides[field] = args.env
-    if args.total_steps is not None:
-        if "total_timesteps" not in {f.name for f in dataclasses.fields(module.Config)}:
-            raise UsageError(
-                "--total-steps: this algorithm counts episodes; use --set num_episodes=N"
-            )
-        overrides["total_timesteps"] = str(args.total_steps)
-    if field in overrides:
-        _check_env(parse_value(module.Config, field, overrides[field]), field)
-    return config_from_overrides(module.Config, overrides)
-
-
-def _parse_sweeps(module, items: list[str]) -> dict[str, list]:
-    from jaxrl._config import parse_value
-
-    grid = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"--sweep expects field=v1,v2,..., got {item!r}")
-        name, values = item.split("=", 1)
-        name = name.strip()
-        parts = [v.strip() for v in values.split(",") if v.strip()]
-        if not parts:
-            raise UsageError(f"--sweep {name}= names no values")
-        grid[name] = [parse_value(module.Config, name, v) for v in parts]
-    return grid
-
-
-def _from_run_dir(run_dir: Path):
-    """algo, module, config, seeds and grid recorded in a run directory's config.json."""
-    import json
-    import typing
-
-    from jaxrl._config import config_from_overrides
-    from jaxrl.agents import get_algorithm
-
-    path = run_dir / "config.json"
-    if not Path(run_dir).is_dir():
-        raise UsageError(f"--resume {run_dir}: no such directory")
-    if not path.exists():
-        raise UsageError(f"--resume {run_dir}: no config.json there (not a run directory)")
-    record = json.loads(path.read_text())
-    module = get_algorithm(record["algo"])
-    hints = typing.get_type_hints(module.Config)
-    values = {
-        k: tuple(v) if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple else v
-        for k, v in record["config"].items()
-    }
-    config = config_from_overrides(module.Config, values)
-    return record["algo"], module, config, record["seeds"], record.get("grid") or {}
-
-
 def _cmd_train(args) -> int:
-    from jaxrl.agents import get_algorithm
-    from jaxrl.run import NonFiniteError, sweep
+    from jaxrl.run.train_cli import cmd_train  # jaxrl train: jaxrl/run/train_cli.py
 
-    if args.distributed:
-        from jaxrl.run.devices import initialize_distributed
-
-        try:
-            print(f"distributed: {initialize_distributed()}")
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    try:
-        if args.resume is not None:
-            algo, module, config, seeds, grid = _from_run_dir(args.resume)
-            out = args.resume
-        else:
-            algo = args.algo
-            module = get_algorithm(algo)
-            config = _build_config(module, args)
-            grid = _parse_sweeps(module, args.sweep or [])
-            if args.seeds < 1:
-                raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-            seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
-            env_name = getattr(config, _env_field(type(config)))
-            out = args.out or Path("runs") / (f"{algo}-{env_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-            if _quick():
-                config, seeds = _quick_train(module, config, seeds)
-            _check_out(out, algo, config, seeds, grid)
-            if not _quick():
-                _note_rounding(module, config, args.total_steps)
-        from jaxrl.run.devices import device_summary
-
-        print(f"devices: {device_summary()} ({getattr(args, 'device_note', '')})")
-        result = sweep(
-            module,
-            config,
-            grid,
-            seeds,
-            out,
-            algo=algo,
-            progress=not args.no_progress,
-            chunk_updates=args.chunk,
-            checkpoint=not args.no_checkpoint,
-            keep=args.keep,
-            tensorboard=args.tensorboard,
-            eval_every=args.eval_every,
-            eval_episodes=args.eval_episodes,
-        )
-    except NonFiniteError as e:
-        raise UsageError(f"{e} ({out}/metrics.csv)") from None
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    except KeyboardInterrupt as e:  # run_seeds raises RunInterrupted with what it wrote
-        done = getattr(e, "updates_done", 0)
-        saved = f"stopped after update {done}; metrics so far in {out}" if done else "stopped"
-        print(f"{saved}; continue with: jaxrl train --resume {out}", file=sys.stderr)
-        return 130
-    _print_summary(result.summary, out)
-    return 0
-
-
-def _print_summary(summary: dict, out) -> None:
-    def line(fr):
-        if not fr["n"]:
-            return "no episode finished"
-        ci = fr["iqm_ci95"]
-        return (
-            f"IQM {fr['iqm']:.1f} (95% CI {ci[0]:.1f} to {ci[1]:.1f}), "
-            f"mean {fr['mean']:.1f} ± {fr['std']:.1f} over {fr['n']} seeds"
-        )
-
-    if "configurations" in summary:
-        for c in summary["configurations"]:
-            vals = ", ".join(f"{k}={v}" for k, v in c["values"].items())
-            print(f"{vals:>40}: final return {line(c['final_return'])}")
-    else:
-        print(f"final return: {line(summary['final_return'])}")
-    t = summary["timing"]
-    print(
-        f"compile {t['compile_s']:.1f} s, run {t['run_s']:.1f} s "
-        f"({t['steps_per_s']:,.0f} env steps/s over all runs); run directory: {out}"
-    )
+    return cmd_train(args)
 
 
 def _cmd_list(args) -> int:

@@ -153,7 +153,8 @@ def test_names_and_counts_are_checked_before_jax_is_imported():
 
 
 def test_names_known_before_jax_match_the_registries():
-    from jaxrl import cli, envs
+    from jaxrl import cli_checks as cli
+    from jaxrl import envs
     from jaxrl.agents import ALGORITHMS
     from jaxrl.tabular import SOLVERS, TABULAR_ENVS
     from jaxrl.tabular.agents import ALGORITHMS as TABULAR
@@ -168,17 +169,16 @@ def test_names_known_before_jax_match_the_registries():
 
 
 def test_total_steps_forms_and_the_rounding_note(capsys):
-    from jaxrl import cli
+    from jaxrl.cli_checks import _parse_count
+    from jaxrl.run.train_cli import _note_rounding
 
-    assert [cli._parse_count("--total-steps", t) for t in ("1e5", "100_000", "100000")] == [
-        100_000
-    ] * 3
-    assert cli._parse_count("--total-steps", "12345678901234567") == 12345678901234567
+    assert [_parse_count("--total-steps", t) for t in ("1e5", "100_000", "100000")] == [100_000] * 3
+    assert _parse_count("--total-steps", "12345678901234567") == 12345678901234567
     config = ppo.Config(total_timesteps=500_000)
-    cli._note_rounding(ppo, config, 500_000)
+    _note_rounding(ppo, config, 500_000)
     out = capsys.readouterr().out
     assert "--total-steps 500,000 is not a multiple of the 512" in out and "499,712 steps" in out
-    cli._note_rounding(ppo, ppo.Config(total_timesteps=512_000), 512_000)
+    _note_rounding(ppo, ppo.Config(total_timesteps=512_000), 512_000)
     assert capsys.readouterr().out == ""
 
 
