@@ -91,13 +91,17 @@ def test_sharded_over_four_host_devices_equals_unsharded(tmp_path):
         import jax, numpy as np
         assert len(jax.devices()) == 4, jax.devices()
         from jaxrl.agents import ppo
-        from jaxrl.run import run_seeds
+        from jaxrl.run import train
         cfg = ppo.Config(**{TINY!r})
-        res = run_seeds(ppo.make_agent(cfg), cfg, [0, 1, 2, 3, 4], chunk_updates=4)
+        res = train(ppo, cfg, [0, 1, 2, 3, 4], "{tmp_path}/run", progress=False,
+                    chunk_updates=4, checkpoint=False)
         np.savez("{tmp_path}/sharded.npz", **res.metrics)
     """
     out = run_python(code, {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
     assert out.returncode == 0, out.stderr[-2000:]
+    devices = json.loads((tmp_path / "run" / "summary.json").read_text())["devices"]
+    assert devices["used"] == 4 and devices["available"] == 4, devices  # 5 runs padded to 8
+    assert devices["kind"] == "cpu" and devices["processes"] == 1, devices
     sharded = np.load(tmp_path / "sharded.npz")
     single = run_seeds(
         ppo.make_agent(tiny()), tiny(), [0, 1, 2, 3, 4], chunk_updates=4, shard=False
@@ -173,6 +177,8 @@ def test_truncated_newest_checkpoint_falls_back(tmp_path):
 
 def test_rerun_of_a_finished_run_leaves_it_alone_and_refuses_a_different_run(tmp_path):
     first = train(ppo, tiny(), [0], tmp_path, progress=False, chunk_updates=3)
+    assert first.summary["devices"]["used"] == 1  # one run stays on one device, unbatched
+    assert first.summary["devices"]["kind"] == jax.devices()[0].platform
     files = {n: (tmp_path / n).read_bytes() for n in ("metrics.csv", "summary.json")}
     notes = []
     res = train(ppo, tiny(), [0], tmp_path, progress=False, chunk_updates=3, log=notes.append)
