@@ -1,9 +1,9 @@
-"""Ctrl-C between chunks: what the control runner and the LLM runner share.
+"""Ctrl-C between chunks, for the host loop of every run (:mod:`jaxrl.run.loop`).
 
 A KeyboardInterrupt raised at an arbitrary point can land inside a checkpoint write or
 inside a library holding a lock (JAX's compilation cache, orbax), leaving a file half
-written or a later call waiting forever. The runners instead catch the first SIGINT as a
-request and stop at the next chunk boundary, after that chunk's metrics and checkpoint
+written or a later call waiting forever. The loop instead catches the first SIGINT as a
+request and stops at the next chunk boundary, after that chunk's metrics and checkpoint
 are written.
 """
 
@@ -19,7 +19,7 @@ __all__ = ["StopOnInterrupt"]
 class StopOnInterrupt:
     """Within ``with``: the first Ctrl-C sets ``requested``; a second stops at once.
 
-    The runner checks ``requested`` after each chunk and raises ``KeyboardInterrupt``
+    The loop checks ``requested`` after each chunk and raises ``KeyboardInterrupt``
     itself. Outside the main thread (where Python delivers no signals) nothing changes.
     """
 
