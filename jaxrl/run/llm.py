@@ -317,8 +317,6 @@ def run_stage(
         save_adapter(str(out / "adapter"), result.model_config, result.params)
     if tokenizer_dir is not None:
         copy_tokenizer(tokenizer_dir, str(out / "model"))
-    rundir.write_table_csv(out / "metrics.csv", result.metrics, "update")
-    rundir.write_table_csv(out / "evals.csv", result.evals)
     summary = {k: float(v) for k, v in result.summary.items()}
     # Every stage evaluates before its first update: keep that as before_* (the change).
     for k, v in result.evals.items():
@@ -328,8 +326,9 @@ def run_stage(
     for k, v in stats.items():
         if isinstance(v, (int, float, np.integer, np.floating)):
             summary[f"data_{k}"] = float(v)
-    rundir.write_json(out / "summary.json", summary)
-    rundir.plot_stage(out / "curves.png", result.metrics, result.evals, f"jaxrl llm {stage}")
+    from jaxrl.run.writer import RunWriter  # the one run-directory writer (train and llm)
+
+    RunWriter.for_stage(out, stage, seed).write_stage(result.metrics, result.evals, summary)
     return summary
 
 

@@ -1,9 +1,10 @@
-"""The run-directory writer of ``jaxrl train``: one object, several backends.
+"""The run-directory writer of ``jaxrl train`` and ``jaxrl llm``: one object, several backends.
 
 In the manner of CLU's metric writers: the runner hands every backend the same
 metrics, ``[configs × seeds, updates]`` per name, once per chunk (streaming
 backends: TensorBoard) and once at the end (files: metrics.csv, summary.json,
-curves.png, written atomically by :mod:`jaxrl.run.rundir`).
+curves.png, written atomically by :mod:`jaxrl.run.rundir`). An LLM stage is one run
+counted in updates (:meth:`RunWriter.for_stage`), with evals.csv beside its metrics.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrl.run.rundir import make_summary, plot_curves, write_json, write_metrics_csv
+from jaxrl.run.rundir import (
+    make_summary,
+    plot_curves,
+    plot_stage,
+    write_json,
+    write_metrics_csv,
+    write_table_csv,
+)
 
 __all__ = ["RunWriter"]
 
 
 class RunWriter:
-    """Writes a ``jaxrl train`` run directory; every backend gets the same metrics.
+    """Writes a ``jaxrl train`` or ``jaxrl llm`` run directory; every backend gets the same metrics.
 
     Metrics are one ``[configs × seeds, updates]`` array per name, rows ordered
     configuration-major (run ``i·S + s`` is configuration i, seed s). ``out=None``
@@ -36,6 +44,26 @@ class RunWriter:
         self.out = None if out is None else Path(out)
         self.algo, self.env, self.labels, self.seeds, self.unit = algo, env, labels, seeds, unit
         self.tensorboard = None
+
+    @classmethod
+    def for_stage(cls, out, stage: str, seed: int) -> RunWriter:
+        """The writer of a ``jaxrl llm STAGE`` run directory: one run, counted in updates."""
+        return cls(out, f"llm {stage}", "", [{}], [seed], unit="updates")
+
+    def write_stage(self, metrics, evals, summary: dict) -> None:
+        """An LLM stage's metrics.csv (``[updates]`` per name: one row per update),
+        evals.csv (one row per evaluation), summary.json and curves.png."""
+        if self.out is None:
+            return
+        self.write_stage_partial(metrics)
+        write_table_csv(self.out / "evals.csv", evals)
+        write_json(self.out / "summary.json", summary)
+        plot_stage(self.out / "curves.png", metrics, evals, f"jaxrl {self.algo}")
+
+    def write_stage_partial(self, metrics) -> None:
+        """metrics.csv of an LLM stage, also of one stopped early (non-finite loss, Ctrl-C)."""
+        if self.out is not None:
+            write_table_csv(self.out / "metrics.csv", metrics, "update")
 
     def add_tensorboard(self) -> None:
         """Also write TensorBoard events (needs tensorboardX), as the chunks arrive."""
