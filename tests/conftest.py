@@ -73,3 +73,31 @@ def pytest_unconfigure(config):
     """The process that made the cache directory (the main one) deletes it at the end."""
     if os.environ.get(_OWNED) == str(os.getpid()):
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+
+# The longest tests, longest first (seconds of one test at load ~2, 2 cores, from
+# ``pytest -n 2 --durations=0``): each starts processes that run documented commands or
+# scripts. xdist hands tests out in collection order, so in their natural place (near the
+# end of the alphabet) two of them could be left running on one worker while the other
+# has nothing to do; first, they are spread over both workers and the short tests fill
+# the gaps.
+LONG_FIRST = (
+    "tests/test_docs.py::test_readme_command",  # chains of up to 10 commands: 5-45 s
+    "tests/test_guides.py",  # 28-45 s each
+    "tests/run/test_multiprocess.py",  # 42 s
+    "tests/test_docs.py::test_example",  # 5-29 s
+    "tests/test_docs.py::test_readme_python_snippet",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Puts the tests of ``LONG_FIRST`` first (README chains by length), the rest in order."""
+
+    def rank(item):
+        for i, prefix in enumerate(LONG_FIRST):
+            if item.nodeid.startswith(prefix):
+                chain = getattr(item, "callspec", None) and item.callspec.params.get("chain")
+                return (i, -len(chain) if isinstance(chain, list) else 0)
+        return (len(LONG_FIRST), 0)
+
+    items.sort(key=rank)  # stable: the same order on every xdist worker
