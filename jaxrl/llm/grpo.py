@@ -66,10 +66,15 @@ from jaxrl.core.sequence import (
     AGGREGATIONS,
     group_advantages,
     informative_groups,
-    kl_controller_init,
 )
 from jaxrl.llm.rl_loop import resolve_model, resolve_task, timed_call
-from jaxrl.llm.rl_setup import as_step_output, prepare_policy, run_roles, starting_policy
+from jaxrl.llm.rl_setup import (
+    as_step_output,
+    prepare_policy,
+    rollout_length,
+    run_roles,
+    starting_policy,
+)
 from jaxrl.llm.roles import (
     Actor,
     Reference,
@@ -77,11 +82,12 @@ from jaxrl.llm.roles import (
     RolloutBatch,
     as_traced,
     make_reference,
+    make_reward_role,
     make_rl_optimizer,
     rollout_metrics,
 )
 from jaxrl.llm.tasks import Task
-from jaxrl.llm.training import TrainResult, TrainState, freeze_options
+from jaxrl.llm.training import TrainResult, TrainState, check_lora_fields, freeze_options
 
 __all__ = [
     "GRPOConfig",
@@ -176,9 +182,7 @@ class GRPOConfig:
         require(self, "aggregation", one_of(*AGGREGATIONS))
         require(self, "kl_estimator", one_of("k1", "k2", "k3"))
         require(self, "importance_sampling", one_of("token", "sequence"))
-        require(self, "lora_alpha", positive)
-        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
-            raise ValueError(f"GRPOConfig.lora_rank must be an int >= 0, got {self.lora_rank!r}")
+        check_lora_fields(self)
         require(self, "clip_eps_low", in_range(0, 1, high_open=True))
         for name in ("learning_rate", "max_grad_norm", "temperature", "advantage_eps"):
             require(self, name, positive)
@@ -323,18 +327,9 @@ def make_grpo_roles(
       reward_model: a ``LoadedModel`` with a reward head, or None to use the task's score.
       key: PRNG key of the LoRA adapters (default ``PRNGKey(0)``).
     """
-    completion_len = config.max_new_tokens or task.completion_len
-    need = task.prompt_len + completion_len
-    if policy.model_config.max_len < need:
-        raise ValueError(
-            f"the policy's max_len ({policy.model_config.max_len}) must be >= prompt + completion "
-            f"length of task {task.name!r} ({need})"
-        )
-    if reward_model is None and not getattr(task, "has_score", True):
-        raise ValueError(
-            f"task {task.name!r} has no score (a preference dataset without a reward): "
-            "give a reward model or a reward spec"
-        )
+    completion_len = rollout_length(
+        config, policy, task, reward_model, "give a reward model or a reward spec"
+    )
     policy = prepare_policy(policy, config, jax.random.PRNGKey(0) if key is None else key)
     config = as_traced(config)
     optimizer = make_rl_optimizer(config, config.learning_rate)
@@ -344,10 +339,7 @@ def make_grpo_roles(
         state, config, policy.model_config, generation, config.group_size, kl_in_loss=True
     )
     reference = make_reference(policy, config.temperature)  # LoRA: the adapters off
-    rm_params = rm_model = None
-    if reward_model is not None:
-        rm_params, rm_model = reward_model.params, reward_model.model_config
-    reward = Reward(rm_params, kl_controller_init(0.0), config, task, rm_model, kl_in_reward=False)
+    reward = make_reward_role(reward_model, 0.0, config, task, kl_in_reward=False)
     return as_step_output(GRPORoles(actor, reference, reward))
 
 

@@ -2,6 +2,7 @@
 
 :func:`starting_policy` reads the model a run starts from (a Hugging Face directory,
 a jaxrl run, a ``TrainResult`` or a ``(params, ModelConfig)`` pair);
+:func:`rollout_length` checks that a rollout fits the policy;
 :func:`prepare_policy` merges adapters it carries and adds fresh ones for LoRA;
 :func:`as_step_output` places the freshly built roles as the compiled step returns
 them; :func:`run_roles` runs the step on the task's training prompts through the
@@ -24,6 +25,7 @@ from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
 __all__ = [
     "starting_policy",
+    "rollout_length",
     "prepare_policy",
     "with_new_heads",
     "as_step_output",
@@ -86,6 +88,28 @@ def starting_policy(policy, init_from, key):
         model = default_model_config()
         return resolve_model((init_params(model, key), model))
     return resolve_model(source)
+
+
+def rollout_length(config, policy, task: Task, reward_model, no_score_hint: str) -> int:
+    """Completion columns of a rollout: ``config.max_new_tokens``, or the task's length.
+
+    Raises a one-line ValueError unless the policy's ``max_len`` holds prompt +
+    completion and something scores the completions (the task, or ``reward_model``;
+    ``no_score_hint`` says what to give instead).
+    """
+    completion_len = config.max_new_tokens or task.completion_len
+    need = task.prompt_len + completion_len
+    if policy.model_config.max_len < need:
+        raise ValueError(
+            f"the policy's max_len ({policy.model_config.max_len}) must be >= prompt + completion "
+            f"length of task {task.name!r} ({need})"
+        )
+    if reward_model is None and not getattr(task, "has_score", True):
+        raise ValueError(
+            f"task {task.name!r} has no score (a preference dataset without a reward): "
+            + no_score_hint
+        )
+    return completion_len
 
 
 def with_new_heads(model: ModelConfig, source_params) -> dict:

@@ -54,11 +54,12 @@ from jaxrl._config import (
     require,
     static,
 )
-from jaxrl.core.sequence import AGGREGATIONS, kl_controller_init, masked_whiten, token_gae
+from jaxrl.core.sequence import AGGREGATIONS, masked_whiten, token_gae
 from jaxrl.llm.rl_loop import resolve_model, resolve_task, timed_call
 from jaxrl.llm.rl_setup import (
     as_step_output,
     prepare_policy,
+    rollout_length,
     run_roles,
     starting_policy,
     with_new_heads,
@@ -71,11 +72,12 @@ from jaxrl.llm.roles import (
     RolloutBatch,
     as_traced,
     make_reference,
+    make_reward_role,
     make_rl_optimizer,
     rollout_metrics,
 )
 from jaxrl.llm.tasks import Task
-from jaxrl.llm.training import TrainResult, TrainState, freeze_options
+from jaxrl.llm.training import TrainResult, TrainState, check_lora_fields, freeze_options
 
 __all__ = [
     "RLHFConfig",
@@ -157,9 +159,7 @@ class RLHFConfig:
             require(self, name, positive_int)
         require(self, "critic", one_of("separate", "value_head"))
         require(self, "critic_init", one_of("reward_model", "policy"))
-        require(self, "lora_alpha", positive)
-        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
-            raise ValueError(f"RLHFConfig.lora_rank must be an int >= 0, got {self.lora_rank!r}")
+        check_lora_fields(self)
         require(self, "aggregation", one_of(*AGGREGATIONS))
         require(self, "kl_estimator", one_of("k1", "k2", "k3"))
         require(self, "clip_eps_low", in_range(0, 1, high_open=True))
@@ -297,18 +297,7 @@ def make_rlhf_roles(
         task's own score (then the critic starts from the policy).
       key: PRNG key of the LoRA adapters (default ``PRNGKey(0)``).
     """
-    completion_len = config.max_new_tokens or task.completion_len
-    need = task.prompt_len + completion_len
-    if policy.model_config.max_len < need:
-        raise ValueError(
-            f"the policy's max_len ({policy.model_config.max_len}) must be >= prompt + completion "
-            f"length of task {task.name!r} ({need})"
-        )
-    if reward_model is None and not getattr(task, "has_score", True):
-        raise ValueError(
-            f"task {task.name!r} has no score (a preference dataset without a reward): "
-            "give a reward model"
-        )
+    completion_len = rollout_length(config, policy, task, reward_model, "give a reward model")
     key = jax.random.PRNGKey(0) if key is None else key
     policy = prepare_policy(policy, config, key)
     config = as_traced(config)
@@ -341,15 +330,11 @@ def make_rlhf_roles(
     reference = make_reference(policy._replace(model_config=actor_model), config.temperature)
     if reference.params is not None:
         reference = reference.replace(params=policy.params, model=policy.model_config)
-    rm_params = rm_model = None
-    if reward_model is not None:
-        rm_params, rm_model = reward_model.params, reward_model.model_config
-    reward = Reward(
-        rm_params,
-        kl_controller_init(config.kl_coef),
+    reward = make_reward_role(
+        reward_model,
+        config.kl_coef,
         config,
         task,
-        rm_model,
         kl_in_reward=True,
         adaptive_kl=config.adaptive_kl,
     )

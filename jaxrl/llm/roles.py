@@ -46,6 +46,7 @@ import jax.numpy as jnp
 from jaxrl.core.policy import masked_mean
 from jaxrl.core.sequence import (
     KLControllerState,
+    kl_controller_init,
     kl_controller_update,
     kl_estimate,
     kl_penalized_rewards,
@@ -71,6 +72,7 @@ __all__ = [
     "Reference",
     "make_reference",
     "Reward",
+    "make_reward_role",
     "as_traced",
     "make_rl_optimizer",
     "minibatch_updates",
@@ -315,6 +317,26 @@ class Reward:
         cfg = self.config
         n = batch.tokens.shape[0]
         return self.replace(kl=kl_controller_update(self.kl, kl, n, cfg.target_kl, cfg.kl_horizon))
+
+
+def make_reward_role(
+    reward_model, kl_coef, config, task: Task, kl_in_reward: bool, adaptive_kl: bool = False
+) -> Reward:
+    """The ``Reward`` of a run: a ``LoadedModel`` reward model, or (None) the task's score.
+
+    Args:
+      reward_model: a ``LoadedModel`` with a reward head, or None.
+      kl_coef: the starting β of the per-token KL penalty (used with ``kl_in_reward``).
+      config: the trainer Config (``missing_eos_penalty``, KL settings).
+      task: the task (true score, EOS ids).
+      kl_in_reward: put ``−β·(log π_old − log π_ref)`` in the per-token rewards (RLHF).
+      adaptive_kl: adapt β towards ``config.target_kl``.
+    """
+    params = model = None
+    if reward_model is not None:
+        params, model = reward_model.params, reward_model.model_config
+    kl = kl_controller_init(kl_coef)
+    return Reward(params, kl, config, task, model, kl_in_reward, adaptive_kl)
 
 
 def rollout_metrics(batch: RolloutBatch) -> dict:
