@@ -18,8 +18,7 @@ from jaxrl.nets.distributions import DiagGaussian
 from jaxrl.nets.torsos import (
     POLICY_GAIN,
     VALUE_GAIN,
-    check_activation,
-    check_torso,
+    CheckedModule,
     dense,
     make_torso,
 )
@@ -33,12 +32,7 @@ __all__ = [
 ]
 
 
-def _check_fields(module: nn.Module) -> None:
-    check_activation(module.activation)
-    check_torso(module.torso)
-
-
-class CategoricalActor(nn.Module):
+class CategoricalActor(CheckedModule):
     """π(a|s) = softmax(logits(s)): ``__call__(obs [*N, ...]) -> distrax.Categorical``
     with logits [*N, A] (head gain 0.01)."""
 
@@ -46,10 +40,6 @@ class CategoricalActor(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     torso: str = "mlp"
-
-    def __post_init__(self):
-        _check_fields(self)
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> distrax.Categorical:
@@ -75,7 +65,7 @@ def _gaussian(
     return DiagGaussian(mean, jnp.exp(log_std))
 
 
-class GaussianActor(nn.Module):
+class GaussianActor(CheckedModule):
     """π(a|s) = N(μ(s), diag σ²): ``__call__(obs) -> DiagGaussian``
     with event shape [A] (actions are not squashed: clip them or use
     ``jaxrl.envs.ClipAction``)."""
@@ -87,26 +77,18 @@ class GaussianActor(nn.Module):
     log_std_init: float = 0.0
     torso: str = "mlp"
 
-    def __post_init__(self):
-        _check_fields(self)
-        super().__post_init__()
-
     @nn.compact
     def __call__(self, obs: jax.Array) -> DiagGaussian:
         h = make_torso(self.torso, self.hidden_sizes, self.activation)(obs)
         return _gaussian(h, self, self.action_dim, self.state_dependent_std, self.log_std_init)
 
 
-class ValueCritic(nn.Module):
+class ValueCritic(CheckedModule):
     """V(s): ``__call__(obs [*N, ...]) -> [*N]`` (head gain 1.0)."""
 
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     torso: str = "mlp"
-
-    def __post_init__(self):
-        _check_fields(self)
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -121,7 +103,7 @@ class PolicyValue(NamedTuple):
     value: jax.Array  # [*N]
 
 
-class ActorCritic(nn.Module):
+class ActorCritic(CheckedModule):
     """Policy and value networks for on-policy agents (PPO, A2C, TRPO).
 
     ``__call__(obs) -> PolicyValue(distribution, value)`` (unpacks as
@@ -152,8 +134,6 @@ class ActorCritic(nn.Module):
     log_std_init: float = 0.0
 
     def __post_init__(self):
-        check_activation(self.activation)
-        check_torso(self.torso)
         if not (isinstance(self.action_dim, int) and self.action_dim >= 1):
             raise ValueError(
                 f"ActorCritic: action_dim must be an int >= 1, got {self.action_dim!r}"

@@ -6,6 +6,7 @@ Shapes: ``*N`` any leading batch axes, ``D`` an observation vector's size,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,7 @@ __all__ = [
     "ACTIVATIONS",
     "CNN",
     "HIDDEN_GAIN",
+    "CheckedModule",
     "MLP",
     "POLICY_GAIN",
     "VALUE_GAIN",
@@ -55,6 +57,18 @@ def check_torso(torso: str) -> None:
         raise ValueError(f"torso must be one of {list(TORSOS)}, got {torso!r}")
 
 
+class CheckedModule(nn.Module):
+    """A module whose ``activation`` (and ``torso``, where it has that field) are checked
+    when it is built, so a bad name is one ValueError naming the field, not a KeyError
+    at the first call."""
+
+    def __post_init__(self):
+        check_activation(self.activation)
+        if "torso" in {f.name for f in dataclasses.fields(self)}:
+            check_torso(self.torso)
+        super().__post_init__()
+
+
 def dense(features: int, gain: float, name: str | None = None) -> nn.Dense:
     """A dense layer with orthogonal(gain) weights and zero biases.
 
@@ -68,7 +82,7 @@ def dense(features: int, gain: float, name: str | None = None) -> nn.Dense:
     )
 
 
-class MLP(nn.Module):
+class MLP(CheckedModule):
     """Hidden layers h ← act(W·h + b), W orthogonal with gain √2.
 
     ``__call__(x [*N, D]) -> [*N, hidden_sizes[-1]]`` (x itself, as float32, when
@@ -77,10 +91,6 @@ class MLP(nn.Module):
 
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
-
-    def __post_init__(self):
-        check_activation(self.activation)
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -91,7 +101,7 @@ class MLP(nn.Module):
         return x
 
 
-class CNN(nn.Module):
+class CNN(CheckedModule):
     """Small convolutional torso for MinAtar-sized images (10×10×C).
 
     Convolutions (``channels``, ``kernel_size``×``kernel_size``, stride 1, no
@@ -106,10 +116,6 @@ class CNN(nn.Module):
     kernel_size: int = 3
     hidden_sizes: Sequence[int] = (128,)
     activation: str = "relu"
-
-    def __post_init__(self):
-        check_activation(self.activation)
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
