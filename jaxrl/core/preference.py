@@ -133,15 +133,8 @@ def dpo_loss(
     lengths = 1.0 if chosen_lengths is None else jnp.maximum(arrays["chosen_lengths"], 1.0)
     nll = jnp.mean(-pc / lengths)
     loss = preference + nll_coef * nll
-    reward_c = jax.lax.stop_gradient(beta * (pc - rc))
-    reward_r = jax.lax.stop_gradient(beta * (pr - rr))
     metrics = {
-        "rewards_chosen": jnp.mean(reward_c),
-        "rewards_rejected": jnp.mean(reward_r),
-        "margin": jnp.mean(reward_c - reward_r),
-        "accuracy": jnp.mean((reward_c > reward_r).astype(jnp.float32)),
-        "logps_chosen": jnp.mean(jax.lax.stop_gradient(pc)),
-        "logps_rejected": jnp.mean(jax.lax.stop_gradient(pr)),
+        **_pair_metrics(beta * (pc - rc), beta * (pr - rr), pc, pr),
         "preference_loss": preference,
         "nll_loss": nll,
     }
@@ -191,16 +184,7 @@ def simpo_loss(
     reward_c = beta * pc / jnp.maximum(arrays["chosen_lengths"], 1.0)
     reward_r = beta * pr / jnp.maximum(arrays["rejected_lengths"], 1.0)
     loss = jnp.mean(_smoothed_sigmoid_loss(reward_c - reward_r - gamma, label_smoothing))
-    reward_c, reward_r = jax.lax.stop_gradient(reward_c), jax.lax.stop_gradient(reward_r)
-    metrics = {
-        "rewards_chosen": jnp.mean(reward_c),
-        "rewards_rejected": jnp.mean(reward_r),
-        "margin": jnp.mean(reward_c - reward_r),
-        "accuracy": jnp.mean((reward_c > reward_r).astype(jnp.float32)),
-        "logps_chosen": jnp.mean(jax.lax.stop_gradient(pc)),
-        "logps_rejected": jnp.mean(jax.lax.stop_gradient(pr)),
-    }
-    return loss, metrics
+    return loss, _pair_metrics(reward_c, reward_r, pc, pr)
 
 
 def bradley_terry_loss(
@@ -235,3 +219,17 @@ def bradley_terry_loss(
         "rewards_rejected": jnp.mean(jax.lax.stop_gradient(rr)),
     }
     return loss, metrics
+
+
+def _pair_metrics(reward_c, reward_r, pc, pr) -> dict[str, jax.Array]:
+    """The implicit rewards of the chosen and rejected answers ``[*B]`` (their means, margin
+    and how often the chosen one wins) and the mean log-likelihoods, without gradients."""
+    reward_c, reward_r = jax.lax.stop_gradient(reward_c), jax.lax.stop_gradient(reward_r)
+    return {
+        "rewards_chosen": jnp.mean(reward_c),
+        "rewards_rejected": jnp.mean(reward_r),
+        "margin": jnp.mean(reward_c - reward_r),
+        "accuracy": jnp.mean((reward_c > reward_r).astype(jnp.float32)),
+        "logps_chosen": jnp.mean(jax.lax.stop_gradient(pc)),
+        "logps_rejected": jnp.mean(jax.lax.stop_gradient(pr)),
+    }

@@ -293,10 +293,6 @@ class ClipAction(Wrapper):
         _box_bounds(env, env.default_params, "ClipAction")
 
     @partial(jax.jit, static_argnames=("self",))
-    def reset(self, key: jax.Array, params: Any = None, **reset_kwargs):
-        return self._env.reset(key, params, **reset_kwargs)
-
-    @partial(jax.jit, static_argnames=("self",))
     def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any = None):
         low, high, _ = _box_bounds(self._env, self._params(params), "ClipAction")
         return self._env.step(key, state, jnp.clip(action, low, high), params)
@@ -325,10 +321,6 @@ class RescaleAction(Wrapper):
         low = jnp.broadcast_to(jnp.asarray(self.low, jnp.float32), shape)
         high = jnp.broadcast_to(jnp.asarray(self.high, jnp.float32), shape)
         return spaces.Box(low, high, shape, jnp.float32)
-
-    @partial(jax.jit, static_argnames=("self",))
-    def reset(self, key: jax.Array, params: Any = None, **reset_kwargs):
-        return self._env.reset(key, params, **reset_kwargs)
 
     @partial(jax.jit, static_argnames=("self",))
     def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any = None):
