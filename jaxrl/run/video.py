@@ -7,7 +7,8 @@ Pillow from those recorded states, one frame per step, and ``write_video``
 saves them as a GIF (Pillow) or an MP4 (imageio with imageio-ffmpeg).
 
 Drawn environments: CartPole, Acrobot, Pendulum, MountainCar (both), MinAtar
-(from the observation channels) and the tabular grid worlds.
+(from the observation channels) and the tabular grid worlds; Gymnasium and Brax
+environments through :mod:`jaxrl.run.video_envs`.
 """
 
 from __future__ import annotations
@@ -139,7 +140,10 @@ def _draw_grid(layout, state: int) -> np.ndarray:
     return grid
 
 
-DRAWABLE = ("CartPole", "Acrobot", "Pendulum", "MountainCar", "MinAtar", "tabular grid worlds")
+DRAWABLE = (
+    "CartPole", "Acrobot", "Pendulum", "MountainCar", "MinAtar", "tabular grid worlds",
+    "gymnasium:ID (its own renderer; classic control also without pygame)", "brax:NAME",
+)  # fmt: skip
 
 
 def frames_for(env: Any, env_id: str, states: Any, obs: np.ndarray) -> list[np.ndarray]:
@@ -272,6 +276,17 @@ def record_video(restored, path, deterministic: bool = True, seed: int = 0) -> R
     policy = restored.policies[0]
     env_id = _env_of(restored.config)
     params = jax.tree.map(lambda x: x[0], policy.params)
-    states, obs, rewards = record_episode(policy, params, jax.random.PRNGKey(seed), deterministic)
-    frames = frames_for(policy.env, env_id, states, obs)
+    key = jax.random.PRNGKey(seed)
+    if env_id.startswith("gymnasium:"):  # stepped on the host: recorded there too
+        from jaxrl.run.video_envs import record_gymnasium
+
+        frames, states, rewards = record_gymnasium(policy, params, key, deterministic)
+        return Recording(write_video(frames, path), len(frames), states, rewards)
+    states, obs, rewards = record_episode(policy, params, key, deterministic)
+    if env_id.startswith("brax:"):
+        from jaxrl.run.video_envs import brax_frames
+
+        frames = brax_frames(policy.env, states)
+    else:
+        frames = frames_for(policy.env, env_id, states, obs)
     return Recording(write_video(frames, path), len(frames), states, rewards)
