@@ -246,15 +246,17 @@ def run_seeds(
         return compiled(state, in_config, jnp.int32(n))  # (state, metrics, params finite)
 
     def check(iv):
-        metrics = {k: v[:num_runs] for k, v in iv.history.items()}
+        def fail(what, update, run):
+            metrics = {k: v[:num_runs] for k, v in iv.history.items()}
+            _fail(what, update, run, seeds, describe_run, metrics, iv.done)
+
         bad = first_non_finite({k: v[:num_runs] for k, v in iv.metrics.items()}, axis=1)
         if bad is not None:
             name, (run,), u = bad
-            _fail(name, iv.start + u + 1, run, seeds, describe_run, metrics, iv.done)
+            fail(name, iv.start + u + 1, run)
         finite = np.asarray(iv.extra)[:num_runs]
         if not np.all(finite):
-            run = int(np.argwhere(~finite)[0][0])
-            _fail("parameters", None, run, seeds, describe_run, metrics, iv.done)
+            fail("parameters", None, int(np.argwhere(~finite)[0][0]))
 
     def save(iv):
         checkpointer.save(iv.done, iv.state, iv.history)

@@ -207,3 +207,30 @@ def test_tensorboard_events_are_written(tmp_path):
     assert len(events) == 1 and events[0].stat().st_size > 100
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["timing"]["runs"] == 1
+
+
+def test_non_finite_parameters_stop_the_run_naming_the_run_and_seed():
+    """A parameter that turns NaN with every loss finite: the chunk's finite flag stops it."""
+    from typing import NamedTuple
+
+    from jaxrl.agents.base import Agent
+
+    class State(NamedTuple):
+        params: jax.Array
+        t: jax.Array
+
+    def update(state, config):  # run 1's parameter is NaN from update 3 on
+        bad = (state.t >= 2) & (state.params[0] > 1.5)
+        params = jax.numpy.where(bad, jax.numpy.nan, state.params)
+        return State(params, state.t + 1), {"loss": jax.numpy.zeros(()), "t": state.t}
+
+    def init(key, config):
+        return State(jax.numpy.full((1,), jax.random.key_data(key)[1], jax.numpy.float32), 0)
+
+    agent = Agent(init, update, num_updates=8, steps_per_update=1)
+    with pytest.raises(
+        NonFiniteError, match=r"non-finite parameters by update 4 \(run 1, seed 2"
+    ) as e:
+        run_seeds(agent, None, [1, 2], chunk_updates=2)
+    assert e.value.updates_done == 4 and e.value.metrics["t"].shape == (2, 4)
+    np.testing.assert_array_equal(e.value.metrics["t"][1], [0, 1, 2, 3])
