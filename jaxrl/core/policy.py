@@ -335,15 +335,3 @@ def trpo_surrogate(log_probs, old_log_probs, advantages, mask=None) -> jax.Array
     old_log_probs = as_float(old_log_probs, "old_log_probs")
     check_same_shape({"log_probs": log_probs, "old_log_probs": old_log_probs})
     return masked_mean(jnp.exp(log_probs - _sg(old_log_probs)) * advantages, mask)
-
-
-# SAC and DPG moved to their own modules; these names stay importable from here.
-from jaxrl.core.dpg import dpg_actor_loss, td3_target_actions  # noqa: E402, F401
-from jaxrl.core.sac import (  # noqa: E402, F401
-    sac_actor_loss,
-    sac_alpha_loss,
-    sac_discrete_actor_loss,
-    sac_discrete_alpha_loss,
-    sac_discrete_soft_value,
-    sac_soft_target,
-)

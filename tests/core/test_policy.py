@@ -10,7 +10,7 @@ import pytest
 import rlax
 from jax.test_util import check_grads
 
-from jaxrl.core import policy
+from jaxrl.core import dpg, policy, sac
 
 TOL = dict(rtol=1e-5, atol=1e-6)
 FD = dict(order=1, modes=["rev"], eps=1e-3, atol=1e-2, rtol=1e-2)
@@ -320,8 +320,8 @@ def test_trpo_surrogate():
 
 def test_sac_continuous():
     lp, q, alpha = rnd(70, 8), rnd(71, 8), 0.2
-    np.testing.assert_allclose(policy.sac_actor_loss(lp, q, alpha), ref_mean(alpha * lp - q), **TOL)
-    g_lp, g_q, g_a = jax.grad(policy.sac_actor_loss, (0, 1, 2))(lp, q, alpha)
+    np.testing.assert_allclose(sac.sac_actor_loss(lp, q, alpha), ref_mean(alpha * lp - q), **TOL)
+    g_lp, g_q, g_a = jax.grad(sac.sac_actor_loss, (0, 1, 2))(lp, q, alpha)
     np.testing.assert_allclose(g_lp, np.full(8, alpha / 8), **TOL)
     np.testing.assert_allclose(g_q, np.full(8, -1 / 8), **TOL)  # reaches the actor via a(θ)
     assert g_a == 0
@@ -333,23 +333,21 @@ def test_sac_continuous():
         rnd(75, 8),
         rnd(76, 8),
     )
-    y = policy.sac_soft_target(r, d, q1, q2, nlp, alpha)
+    y = sac.sac_soft_target(r, d, q1, q2, nlp, alpha)
     expected = [r[i] + d[i] * (min(q1[i], q2[i]) - alpha * nlp[i]) for i in range(8)]
     np.testing.assert_allclose(y, expected, **TOL)
-    assert np.all(
-        jax.grad(lambda x: policy.sac_soft_target(r, d, x, q2, nlp, alpha).sum())(q1) == 0
-    )
-    open_g = jax.grad(lambda x: policy.sac_soft_target(r, d, x, q2, nlp, alpha, False).sum())(q1)
+    assert np.all(jax.grad(lambda x: sac.sac_soft_target(r, d, x, q2, nlp, alpha).sum())(q1) == 0)
+    open_g = jax.grad(lambda x: sac.sac_soft_target(r, d, x, q2, nlp, alpha, False).sum())(q1)
     np.testing.assert_allclose(open_g, d * (q1 <= q2), **TOL)
 
     log_alpha, h_target = jnp.float32(-1.0), -2.0
     np.testing.assert_allclose(
-        policy.sac_alpha_loss(log_alpha, lp, h_target), -ref_mean(-1.0 * (lp + h_target)), **TOL
+        sac.sac_alpha_loss(log_alpha, lp, h_target), -ref_mean(-1.0 * (lp + h_target)), **TOL
     )
     # the gradient raises α when the entropy −logπ is below the target
-    g_alpha = jax.grad(policy.sac_alpha_loss)(log_alpha, lp, h_target)
+    g_alpha = jax.grad(sac.sac_alpha_loss)(log_alpha, lp, h_target)
     np.testing.assert_allclose(g_alpha, -ref_mean(lp + h_target), **TOL)
-    assert np.all(jax.grad(policy.sac_alpha_loss, 1)(log_alpha, lp, h_target) == 0)
+    assert np.all(jax.grad(sac.sac_alpha_loss, 1)(log_alpha, lp, h_target) == 0)
 
 
 def ref_discrete(probs, log_probs, q1, q2, alpha, h_target):
@@ -370,13 +368,13 @@ def test_sac_discrete():
     actor, val, gap = ref_discrete(probs, log_probs, q1, q2, alpha, h_target)
     q_min = np.minimum(q1, q2)
     np.testing.assert_allclose(
-        policy.sac_discrete_actor_loss(probs, log_probs, q_min, alpha), actor, **TOL
+        sac.sac_discrete_actor_loss(probs, log_probs, q_min, alpha), actor, **TOL
     )
     np.testing.assert_allclose(
-        policy.sac_discrete_soft_value(probs, log_probs, q1, q2, alpha), val, **TOL
+        sac.sac_discrete_soft_value(probs, log_probs, q1, q2, alpha), val, **TOL
     )
     np.testing.assert_allclose(
-        policy.sac_discrete_alpha_loss(log_alpha, probs, log_probs, h_target),
+        sac.sac_discrete_alpha_loss(log_alpha, probs, log_probs, h_target),
         -0.4 * np.mean(gap),
         **TOL,
     )
@@ -385,16 +383,16 @@ def test_sac_discrete():
 
     def actor_from_logits(z):
         lp = jax.nn.log_softmax(z)
-        return policy.sac_discrete_actor_loss(jnp.exp(lp), lp, q_min, alpha)
+        return sac.sac_discrete_actor_loss(jnp.exp(lp), lp, q_min, alpha)
 
     check_grads(actor_from_logits, (jnp.asarray(logits),), **FD)
-    assert np.all(jax.grad(policy.sac_discrete_actor_loss, 2)(probs, log_probs, q_min, alpha) == 0)
-    soft_v = lambda x: policy.sac_discrete_soft_value(probs, log_probs, x, q2, alpha).sum()
+    assert np.all(jax.grad(sac.sac_discrete_actor_loss, 2)(probs, log_probs, q_min, alpha) == 0)
+    soft_v = lambda x: sac.sac_discrete_soft_value(probs, log_probs, x, q2, alpha).sum()
     assert np.all(jax.grad(soft_v)(q1) == 0)
     # masked actions: π = 0 and log π = −∞ contribute nothing and keep gradients finite
     masked = jnp.asarray(logits).at[:, 0].set(-jnp.inf)
     lp_m = jax.nn.log_softmax(masked)
-    v_m = policy.sac_discrete_soft_value(jnp.exp(lp_m), lp_m, q1, q2, alpha)
+    v_m = sac.sac_discrete_soft_value(jnp.exp(lp_m), lp_m, q1, q2, alpha)
     _, v_ref, _ = ref_discrete(
         np.exp(lp_m)[:, 1:], np.asarray(lp_m)[:, 1:], q1[:, 1:], q2[:, 1:], alpha, 0
     )
@@ -402,17 +400,17 @@ def test_sac_discrete():
     g = jax.grad(lambda z: actor_from_logits(z))(masked)
     assert np.all(np.isfinite(g))
     with pytest.raises(ValueError, match="`q_values`"):
-        policy.sac_discrete_actor_loss(probs, log_probs, q_min[:, :2], alpha)
+        sac.sac_discrete_actor_loss(probs, log_probs, q_min[:, :2], alpha)
 
 
 def test_dpg_and_td3_target_actions():
     q = rnd(90, 7)
-    np.testing.assert_allclose(policy.dpg_actor_loss(q), -ref_mean(q), **TOL)
-    np.testing.assert_allclose(jax.grad(policy.dpg_actor_loss)(q), np.full(7, -1 / 7), **TOL)
+    np.testing.assert_allclose(dpg.dpg_actor_loss(q), -ref_mean(q), **TOL)
+    np.testing.assert_allclose(jax.grad(dpg.dpg_actor_loss)(q), np.full(7, -1 / 7), **TOL)
 
     key = jax.random.key(0)
     mu = jax.random.uniform(jax.random.key(1), (2000, 2), minval=-0.5, maxval=0.5)
-    out = policy.td3_target_actions(key, mu, 0.2, 0.5, -0.8, 0.8)
+    out = dpg.td3_target_actions(key, mu, 0.2, 0.5, -0.8, 0.8)
     noise = jnp.clip(0.2 * jax.random.normal(key, mu.shape), -0.5, 0.5)
     np.testing.assert_allclose(out, np.clip(mu + noise, -0.8, 0.8), **TOL)
     # both clips bite somewhere, and neither moves an action more than c from μ'(s')
@@ -420,17 +418,17 @@ def test_dpg_and_td3_target_actions():
     assert np.all(np.abs(out - mu) <= 0.5 + 1e-6) and np.all(np.abs(out) <= 0.8)
     np.testing.assert_allclose(jnp.std(noise), 0.2, rtol=0.08)  # the clip at 2.5σ barely bites
     np.testing.assert_allclose(
-        jax.jit(policy.td3_target_actions)(key, mu, 0.2, 0.5, -0.8, 0.8), out, **TOL
+        jax.jit(dpg.td3_target_actions)(key, mu, 0.2, 0.5, -0.8, 0.8), out, **TOL
     )
     np.testing.assert_allclose(
-        policy.td3_target_actions(key, mu, 0.0, 0.5, -0.3, 0.3), np.clip(mu, -0.3, 0.3)
+        dpg.td3_target_actions(key, mu, 0.0, 0.5, -0.3, 0.3), np.clip(mu, -0.3, 0.3)
     )
     # per-dimension bounds
     low, high = jnp.array([-0.1, -2.0]), jnp.array([0.1, 2.0])
-    bounded = policy.td3_target_actions(key, mu, 0.2, 0.5, low, high)
+    bounded = dpg.td3_target_actions(key, mu, 0.2, 0.5, low, high)
     assert np.all(bounded >= low) and np.all(bounded <= high)
     with pytest.raises(ValueError, match="`noise_std`"):
-        policy.td3_target_actions(key, mu, -0.1, 0.5, -1.0, 1.0)
+        dpg.td3_target_actions(key, mu, -0.1, 0.5, -1.0, 1.0)
 
 
 # --------------------------------------------------------------------------- jit / vmap
@@ -461,28 +459,28 @@ def _cases():
         ("cat_kl", policy.categorical_kl, (logits, logits2), (0, 0)),
         ("gauss_kl", policy.gaussian_kl, (logits, logits2 * 0.3, logits2, logits * 0.3), (0,) * 4),
         ("trpo", policy.trpo_surrogate, (lp, lr, adv), (0, 0, 0)),
-        ("sac_actor", policy.sac_actor_loss, (lp, v, 0.2), (0, 0, None)),
-        ("sac_target", policy.sac_soft_target, (v, 0.99, g, h, lp, 0.2), (0, None, 0, 0, 0, None)),
-        ("sac_alpha", policy.sac_alpha_loss, (0.1, lp, -1.0), (None, 0, None)),
+        ("sac_actor", sac.sac_actor_loss, (lp, v, 0.2), (0, 0, None)),
+        ("sac_target", sac.sac_soft_target, (v, 0.99, g, h, lp, 0.2), (0, None, 0, 0, 0, None)),
+        ("sac_alpha", sac.sac_alpha_loss, (0.1, lp, -1.0), (None, 0, None)),
         (
             "sacd_actor",
-            policy.sac_discrete_actor_loss,
+            sac.sac_discrete_actor_loss,
             (probs, log_probs, logits2, 0.2),
             (0, 0, 0, None),
         ),
         (
             "sacd_value",
-            policy.sac_discrete_soft_value,
+            sac.sac_discrete_soft_value,
             (probs, log_probs, logits, logits2, 0.2),
             (0, 0, 0, 0, None),
         ),
         (
             "sacd_alpha",
-            policy.sac_discrete_alpha_loss,
+            sac.sac_discrete_alpha_loss,
             (0.1, probs, log_probs, 0.5),
             (None, 0, 0, None),
         ),
-        ("dpg", policy.dpg_actor_loss, (v,), (0,)),
+        ("dpg", dpg.dpg_actor_loss, (v,), (0,)),
     ]
 
 
