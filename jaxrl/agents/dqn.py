@@ -193,7 +193,7 @@ def td_errors(
     """
     if cfg.n_step == 1:
         t = transitions
-        discount = cfg.gamma * (1.0 - t.terminated.astype(jnp.float32))
+        discount = off_policy.discount(t, cfg.gamma)
         if cfg.double:
             # A separate pass for s': one pass over [s; s'] would backpropagate through both.
             q = apply_fn(params, t.obs)
@@ -242,6 +242,10 @@ def dqn_loss(params, target_params, apply_fn, sample: buffers.ReplaySample, cfg:
     return jnp.mean(per_sample), (td, q_taken)
 
 
+def _optimizer(cfg: Config):
+    return off_policy.adam(cfg.learning_rate, off_policy.clip_norm(cfg.max_grad_norm))
+
+
 def _act(learner: DQNLearner, obs, key, env_steps, cfg: Config, *, apply_fn):
     eps = epsilon_at(env_steps, cfg)
     actions = epsilon_greedy(key, apply_fn(learner.params, obs), eps)
@@ -250,13 +254,11 @@ def _act(learner: DQNLearner, obs, key, env_steps, cfg: Config, *, apply_fn):
 
 def _learn(learner: DQNLearner, sample, key, grad_steps, cfg: Config, *, apply_fn):
     del key
-    tx = off_policy.adam(off_policy.clip_norm(cfg.max_grad_norm))
+    tx = _optimizer(cfg)
     grads, (td, q_taken) = jax.grad(dqn_loss, has_aux=True)(
         learner.params, learner.target_params, apply_fn, sample, cfg
     )
-    params, opt_state = off_policy.apply_updates(
-        learner.params, grads, learner.opt_state, tx, cfg.learning_rate
-    )
+    params, opt_state = off_policy.apply_updates(learner.params, grads, learner.opt_state, tx)
     target = off_policy.target_update(
         learner.target_params, params, grad_steps, cfg.tau, cfg.target_update_interval
     )
@@ -278,33 +280,24 @@ def make_agent(config: Config) -> Agent:
         sequence_length=config.n_step,
         prioritized=config.prioritized,
     )
-    loop = off_policy.make_loop(config)
 
-    def init(key, cfg: Config) -> off_policy.OffPolicyState:
+    def init_learner(key, cfg: Config, example):
         net_key, key = jax.random.split(key)
-        example = off_policy.example_transition(env, env_params, action_info)
         params = network.init(net_key, example.obs[None])
         learner = DQNLearner(
-            params=params,
-            target_params=params,
-            opt_state=off_policy.adam(off_policy.clip_norm(cfg.max_grad_norm)).init(params),
+            params=params, target_params=params, opt_state=_optimizer(cfg).init(params)
         )
-        return off_policy.init_state(key, learner, env, env_params, buffer, action_info)
+        return learner, key
 
-    update = off_policy.make_update(
+    return off_policy.build_agent(
         env=env,
         env_params=env_params,
         action_info=action_info,
         buffer=buffer,
+        loop=off_policy.make_loop(config),
+        init_learner=init_learner,
         act_fn=functools.partial(_act, apply_fn=apply_fn),
         learn_fn=functools.partial(_learn, apply_fn=apply_fn),
-        loop=loop,
-    )
-    return Agent(
-        init=init,
-        update=update,
-        num_updates=loop.num_updates,
-        steps_per_update=loop.steps_per_update,
     )
 
 

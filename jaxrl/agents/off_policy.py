@@ -15,6 +15,11 @@ the whole run is ``total_timesteps // steps_per_update`` updates.
 Before ``learning_starts`` the actions are drawn uniformly from the action
 space (the warm-up fills the buffer with a random policy's data).
 
+The pieces live by topic: the environment side in :mod:`jaxrl.agents.off_policy_env`,
+the optimiser and target updates in :mod:`jaxrl.agents.off_policy_learn`, the
+sequential execution of vmapped runs in :mod:`jaxrl.agents.sequential`; this module
+re-exports their names.
+
 Shapes: ``B`` environments (``num_envs``), ``N`` sample batch size, ``*O`` one
 observation, ``D`` the action dimension of continuous actions.
 """
@@ -22,29 +27,46 @@ observation, ``D`` the action dimension of continuous actions.
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
-from jaxrl import buffers, envs
+from jaxrl import buffers
 from jaxrl._config import positive_int, require
+from jaxrl.agents.base import Agent
+from jaxrl.agents.off_policy_env import (
+    EpisodeSums,
+    env_step,
+    example_transition,
+    make_env,
+    random_actions,
+)
+from jaxrl.agents.off_policy_learn import (
+    adam,
+    apply_updates,
+    clip_norm,
+    discount,
+    polyak_update,
+    positive_or_inf,
+    target_update,
+)
+from jaxrl.agents.sequential import sequential_under_vmap
 
 __all__ = [
     "ActFn",
+    "EpisodeSums",
     "LearnFn",
     "LearnOutput",
     "Loop",
     "OffPolicyState",
     "adam",
     "apply_updates",
+    "build_agent",
     "clip_norm",
+    "discount",
     "env_step",
     "example_transition",
     "init_state",
@@ -58,26 +80,6 @@ __all__ = [
     "target_update",
     "validate_loop",
 ]
-
-
-def make_env(env_id: str, num_envs: int, env_kwargs: dict | None = None):
-    """Builds ``num_envs`` copies of ``env_id`` stepped as one batch, with episode statistics.
-
-    Continuous actions are taken in [−1, 1] and mapped affinely to the environment's
-    bounds (``RescaleAction``, after clipping to [−1, 1]), so actors, exploration noise,
-    stored actions and critics all work on the unit box whatever the bounds.
-
-    Returns:
-      ``(env, env_params, action_info)``, the action info of the (rescaled) batched env.
-    """
-    env, env_params = envs.make(env_id, **(env_kwargs or {}))
-    info = envs.action_info(env, env_params)
-    if not info.discrete:
-        env = envs.ClipAction(envs.RescaleAction(env))
-        unit = np.ones(info.shape, np.float32)
-        info = info._replace(low=-unit, high=unit)
-    env = envs.EpisodeStatistics(envs.VecEnv(env, num_envs))
-    return env, env_params, info
 
 
 @flax.struct.dataclass
@@ -184,71 +186,6 @@ def make_loop(cfg) -> Loop:
     )
 
 
-def example_transition(env, env_params, action_info) -> buffers.Transition:
-    """One unbatched transition of zeros with the environment's shapes and dtypes."""
-    obs_shape = jax.eval_shape(lambda k: env.reset(k, env_params)[0], jax.random.key(0))
-    obs = jnp.zeros(obs_shape.shape[1:], obs_shape.dtype)
-    if action_info.discrete:
-        action = jnp.zeros((), jnp.int32)
-    else:
-        action = jnp.zeros(action_info.shape, jnp.float32)
-    return buffers.Transition(
-        obs=obs,
-        action=action,
-        reward=jnp.zeros((), jnp.float32),
-        next_obs=obs,
-        terminated=jnp.zeros((), bool),
-        truncated=jnp.zeros((), bool),
-    )
-
-
-def random_actions(key: jax.Array, action_info, num_envs: int) -> jax.Array:
-    """Uniform actions over the action space: int32 ``[B]`` or float32 ``[B, *shape]``."""
-    if action_info.discrete:
-        return jax.random.randint(key, (num_envs,), 0, action_info.num_actions, jnp.int32)
-    low = jnp.asarray(action_info.low)
-    high = jnp.asarray(action_info.high)
-    u = jax.random.uniform(key, (num_envs, *action_info.shape), jnp.float32)
-    return low + u * (high - low)
-
-
-class EpisodeSums(NamedTuple):
-    """Sums over the episodes that ended during some steps (for mean return/length)."""
-
-    returns: jax.Array  # float32 scalar
-    lengths: jax.Array  # float32 scalar
-    count: jax.Array  # float32 scalar
-
-
-def env_step(env, env_params, env_state, obs, actions, key):
-    """Steps the batched environment once and builds the transitions to store.
-
-    Returns:
-      ``(env_state, next_obs, transitions, episode_sums)``: ``next_obs`` ``[B, *O]`` is what
-      the agent observes next (reset where an episode ended); ``transitions.next_obs`` is the
-      real next observation (``info["final_observation"]`` where the episode ended).
-    """
-    next_obs, env_state, rewards, terminated, truncated, info = env.step(
-        key, env_state, actions, env_params
-    )
-    real_next = envs.real_next_obs(next_obs, terminated, truncated, info)
-    transitions = buffers.Transition(
-        obs=obs,
-        action=actions,
-        reward=rewards.astype(jnp.float32),
-        next_obs=real_next.astype(obs.dtype),
-        terminated=terminated,
-        truncated=truncated,
-    )
-    finished = info["returned_episode"].astype(jnp.float32)
-    sums = EpisodeSums(
-        returns=jnp.sum(info["episode_return"] * finished),
-        lengths=jnp.sum(info["episode_length"] * finished),
-        count=jnp.sum(finished),
-    )
-    return env_state, next_obs, transitions, sums
-
-
 def init_state(key, learner, env, env_params, buffer, action_info) -> OffPolicyState:
     """Resets the environments and builds an empty buffer around ``learner``."""
     env_key, key = jax.random.split(key)
@@ -262,61 +199,6 @@ def init_state(key, learner, env, env_params, buffer, action_info) -> OffPolicyS
         env_steps=jnp.zeros((), jnp.int32),
         grad_steps=jnp.zeros((), jnp.int32),
     )
-
-
-def polyak_update(target: Any, online: Any, tau) -> Any:
-    """Soft target update, θ' ← τ·θ + (1 − τ)·θ' (τ = 1 copies).
-
-    See Lillicrap et al., Continuous control with deep RL: https://arxiv.org/abs/1509.02971
-    """
-    return jax.tree.map(lambda t, o: t + tau * (o - t), target, online)
-
-
-def target_update(target: Any, online: Any, step: jax.Array, tau, interval: int) -> Any:
-    """Polyak update of the target every ``interval`` steps (``step`` counts from 1).
-
-    ``interval = 1, τ < 1`` is a soft update every step; ``interval = K, τ = 1`` is DQN's
-    hard copy every K steps. ``interval`` is static (a Python int).
-    """
-    if interval == 1:
-        return polyak_update(target, online, tau)
-    due = step % interval == 0
-    return jax.tree.map(lambda t, o: jnp.where(due, t + tau * (o - t), t), target, online)
-
-
-def positive_or_inf(v) -> str | None:
-    """Config check: a number > 0, where ``math.inf`` means "no limit"."""
-    ok = isinstance(v, numbers.Real) and v > 0 and not math.isnan(v)
-    return None if ok else "a number > 0 (math.inf for no limit)"
-
-
-def clip_norm(max_grad_norm):
-    """``max_grad_norm`` for :func:`adam`, or None (no clipping op) for a Python ``inf``.
-
-    A traced value (a swept hyperparameter) is always applied; inf then leaves the
-    gradient unchanged, as skipping does.
-    """
-    if isinstance(max_grad_norm, numbers.Real) and math.isinf(max_grad_norm):
-        return None
-    return max_grad_norm
-
-
-def adam(max_grad_norm=None, eps: float = 1e-8) -> optax.GradientTransformation:
-    """Adam's direction (the step size is applied by :func:`apply_updates`, so it may be
-    traced), after global-norm clipping when ``max_grad_norm`` is given.
-
-    With or without clipping the optimiser state has the same structure (clipping and
-    its stand-in, the identity, keep no state), so a state built with one works with the
-    other."""
-    clip = optax.identity() if max_grad_norm is None else optax.clip_by_global_norm(max_grad_norm)
-    return optax.chain(clip, optax.scale_by_adam(eps=eps))
-
-
-def apply_updates(params, grads, opt_state, tx, learning_rate):
-    """One optimiser step θ ← θ − lr · direction; returns ``(params, opt_state)``."""
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, u: p - learning_rate * u, params, updates)
-    return params, opt_state
 
 
 def _collect(state: OffPolicyState, cfg, *, env, env_params, buffer, act_fn, action_info, loop):
@@ -456,7 +338,47 @@ def make_update(
     taken so far), the act metrics of the last step, and the learn metrics averaged over the
     learning steps of the update (0 before ``learning_starts``, while ``grad_steps`` is 0).
     """
-    settings = dict(
+    settings = dict(env=env, env_params=env_params, action_info=action_info, buffer=buffer)
+
+    def update(state: OffPolicyState, cfg) -> tuple[OffPolicyState, dict]:
+        step = functools.partial(
+            _iteration, cfg=cfg, act_fn=act_fn, learn_fn=learn_fn, loop=loop, **settings
+        )
+        state, outputs = jax.lax.scan(lambda s, _: step(s), state, None, length=loop.iterations)
+        return state, _summarise(state, outputs, buffer)
+
+    # On a CPU, runs batched by vmap run one after another, each device its own (see
+    # jaxrl.agents.sequential); accelerators keep the batched update (not measured there).
+    on_cpu = jax.default_backend() == "cpu"
+    return sequential_under_vmap(update) if on_cpu else update
+
+
+def build_agent(
+    *,
+    env,
+    env_params,
+    action_info,
+    buffer: buffers.ReplayBuffer,
+    loop: Loop,
+    init_learner: Callable[[jax.Array, Any, buffers.Transition], tuple[Any, jax.Array]],
+    act_fn: ActFn,
+    learn_fn: LearnFn,
+) -> Agent:
+    """The :class:`~jaxrl.agents.base.Agent` of an off-policy algorithm.
+
+    Args:
+      init_learner: ``(key, cfg, example) -> (learner, key)``: the algorithm's learning
+        state from an unbatched example transition of zeros, and the key left for the
+        environments (the algorithm decides how it splits ``key``).
+      act_fn, learn_fn: see :func:`make_update`.
+    """
+
+    def init(key, cfg) -> OffPolicyState:
+        example = example_transition(env, env_params, action_info)
+        learner, key = init_learner(key, cfg, example)
+        return init_state(key, learner, env, env_params, buffer, action_info)
+
+    update = make_update(
         env=env,
         env_params=env_params,
         action_info=action_info,
@@ -465,61 +387,9 @@ def make_update(
         learn_fn=learn_fn,
         loop=loop,
     )
-
-    def update(state: OffPolicyState, cfg) -> tuple[OffPolicyState, dict]:
-        step = functools.partial(_iteration, cfg=cfg, **settings)
-        state, outputs = jax.lax.scan(lambda s, _: step(s), state, None, length=loop.iterations)
-        return state, _summarise(state, outputs, buffer)
-
-    # One CPU device only: across several devices the run axis is sharded, and a lax.map
-    # over a sharded axis ran 5x slower than the batched update (SAC, 4 seeds on 2 forced
-    # host devices: 28 against 151 env steps/s in total, loaded machine).
-    one_cpu = jax.default_backend() == "cpu" and jax.device_count() == 1
-    return sequential_under_vmap(update) if one_cpu else update
-
-
-def sequential_under_vmap(fn: Callable) -> Callable:
-    """``fn`` whose ``vmap`` runs one call after another (``lax.map``) instead of batching.
-
-    On a CPU an off-policy update batched over runs (seeds, configurations) is slower than
-    the same runs one after another: its small matrix products, batched, run worse on
-    XLA:CPU (jaxrl's speed suite at rejax's settings, 2 cores: SAC 2,746 env steps/s for
-    one seed, 2,033 in total for 8 vmapped seeds; SAC at its defaults, 4 seeds in one
-    program on a loaded 2-core machine: 129 to 132 steps/s in total mapped, 92 to 93
-    batched). Mapped one after another, each run is the unbatched program of a single
-    run, so ``jax.vmap(train)(keys)[i]`` equals ``train(keys[i])``. The agents use it on a
-    single CPU device only (see :func:`make_update`); on accelerators it is not measured.
-    """
-
-    def call(*args):
-        # Only the arrays go through custom_vmap (a Config rebuilt with flags for leaves would
-        # fail its own validation); Python numbers stay static, as in an unbatched call.
-        leaves, tree = jax.tree.flatten(args)
-        is_array = [isinstance(x, jax.Array | np.ndarray) for x in leaves]
-        out_tree = []
-
-        def rebuild(arrays):
-            it = iter(arrays)
-            return jax.tree.unflatten(
-                tree, [next(it) if a else x for x, a in zip(leaves, is_array, strict=True)]
-            )
-
-        @jax.custom_batching.custom_vmap
-        def flat(*arrays):
-            out, treedef = jax.tree.flatten(fn(*rebuild(arrays)))
-            out_tree[:] = [treedef]
-            return out
-
-        @flat.def_vmap
-        def _rule(axis_size, in_batched, *arrays):
-            arrays = [
-                x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
-                for x, b in zip(arrays, in_batched, strict=True)
-            ]
-            out = jax.lax.map(lambda xs: flat(*xs), arrays)
-            return out, [True] * len(out)
-
-        out = flat(*[x for x, a in zip(leaves, is_array, strict=True) if a])
-        return jax.tree.unflatten(out_tree[0], out)  # out_tree is known once flat was traced
-
-    return call
+    return Agent(
+        init=init,
+        update=update,
+        num_updates=loop.num_updates,
+        steps_per_update=loop.steps_per_update,
+    )

@@ -165,7 +165,7 @@ def _alpha_step(learner: SACLearner, alpha_loss_fn, cfg: Config):
         return learner, jnp.zeros((), jnp.float32)
     loss, grad = jax.value_and_grad(alpha_loss_fn)(learner.log_alpha)
     log_alpha, alpha_opt = off_policy.apply_updates(
-        learner.log_alpha, grad, learner.alpha_opt, off_policy.adam(), cfg.alpha_lr
+        learner.log_alpha, grad, learner.alpha_opt, off_policy.adam(cfg.alpha_lr)
     )
     return learner.replace(log_alpha=log_alpha, alpha_opt=alpha_opt), loss
 
@@ -173,7 +173,7 @@ def _alpha_step(learner: SACLearner, alpha_loss_fn, cfg: Config):
 def _critic_update(learner: SACLearner, loss_fn, cfg: Config):
     (loss, q), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.critic_params)
     critic_params, critic_opt = off_policy.apply_updates(
-        learner.critic_params, grads, learner.critic_opt, off_policy.adam(), cfg.critic_lr
+        learner.critic_params, grads, learner.critic_opt, off_policy.adam(cfg.critic_lr)
     )
     return learner.replace(critic_params=critic_params, critic_opt=critic_opt), loss, q
 
@@ -181,7 +181,7 @@ def _critic_update(learner: SACLearner, loss_fn, cfg: Config):
 def _actor_update(learner: SACLearner, loss_fn, cfg: Config):
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor_params)
     actor_params, actor_opt = off_policy.apply_updates(
-        learner.actor_params, grads, learner.actor_opt, off_policy.adam(), cfg.actor_lr
+        learner.actor_params, grads, learner.actor_opt, off_policy.adam(cfg.actor_lr)
     )
     return learner.replace(actor_params=actor_params, actor_opt=actor_opt), loss, aux
 
@@ -198,7 +198,7 @@ def continuous_step(learner: SACLearner, t: buffers.Transition, key, cfg, *, act
         seed=next_key
     )
     next_q = critic.apply(learner.critic_target, t.next_obs, next_a)
-    discount = cfg.gamma * (1.0 - t.terminated.astype(jnp.float32))
+    discount = off_policy.discount(t, cfg.gamma)
     y = sac_soft_target(t.reward, discount, next_q.q1, next_q.q2, next_logp, alpha)
 
     def critic_loss(params):
@@ -243,7 +243,7 @@ def discrete_step(learner: SACLearner, t: buffers.Transition, key, cfg, *, actor
     next_probs, next_logp = policy(learner.actor_params, t.next_obs)
     next_q = _twin_discrete(critic, learner.critic_target, t.next_obs)
     v_next = sac_discrete_soft_value(next_probs, next_logp, next_q[0], next_q[1], alpha)
-    y = t.reward + cfg.gamma * (1.0 - t.terminated.astype(jnp.float32)) * v_next
+    y = t.reward + off_policy.discount(t, cfg.gamma) * v_next
     action = t.action.astype(jnp.int32)
 
     def critic_loss(params):
@@ -295,13 +295,10 @@ def make_agent(config: Config) -> Agent:
     """Builds SAC's ``init`` and ``update`` (see :mod:`jaxrl.agents.base`)."""
     env, env_params, action_info = off_policy.make_env(config.env_id, config.num_envs)
     actor, critic = make_networks(config, action_info)
-    buffer = buffers.make_replay_buffer(config.buffer_size, config.num_envs, config.batch_size)
-    loop = off_policy.make_loop(config)
     step = discrete_step if action_info.discrete else continuous_step
 
-    def init(key, cfg: Config) -> off_policy.OffPolicyState:
+    def init_learner(key, cfg: Config, example):
         actor_key, critic_key, key = jax.random.split(key, 3)
-        example = off_policy.example_transition(env, env_params, action_info)
         obs, action = example.obs[None], example.action[None]
         actor_params = actor.init(actor_key, obs)
         if action_info.discrete:
@@ -315,30 +312,25 @@ def make_agent(config: Config) -> Agent:
             critic_params=critic_params,
             critic_target=critic_params,
             log_alpha=log_alpha,
-            actor_opt=off_policy.adam().init(actor_params),
-            critic_opt=off_policy.adam().init(critic_params),
-            alpha_opt=off_policy.adam().init(log_alpha),
+            actor_opt=off_policy.adam(cfg.actor_lr).init(actor_params),
+            critic_opt=off_policy.adam(cfg.critic_lr).init(critic_params),
+            alpha_opt=off_policy.adam(cfg.alpha_lr).init(log_alpha),
         )
-        return off_policy.init_state(key, learner, env, env_params, buffer, action_info)
+        return learner, key
 
     def step_fn(learner, transitions, key, cfg):
         h_bar = target_entropy(cfg, action_info)
         return step(learner, transitions, key, cfg, actor=actor, critic=critic, h_bar=h_bar)
 
-    update = off_policy.make_update(
+    return off_policy.build_agent(
         env=env,
         env_params=env_params,
         action_info=action_info,
-        buffer=buffer,
+        buffer=buffers.make_replay_buffer(config.buffer_size, config.num_envs, config.batch_size),
+        loop=off_policy.make_loop(config),
+        init_learner=init_learner,
         act_fn=functools.partial(_act, actor=actor),
         learn_fn=functools.partial(_learn, step_fn=step_fn),
-        loop=loop,
-    )
-    return Agent(
-        init=init,
-        update=update,
-        num_updates=loop.num_updates,
-        steps_per_update=loop.steps_per_update,
     )
 
 

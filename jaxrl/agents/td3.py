@@ -164,7 +164,7 @@ def _targets(learner: TD3Learner, t: buffers.Transition, key, cfg, *, actor, cri
             key, next_actions, cfg.target_noise, cfg.target_noise_clip, -1.0, 1.0
         )
     next_q = _q_stack(critic.apply(learner.critic_target, t.next_obs, next_actions)).min(axis=0)
-    return t.reward + cfg.gamma * (1.0 - t.terminated.astype(jnp.float32)) * next_q
+    return t.reward + off_policy.discount(t, cfg.gamma) * next_q
 
 
 def _actor_step(learner: TD3Learner, obs, cfg, *, actor, critic):
@@ -176,7 +176,7 @@ def _actor_step(learner: TD3Learner, obs, cfg, *, actor, critic):
 
     loss, grads = jax.value_and_grad(loss_fn)(learner.actor_params)
     actor_params, actor_opt = off_policy.apply_updates(
-        learner.actor_params, grads, learner.actor_opt, off_policy.adam(), cfg.actor_lr
+        learner.actor_params, grads, learner.actor_opt, off_policy.adam(cfg.actor_lr)
     )
     return learner.replace(
         actor_params=actor_params,
@@ -196,7 +196,7 @@ def _learn(learner: TD3Learner, sample, key, grad_steps, cfg, *, actor, critic, 
         learner.critic_params, critic.apply, t, targets
     )
     critic_params, critic_opt = off_policy.apply_updates(
-        learner.critic_params, grads, learner.critic_opt, off_policy.adam(), cfg.critic_lr
+        learner.critic_params, grads, learner.critic_opt, off_policy.adam(cfg.critic_lr)
     )
     learner = learner.replace(critic_params=critic_params, critic_opt=critic_opt)
     actor_step = functools.partial(_actor_step, obs=t.obs, cfg=cfg, actor=actor, critic=critic)
@@ -226,11 +226,9 @@ def build_agent(config, variant: Variant) -> Agent:
     env, env_params, action_info = off_policy.make_env(config.env_id, config.num_envs)
     actor, critic = make_networks(config, action_info, variant.twin_critics)
     buffer = buffers.make_replay_buffer(config.buffer_size, config.num_envs, config.batch_size)
-    loop = off_policy.make_loop(config)
 
-    def init(key, cfg) -> off_policy.OffPolicyState:
+    def init_learner(key, cfg, example):
         actor_key, critic_key, key = jax.random.split(key, 3)
-        example = off_policy.example_transition(env, env_params, action_info)
         obs, action = example.obs[None], example.action[None]
         actor_params = actor.init(actor_key, obs)
         critic_params = critic.init(critic_key, obs, action)
@@ -239,26 +237,21 @@ def build_agent(config, variant: Variant) -> Agent:
             critic_params=critic_params,
             actor_target=actor_params,
             critic_target=critic_params,
-            actor_opt=off_policy.adam().init(actor_params),
-            critic_opt=off_policy.adam().init(critic_params),
+            actor_opt=off_policy.adam(cfg.actor_lr).init(actor_params),
+            critic_opt=off_policy.adam(cfg.critic_lr).init(critic_params),
             actor_loss=jnp.zeros((), jnp.float32),
         )
-        return off_policy.init_state(key, learner, env, env_params, buffer, action_info)
+        return learner, key
 
-    update = off_policy.make_update(
+    return off_policy.build_agent(
         env=env,
         env_params=env_params,
         action_info=action_info,
         buffer=buffer,
+        loop=off_policy.make_loop(config),
+        init_learner=init_learner,
         act_fn=functools.partial(_act, actor=actor),
         learn_fn=functools.partial(_learn, actor=actor, critic=critic, variant=variant),
-        loop=loop,
-    )
-    return Agent(
-        init=init,
-        update=update,
-        num_updates=loop.num_updates,
-        steps_per_update=loop.steps_per_update,
     )
 
 
