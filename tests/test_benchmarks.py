@@ -375,6 +375,23 @@ def test_speed_table_lists_the_cli_rows():
     assert sac.endswith("| – |") and "| – | – |" in sac
 
 
+def test_speed_only_cli_rows_runs_just_those(monkeypatch):
+    """``--only cli/td3 cli/ddpg`` measures only the user-defaults rows of TD3 and DDPG."""
+    from benchmarks.harness import speed
+
+    calls = []
+
+    def fake(algo, steps, one_by_one):
+        calls.append((algo, steps, one_by_one))
+        return {"name": f"cli/{algo}/{one_by_one}", "kind": "cli", "run_s": 1.0, "steps_per_s": 1.0}
+
+    monkeypatch.setattr(speed, "measure_cli", fake)
+    rows, _ = speed.run_suite(True, ["cli/td3", "cli/ddpg"], log=lambda m: None)
+    assert calls == [("td3", 2_000, False), ("td3", 2_000, True),
+                     ("ddpg", 2_000, False), ("ddpg", 2_000, True)]  # fmt: skip
+    assert [r["name"] for r in rows] == [f"cli/{a}/{b}/round=0" for a, _, b in calls]
+
+
 # ---------------------------------------------------------------- llm_trl (jaxrl beside TRL)
 
 

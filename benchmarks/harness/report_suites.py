@@ -128,8 +128,10 @@ def _cli_lines(data: dict) -> list[str]:
         return []
     lines = [
         "",
-        "User defaults (`jaxrl train ALGO`, CLI defaults, one process per command; compile and "
-        "run time summed over the commands; steps/s over all seeds):",
+        "**CLI defaults**: what a user gets, `jaxrl train ALGO --env ENV --total-steps N` at "
+        "every other default (networks, 4 seeds, one host device per core, chunks), one process "
+        "per command; compile and run time summed over the commands; steps/s over all seeds "
+        "(rows `cli/ALGO`: `python -m benchmarks speed --only cli/td3 cli/ddpg cli/sac cli/dqn`):",
         "",
         "| algorithm | env | steps per seed | seeds | one command: compile / run s | steps/s "
         "| one command per seed: compile / run s | steps/s | one command faster |",
@@ -159,6 +161,9 @@ def _cli_lines(data: dict) -> list[str]:
 
 def speed_md(data: dict, figures_rel: Path) -> list[str]:
     lines = [
+        "**rejax settings** (the table below: each algorithm at rejax's settings, e.g. 64-64 "
+        "networks for SAC and TD3, not the CLI's defaults; those are in the CLI-defaults table "
+        "further down). "
         "Medians over the alternating rounds, each measurement in a fresh process; compile "
         "and run time apart; steps/s = seeds × steps / run s. rejax 0.1.3 runs in "
         "benchmarks/.venv-rejax (gymnax 0.0.9) with its evaluation replaced by a no-op. "

@@ -261,7 +261,15 @@ def run_suite(
     log=print,
     on_row=None,
 ) -> tuple[list[dict], dict[str, Any]]:
-    """Runs the selected algorithms (all by default) ``rounds`` times, alternating impls."""
+    """Runs the selected algorithms (all by default) ``rounds`` times, alternating impls.
+
+    Names ``cli/ALGO`` (or ``cli`` for every one) select only the user-defaults rows of those
+    algorithms, e.g. ``--only cli/td3 cli/ddpg``: 4 seeds in one ``jaxrl train`` command
+    beside 4 single-seed commands, without the rejax-settings, env-limit and vmap rows.
+    """
+    cli_names = [n for n in names or [] if n == "cli" or n.startswith("cli/")]
+    if cli_names and len(cli_names) == len(names):
+        return _run_cli_rows(quick, cli_names, log, on_row)
     algos = select_names([s.algo for s in SPECS], names)
     rounds = rounds or (1 if quick else 3)
     rows: list[dict] = []
@@ -324,6 +332,26 @@ def run_suite(
             row = _measure("jaxrl", algo, short if quick else full, seeds)
             row.update(name=f"vmap/{algo}/seeds={seeds}", kind="vmap")
             record(row, 0)
+    return rows, settings
+
+
+def _run_cli_rows(quick: bool, cli_names: list[str], log, on_row) -> tuple[list[dict], dict]:
+    """Only the ``cli`` rows of the algorithms named ``cli/ALGO`` (``cli``: all of them)."""
+    wanted = [n.removeprefix("cli").strip("/") for n in cli_names]
+    algos = select_names(list(CLI_RUNS), [w for w in wanted if w] or None)
+    settings: dict[str, Any] = {"settings": {}}
+    rows: list[dict] = []
+    for algo in algos:
+        _, full, short = CLI_RUNS[algo]
+        for one_by_one in (False, True):
+            row = measure_cli(algo, short if quick else full, one_by_one)
+            row = {**row, "name": f"{row['name']}/round=0", "round": 0}
+            row["provenance"] = row_provenance()
+            rows.append(row)
+            if on_row is not None:
+                on_row(row, settings)
+            rate = f"{row['steps_per_s']:,.0f} steps/s"
+            log(f"[speed] {row['name']}: run {row['run_s']:.2f} s, {rate}")
     return rows, settings
 
 
