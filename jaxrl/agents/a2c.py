@@ -25,7 +25,6 @@ import optax
 from jaxrl import nets
 from jaxrl._config import config, non_negative, one_of, positive, probability, require, static
 from jaxrl.agents import on_policy
-from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.core.policy import actor_critic_loss
 
 __all__ = [
@@ -113,7 +112,9 @@ def make_advantage_fn(config: Config) -> on_policy.AdvantageFn:
     return functools.partial(on_policy.n_step_advantages, n=n)
 
 
-def a2c_loss(params, apply_fn, batch: dict, config: Config) -> tuple[jax.Array, dict]:
+def a2c_loss(
+    params, apply_fn, batch: dict, config: Config, axis_name: str | None = None
+) -> tuple[jax.Array, dict]:
     """The A2C loss on one rollout (``core.actor_critic_loss``).
 
     Args:
@@ -122,6 +123,7 @@ def a2c_loss(params, apply_fn, batch: dict, config: Config) -> tuple[jax.Array, 
       batch: dict of ``obs [T, B, *obs]``, ``actions [T, B, *act]``, ``advantages [T, B]``
         and ``targets [T, B]``.
       config: the Config (coefficients; ``normalize_advantages`` is read statically).
+      axis_name: standardise the advantages over every device of this axis (a split run).
 
     Returns:
       ``(loss, metrics)`` with policy_loss, value_loss, entropy.
@@ -129,7 +131,7 @@ def a2c_loss(params, apply_fn, batch: dict, config: Config) -> tuple[jax.Array, 
     dist, values = apply_fn(params, batch["obs"])
     advantages = batch["advantages"]
     if config.normalize_advantages:
-        advantages = on_policy.standardize(advantages)
+        advantages = on_policy.standardize(advantages, axis_name=axis_name)
     return actor_critic_loss(
         dist.log_prob(batch["actions"]),
         advantages,
@@ -151,37 +153,13 @@ def make_batch(rollout: on_policy.Rollout, advantages, targets) -> dict:
     }
 
 
-def make_agent(
-    config: Config,
-    advantage_fn: on_policy.AdvantageFn | None = None,
-    axis_name: str | None = None,
-) -> Agent:
-    """Builds A2C's ``init`` and ``update`` for ``config`` on ``on_policy.make_update``.
-
-    Args:
-      config: the Config (static fields read here, numeric ones from the ``config``
-        argument of ``init``/``update``, so they may be traced).
-      advantage_fn: replaces the one of :func:`make_advantage_fn`.
-      axis_name: average gradients and reward statistics over this mapped axis.
-    """
+def _pieces(config: Config, axis_name: str | None):
     network = make_network(config)
-    act, value = on_policy.actor_critic_fns(network)
 
     def loss(params, batch, cfg):
-        return a2c_loss(params, network.apply, batch, cfg)
+        return a2c_loss(params, network.apply, batch, cfg, axis_name)
 
-    learner = on_policy.loss_learner(loss, make_transform, make_batch, axis_name=axis_name)
-    return on_policy.on_policy_agent(
-        config,
-        network,
-        learner,
-        advantage_fn or make_advantage_fn(config),
-        act_fn=act,
-        value_fn=value,
-        axis_name=axis_name,
-    )
+    return network, on_policy.loss_learner(loss, make_transform, make_batch, axis_name=axis_name)
 
 
-def make_train(config: Config, advantage_fn: on_policy.AdvantageFn | None = None):
-    """``train(key) -> (A2CState, metrics)``, pure: ``jax.jit(jax.vmap(train))(keys)`` works."""
-    return make_train_fn(make_agent(config, advantage_fn), config)
+make_agent, make_train = on_policy.agent_functions("A2C", _pieces, make_advantage_fn)

@@ -15,10 +15,15 @@ from the traced config each update, linearly annealed on request) and the metric
 ``num_minibatches`` gradient steps (``jaxrl.core.run_epochs``), or one step on
 the whole rollout.
 
-With ``axis_name`` set, the loop runs inside ``shard_map``/``pmap`` with one seed's
-environments split over that axis: gradients and the reward-scaling statistics are
-``jax.lax.pmean``-ed over it, so every device takes the same step. (The observation
-statistics of ``normalize_obs`` live in the environment wrapper and stay per device.)
+Data parallelism. With ``axis_name`` and ``num_shards = D`` (:func:`on_policy_agent`),
+the loop runs inside ``shard_map`` with one seed's environments split over that axis:
+each device steps ``B / D`` of them. Every random draw of an environment is keyed by
+its global index and each minibatch holds ``T / M`` steps of every environment
+(:mod:`jaxrl.agents.rollout`); gradients, the reward-scaling statistics, advantage
+standardisation and the metrics are reduced over the axis. So D devices compute the
+one-device run (same global batch) up to float32 rounding;
+:mod:`jaxrl.run.data_parallel` builds it. (``normalize_obs`` keeps its statistics in
+the environment wrapper, per device, so a split run refuses it.)
 
 Shapes: ``T`` rollout length (``num_steps``), ``B`` environments (``num_envs``),
 ``N = T·B`` samples in a batch.
@@ -26,6 +31,7 @@ Shapes: ``T`` rollout length (``num_steps``), ``B`` environments (``num_envs``),
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -34,18 +40,23 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrl import nets
 from jaxrl._config import config, one_of, positive_int, positive_ints, probability, require, static
-from jaxrl.agents.base import Agent
+from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.agents.rollout import *  # noqa: F403 (the data side, re-exported)
-from jaxrl.agents.rollout import __all__ as _rollout_all
 from jaxrl.agents.rollout import (
+    AdvantageFn,
+    actor_critic_fns,
     collect_rollout,
+    env_keys,
     episode_metrics,
     explained_variance,
+    local_env_ids,
     make_env,
     run_epochs,
 )
-from jaxrl.core.normalize import RunningStats, reward_scaler_init, reward_scaler_update
+from jaxrl.agents.rollout import __all__ as _rollout_all
+from jaxrl.core.normalize import reward_scaler_init, reward_scaler_update
 
 __all__ = [
     *_rollout_all,
@@ -55,6 +66,7 @@ __all__ = [
     "check_config",
     "gradient_step",
     "loss_learner",
+    "agent_functions",
     "make_update",
     "on_policy_agent",
     "scale_rewards",
@@ -189,36 +201,36 @@ def loss_learner(
             )
             return (params, opt_state), metrics
 
+        env_ids = local_env_ids(rollout.rewards.shape[1], axis_name)
         (params, opt_state), metrics = run_epochs(
-            key, (params, opt_state), batch, step, num_epochs, num_minibatches
+            key, (params, opt_state), batch, step, num_epochs, num_minibatches, env_ids
         )
         return params, opt_state, metrics
 
     return Learner(init=init, learn=learn, uses_key=num_epochs > 0)
 
 
-def _pmean_stats(stats: RunningStats, old: RunningStats, axis_name: str) -> RunningStats:
-    """Statistics merged on each device from the same ``old`` ones, combined over the axis."""
-    n = jax.lax.psum(stats.count - old.count, axis_name)
-    mean = jax.lax.pmean(stats.mean, axis_name)
-    second = jax.lax.pmean(stats.var + jnp.square(stats.mean), axis_name)
-    return RunningStats(mean=mean, var=second - jnp.square(mean), count=old.count + n)
-
-
 def scale_rewards(scaler, rewards: jax.Array, done: jax.Array, gamma, axis_name=None):
     """Rewards ``[T, B]`` divided by the running std of the discounted return (γ traced).
 
     Step t is scaled with the statistics that include step t
-    (``jaxrl.core.reward_scaler_update`` applied step by step).
+    (``jaxrl.core.reward_scaler_update`` applied step by step). With ``axis_name``
+    (``[T, Bₗ]`` rewards on each device) every device scales the rewards of all
+    environments, gathered, so the statistics merge the whole batch as on one device;
+    each device keeps its own columns.
 
     Returns:
       ``(scaled rewards [T, B], scaler)``.
     """
+    if axis_name is not None:
+        cols = local_env_ids(rewards.shape[1], axis_name)
+        gather = functools.partial(jax.lax.all_gather, axis_name=axis_name, tiled=True)
+        whole = scaler._replace(returns=gather(scaler.returns))
+        scaled, whole = scale_rewards(whole, gather(rewards, axis=1), gather(done, axis=1), gamma)
+        return scaled[:, cols], whole._replace(returns=whole.returns[cols])
 
     def step(scaler, xs):
         scaled, new = reward_scaler_update(scaler, *xs, gamma)
-        if axis_name is not None:
-            new = new._replace(stats=_pmean_stats(new.stats, scaler.stats, axis_name))
         return new, scaled
 
     scaler, scaled = jax.lax.scan(step, scaler, (rewards, done))
@@ -238,11 +250,13 @@ def make_update(
     anneal_lr: bool = False,
     normalize_rewards: bool = False,
     axis_name: str | None = None,
+    num_envs: int | None = None,
 ) -> Callable[[OnPolicyState, Any], tuple[OnPolicyState, dict]]:
     """``update(state, cfg) -> (state, metrics)``: one rollout, its advantages, one learning step.
 
     Args:
-      env, env_params: the batched environment (:func:`make_env`).
+      env, env_params: the batched environment, taking a key per environment
+        (``make_env(..., per_env_keys=True)``).
       act_fn: ``(params, obs [B, *obs], key) -> (actions, log_probs [B], values [B])``.
       value_fn: ``(params, obs [*N, *obs]) -> values [*N]``.
       advantage_fn: ``(rollout, next_values [T, B], γ, λ) -> (advantages, targets)``;
@@ -252,7 +266,10 @@ def make_update(
       num_updates: updates in a run (the annealing horizon).
       anneal_lr: decay the learning rate linearly to 0 over ``num_updates``.
       normalize_rewards: scale rewards with :func:`scale_rewards` and ``cfg.gamma``.
-      axis_name: average gradients and reward statistics over this mapped axis.
+      axis_name: the mapped axis the environments are split over (gradients, reward
+        statistics, advantage statistics and metrics are reduced over it), or None.
+      num_envs: ``B``, the environments over every device of ``axis_name`` (default:
+        those of ``state.obs``, for a run on one device).
 
     Returns:
       ``update``; ``metrics`` holds the episode statistics, the learner's metrics,
@@ -261,8 +278,18 @@ def make_update(
 
     def update(state: OnPolicyState, cfg):
         keys = jax.random.split(state.key, 3 if learner.uses_key else 2)
+        env_ids = local_env_ids(state.obs.shape[0], axis_name)
         env_state, obs, rollout = collect_rollout(
-            act_fn, state.params, env, env_params, state.env_state, state.obs, keys[1], num_steps
+            act_fn,
+            state.params,
+            env,
+            env_params,
+            state.env_state,
+            state.obs,
+            keys[1],
+            num_steps,
+            env_ids=env_ids,
+            num_envs=num_envs or state.obs.shape[0],
         )
         scaler = state.reward_scaler
         if normalize_rewards:
@@ -281,10 +308,12 @@ def make_update(
         params, opt_state, metrics = learner.learn(
             state.params, opt_state, rollout, advantages, targets, cfg, key
         )
+        if axis_name is not None:  # per-device means of equal shares: their mean is the whole's
+            metrics = jax.lax.pmean(metrics, axis_name)
         metrics = {
-            **episode_metrics(rollout),
+            **episode_metrics(rollout, axis_name),
             **metrics,
-            "explained_variance": explained_variance(rollout.values, targets),
+            "explained_variance": explained_variance(rollout.values, targets, axis_name),
             "learning_rate": jnp.asarray(lr, jnp.float32),
         }
         new_state = OnPolicyState(
@@ -311,29 +340,50 @@ def on_policy_agent(
     value_fn=None,
     env_kwargs=None,
     axis_name: str | None = None,
+    num_shards: int = 1,
 ) -> Agent:
     """The :class:`~jaxrl.agents.base.Agent` of an on-policy ``config`` and its pieces.
 
     Reads the static fields ``env_id``, ``num_envs``, ``num_steps``, ``total_timesteps``
     and, where the config has them, ``normalize_obs``, ``normalize_rewards`` and
     ``anneal_lr``. ``network`` has ``init(key, obs)``, and ``act``/``value`` unless
-    ``act_fn``/``value_fn`` are given.
+    ``act_fn``/``value_fn`` are given (an ``nets.ActorCritic`` gets
+    :func:`~jaxrl.agents.rollout.actor_critic_fns`). With ``axis_name`` and
+    ``num_shards = D`` the agent is one device's part of a run split over D devices
+    (inside ``shard_map``): it holds ``num_envs / D`` environments.
     """
+    normalize_obs = getattr(config, "normalize_obs", False)
+    if config.num_envs % num_shards:
+        raise ValueError(
+            f"num_envs ({config.num_envs}) must be divisible by the number of devices "
+            f"({num_shards}) to split one run across them"
+        )
+    if normalize_obs and num_shards > 1:
+        raise ValueError(
+            "normalize_obs keeps its statistics per device, so a run split across "
+            f"{num_shards} devices would differ from one device; set normalize_obs=False "
+            "or run on one device"
+        )
     normalize_rewards = getattr(config, "normalize_rewards", False)
+    local_envs = config.num_envs // num_shards
     env, env_params, _ = make_env(
         config.env_id,
-        config.num_envs,
-        normalize_obs=getattr(config, "normalize_obs", False),
+        local_envs,
+        normalize_obs=normalize_obs,
         env_kwargs=env_kwargs,
+        per_env_keys=True,
     )
     steps_per_update = config.num_envs * config.num_steps
     num_updates = config.total_timesteps // steps_per_update
+    if act_fn is None and isinstance(network, nets.ActorCritic):
+        act_fn, value_fn = actor_critic_fns(network)
 
     def init(key, cfg) -> OnPolicyState:
         net_key, env_key, key = jax.random.split(key, 3)
-        obs, env_state = env.reset(env_key, env_params)
+        keys = env_keys(env_key, config.num_envs, local_env_ids(local_envs, axis_name))
+        obs, env_state = env.reset(keys, env_params)
         params = network.init(net_key, obs)
-        scaler = reward_scaler_init(config.num_envs) if normalize_rewards else None
+        scaler = reward_scaler_init(local_envs) if normalize_rewards else None
         return OnPolicyState(
             params=params,
             opt_state=learner.init(params, cfg),
@@ -356,18 +406,78 @@ def on_policy_agent(
         anneal_lr=getattr(config, "anneal_lr", False),
         normalize_rewards=normalize_rewards,
         axis_name=axis_name,
+        num_envs=config.num_envs,
     )
     return Agent(
         init=init, update=update, num_updates=num_updates, steps_per_update=steps_per_update
     )
 
 
+def agent_functions(
+    algo: str,
+    pieces: Callable[[Any, str | None], tuple[Any, Learner]],
+    default_advantage: Callable[[Any], AdvantageFn],
+    *,
+    splits: bool = True,
+) -> tuple[Callable[..., Agent], Callable]:
+    """``(make_agent, make_train)`` of an on-policy algorithm, from what sets it apart.
+
+    Args:
+      algo: the algorithm's name, for the docstrings.
+      pieces: ``(config, axis_name) -> (network, learner)``.
+      default_advantage: ``config -> AdvantageFn``, used when ``make_agent`` gets none.
+      splits: whether one run can be split over devices (then ``make_agent`` takes
+        ``num_shards``; see :mod:`jaxrl.run.data_parallel`).
+
+    Returns:
+      ``make_agent(config, advantage_fn=None, axis_name=None[, num_shards=1]) -> Agent``
+      and ``make_train(config, advantage_fn=None) -> train``.
+    """
+
+    def build(config, advantage_fn, axis_name, num_shards) -> Agent:
+        network, learner = pieces(config, axis_name)
+        advantage_fn = advantage_fn or default_advantage(config)
+        return on_policy_agent(
+            config, network, learner, advantage_fn, axis_name=axis_name, num_shards=num_shards
+        )
+
+    if splits:
+
+        def make_agent(config, advantage_fn=None, axis_name=None, num_shards: int = 1) -> Agent:
+            return build(config, advantage_fn, axis_name, num_shards)
+    else:
+
+        def make_agent(config, advantage_fn=None, axis_name=None) -> Agent:
+            return build(config, advantage_fn, axis_name, 1)
+
+    make_agent.__doc__ = f"""Builds {algo}'s ``init`` and ``update`` on ``on_policy.make_update``.
+
+    Args:
+      config: the {algo} Config (its static fields are read here; its numeric fields are
+        read from the ``config`` argument of ``init``/``update``, so they may be traced).
+      advantage_fn: an ``on_policy.AdvantageFn`` in place of the default (e.g. V-trace or
+        λ-returns minus values; see ``examples/custom_advantage.py``).
+      axis_name: the mapped axis gradients and statistics are reduced over, or None."""
+    if splits:
+        make_agent.__doc__ += """
+      num_shards: devices on that axis, each stepping ``num_envs / num_shards``
+        environments of one run (:mod:`jaxrl.run.data_parallel`)."""
+
+    def make_train(config, advantage_fn=None):
+        return make_train_fn(make_agent(config, advantage_fn), config)
+
+    make_train.__doc__ = f"""``train(key) -> (state, metrics)`` of {algo}, pure:
+    ``jax.jit(jax.vmap(train))(keys)`` works."""
+    return make_agent, make_train
+
+
 def check_config(cfg, minibatches: str | None = None) -> None:
     """The checks every on-policy Config shares (raises ``ValueError`` naming the field).
 
     Positive ``total_timesteps``, ``num_envs``, ``num_steps``; known ``activation`` and
-    ``torso``; γ in [0, 1]; one update's ``num_envs * num_steps`` steps divisible by the
-    field named ``minibatches`` and within ``total_timesteps``.
+    ``torso``; γ in [0, 1]; ``num_steps`` divisible by the field named ``minibatches``
+    (every minibatch takes the same steps of every environment); one update's
+    ``num_envs * num_steps`` steps within ``total_timesteps``.
     """
     names = ("total_timesteps", "num_envs", "num_steps") + ((minibatches,) if minibatches else ())
     for name in names:
@@ -377,10 +487,11 @@ def check_config(cfg, minibatches: str | None = None) -> None:
     require(cfg, "torso", one_of("mlp", "cnn"))
     require(cfg, "gamma", probability)
     batch = cfg.num_envs * cfg.num_steps
-    if minibatches and batch % getattr(cfg, minibatches):
+    if minibatches and cfg.num_steps % getattr(cfg, minibatches):
         raise ValueError(
-            f"num_envs * num_steps ({batch}) must be divisible by {minibatches} "
-            f"({getattr(cfg, minibatches)})"
+            f"num_steps ({cfg.num_steps}) must be divisible by {minibatches} "
+            f"({getattr(cfg, minibatches)}): every minibatch takes num_steps / {minibatches} "
+            "steps of every environment"
         )
     if cfg.total_timesteps < batch:
         raise ValueError(

@@ -28,7 +28,6 @@ from jaxrl._config import (
     static,
 )
 from jaxrl.agents import on_policy
-from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.core.policy import ppo_clip_loss
 from jaxrl.core.value import clipped_value_loss
 
@@ -88,7 +87,9 @@ def make_transform(config: Config) -> optax.GradientTransformation:
     )
 
 
-def ppo_loss(params, apply_fn, minibatch: dict, config: Config) -> tuple[jax.Array, dict]:
+def ppo_loss(
+    params, apply_fn, minibatch: dict, config: Config, axis_name: str | None = None
+) -> tuple[jax.Array, dict]:
     """The PPO objective on one minibatch: clipped surrogate + c_v·value loss − c_e·entropy.
 
     Args:
@@ -97,6 +98,8 @@ def ppo_loss(params, apply_fn, minibatch: dict, config: Config) -> tuple[jax.Arr
       minibatch: dict with ``obs``, ``actions``, ``log_probs``, ``values``, ``advantages``,
         ``targets``, each with a leading sample axis.
       config: the PPO Config (coefficients and clip ranges).
+      axis_name: the advantages are standardised over the minibatch's share on every
+        device of this axis (a split run), or over this minibatch (None).
 
     Returns:
       ``(loss, metrics)``.
@@ -105,7 +108,7 @@ def ppo_loss(params, apply_fn, minibatch: dict, config: Config) -> tuple[jax.Arr
     log_probs = dist.log_prob(minibatch["actions"])
     advantages = minibatch["advantages"]
     if config.normalize_advantages:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        advantages = on_policy.standardize(advantages, axis_name=axis_name)
     policy_loss, pm = ppo_clip_loss(log_probs - minibatch["log_probs"], advantages, config.clip_eps)
     if config.clip_value:
         value_loss = clipped_value_loss(
@@ -137,25 +140,11 @@ def make_batch(rollout: on_policy.Rollout, advantages, targets) -> dict:
     }
 
 
-def make_agent(
-    config: Config,
-    advantage_fn: on_policy.AdvantageFn | None = None,
-    axis_name: str | None = None,
-) -> Agent:
-    """Builds PPO's ``init`` and ``update`` for ``config`` on ``on_policy.make_update``.
-
-    Args:
-      config: the PPO Config (its static fields are read here; its numeric fields are read
-        from the ``config`` argument of ``init``/``update``, so they may be traced).
-      advantage_fn: replaces GAE, e.g. V-trace or λ-returns minus values; see
-        ``examples/custom_advantage.py``.
-      axis_name: average gradients and reward statistics over this mapped axis.
-    """
+def _pieces(config: Config, axis_name: str | None):
     network = make_network(config)
-    act, value = on_policy.actor_critic_fns(network)
 
     def loss(params, minibatch, cfg):
-        return ppo_loss(params, network.apply, minibatch, cfg)
+        return ppo_loss(params, network.apply, minibatch, cfg, axis_name)
 
     learner = on_policy.loss_learner(
         loss,
@@ -165,17 +154,9 @@ def make_agent(
         num_minibatches=config.num_minibatches,
         axis_name=axis_name,
     )
-    return on_policy.on_policy_agent(
-        config,
-        network,
-        learner,
-        advantage_fn or on_policy.gae_advantages,
-        act_fn=act,
-        value_fn=value,
-        axis_name=axis_name,
-    )
+    return network, learner
 
 
-def make_train(config: Config, advantage_fn: on_policy.AdvantageFn | None = None):
-    """``train(key) -> (PPOState, metrics)``, pure: ``jax.jit(jax.vmap(train))(keys)`` works."""
-    return make_train_fn(make_agent(config, advantage_fn), config)
+make_agent, make_train = on_policy.agent_functions(
+    "PPO", _pieces, lambda config: on_policy.gae_advantages
+)

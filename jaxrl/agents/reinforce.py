@@ -34,7 +34,6 @@ import optax
 
 from jaxrl._config import config, non_negative, positive, require, static
 from jaxrl.agents import on_policy
-from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.core.policy import actor_critic_loss, masked_mean, policy_gradient_loss
 
 __all__ = [
@@ -92,6 +91,7 @@ def reinforce_loss(
     network: on_policy.PolicyValueNets,
     batch: dict,
     config: Config,
+    axis_name: str | None = None,
 ) -> tuple[jax.Array, dict]:
     """REINFORCE's loss on one batch: −mean(log π·A) [+ c_v·½(V − G)²] − c_e·entropy.
 
@@ -104,6 +104,7 @@ def reinforce_loss(
       batch: dict of ``obs [*N, *obs]``, ``actions [*N, *act]``, ``advantages [*N]``,
         ``returns [*N]`` and ``mask [*N]``.
       config: the Config (coefficients; ``normalize_advantages`` is read statically).
+      axis_name: standardise the advantages over every device of this axis (a split run).
 
     Returns:
       ``(loss, metrics)`` with policy_loss, value_loss, entropy, used_fraction (mean mask).
@@ -113,7 +114,7 @@ def reinforce_loss(
     mask = batch["mask"]
     advantages = batch["advantages"]
     if config.normalize_advantages:
-        advantages = on_policy.standardize(advantages, mask)
+        advantages = on_policy.standardize(advantages, mask, axis_name=axis_name)
     entropy = dist.entropy()
     if network.critic is None:
         policy_loss, _ = policy_gradient_loss(log_probs, advantages, mask)
@@ -158,35 +159,21 @@ def make_whole_episode_batch(rollout: on_policy.Rollout, advantages, returns) ->
     }
 
 
-def make_agent(
-    config: Config,
-    advantage_fn: on_policy.AdvantageFn | None = None,
-    axis_name: str | None = None,
-) -> Agent:
-    """Builds REINFORCE's ``init`` and ``update`` for ``config`` on ``on_policy.make_update``.
-
-    Args:
-      config: the Config (static fields read here, numeric ones from the ``config``
-        argument of ``init``/``update``, so they may be traced).
-      advantage_fn: replaces ``on_policy.monte_carlo_advantages`` (returns minus baseline).
-      axis_name: average gradients over this mapped axis.
-    """
+def _pieces(config: Config, axis_name: str | None):
+    if config.whole_episodes_only and axis_name is not None:
+        raise ValueError(
+            "whole_episodes_only=True cannot split one run across devices (its masked means "
+            "would be per device); run it on one device"
+        )
     network = make_network(config)
 
     def loss(params, batch, cfg):
-        return reinforce_loss(params, network, batch, cfg)
+        return reinforce_loss(params, network, batch, cfg, axis_name)
 
     batch_fn = make_whole_episode_batch if config.whole_episodes_only else make_batch
-    learner = on_policy.loss_learner(loss, make_transform, batch_fn, axis_name=axis_name)
-    return on_policy.on_policy_agent(
-        config,
-        network,
-        learner,
-        advantage_fn or on_policy.monte_carlo_advantages,
-        axis_name=axis_name,
-    )
+    return network, on_policy.loss_learner(loss, make_transform, batch_fn, axis_name=axis_name)
 
 
-def make_train(config: Config, advantage_fn: on_policy.AdvantageFn | None = None):
-    """``train(key) -> (ReinforceState, metrics)``, pure: ``jax.jit(jax.vmap(train))(keys)``."""
-    return make_train_fn(make_agent(config, advantage_fn), config)
+make_agent, make_train = on_policy.agent_functions(
+    "REINFORCE", _pieces, lambda config: on_policy.monte_carlo_advantages
+)

@@ -1,6 +1,16 @@
 """The data side of the on-policy loop: environments, acting networks, rollouts, advantages.
 
-Shapes: ``T`` rollout length (``num_steps``), ``B`` environments (``num_envs``).
+Shapes: ``T`` rollout length (``num_steps``), ``B`` environments (``num_envs``),
+``Bₗ`` the environments one device holds when a run is split over a mesh axis
+(``B / D`` of them, with global indices ``env_ids``).
+
+Every random draw that concerns one environment (its resets, its steps, its
+action, the order of its samples in the minibatches) comes from a key derived
+from that environment's global index (:func:`env_keys`), and each minibatch holds
+``T / M`` steps of every environment (:func:`stratified_minibatches`); so a run
+whose environments are split over D devices draws the same numbers as the run
+on one device, and statistics reduced with ``axis_name`` (``pmean``/``psum``)
+are those of the whole batch.
 """
 
 from __future__ import annotations
@@ -12,8 +22,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl import envs, nets
-from jaxrl.core.minibatch import run_epochs as _run_epochs
-from jaxrl.core.minibatch import shuffled_minibatches as _shuffled
 from jaxrl.core.returns import discounted_returns, gae, n_step_returns
 
 __all__ = [
@@ -24,9 +32,11 @@ __all__ = [
     "actor_critic_fns",
     "collect_rollout",
     "complete_episode_mask",
+    "env_keys",
     "episode_metrics",
     "explained_variance",
     "gae_advantages",
+    "local_env_ids",
     "make_actor",
     "make_actor_critic",
     "make_policy_value",
@@ -34,8 +44,8 @@ __all__ = [
     "monte_carlo_advantages",
     "n_step_advantages",
     "run_epochs",
-    "shuffled_minibatches",
     "standardize",
+    "stratified_minibatches",
 ]
 
 
@@ -80,6 +90,7 @@ def make_env(
     normalize_rewards: bool = False,
     gamma: float = 0.99,
     env_kwargs: dict | None = None,
+    per_env_keys: bool = False,
 ):
     """Builds ``num_envs`` copies of ``env_id`` stepped as one batch, with episode statistics.
 
@@ -88,13 +99,15 @@ def make_env(
     normalisation, and with ``normalize_rewards`` return-based reward scaling with
     a fixed ``gamma``. The agents leave ``normalize_rewards`` off here:
     :func:`make_update` scales the rollout's rewards with each config's traced γ.
+    With ``per_env_keys``, ``reset`` and ``step`` take one key per environment
+    (``[B, 2]``, see :func:`env_keys`) instead of one key that the batch splits.
 
     Returns:
       ``(env, env_params, action_info)``.
     """
     env, env_params = envs.make(env_id, **(env_kwargs or {}))
     info = envs.action_info(env, env_params)
-    env = envs.VecEnv(env, num_envs)
+    env = (_KeyedVecEnv if per_env_keys else envs.VecEnv)(env, num_envs)
     if not info.discrete:
         env = envs.ClipAction(env)
     env = envs.EpisodeStatistics(env)
@@ -103,6 +116,38 @@ def make_env(
     if normalize_rewards:
         env = envs.ScaleReward(env, gamma)
     return env, env_params, info
+
+
+class _KeyedVecEnv(envs.VecEnv):
+    """``envs.VecEnv`` whose ``reset``/``step`` take the environments' own keys ``[B, 2]``."""
+
+    def reset(self, keys: jax.Array, params: Any = None) -> tuple[Any, Any]:
+        return jax.vmap(self._env.reset, in_axes=(0, None))(keys, self._params(params))
+
+    def step(self, keys: jax.Array, state: Any, action: Any, params: Any = None):
+        obs, state, reward, terminated, truncated, info = jax.vmap(
+            self._env.step, in_axes=(0, 0, 0, None)
+        )(keys, state, action, self._params(params))
+        done = (jnp.asarray(terminated).astype(bool), jnp.asarray(truncated).astype(bool))
+        return obs, state, jnp.asarray(reward, jnp.float32), *done, info
+
+
+def local_env_ids(num_local: int, axis_name: str | None = None) -> jax.Array:
+    """Global indices ``[Bₗ]`` of the environments this device holds (``arange`` without an axis).
+
+    Device d of the mapped axis ``axis_name`` holds environments ``d·Bₗ … (d+1)·Bₗ − 1``.
+    """
+    offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * num_local
+    return offset + jnp.arange(num_local)
+
+
+def env_keys(key: jax.Array, num_envs: int, env_ids: jax.Array | None = None) -> jax.Array:
+    """Environment i's key, ``split(key, B)[i]``, for ``env_ids`` (all B if None): ``[Bₗ, 2]``.
+
+    The same on whichever device holds environment i (as ``envs.VecEnv`` splits a key).
+    """
+    keys = jax.random.split(key, num_envs)
+    return keys if env_ids is None else keys[env_ids]
 
 
 def collect_rollout(
@@ -114,6 +159,9 @@ def collect_rollout(
     obs: jax.Array,
     key: jax.Array,
     num_steps: int,
+    *,
+    env_ids: jax.Array | None = None,
+    num_envs: int | None = None,
 ) -> tuple[Any, jax.Array, Rollout]:
     """Steps the batched environment ``num_steps`` times with ``policy_fn``.
 
@@ -123,15 +171,33 @@ def collect_rollout(
       env, env_params, env_state, obs: the batched environment (see :func:`make_env`).
       key: PRNG key for actions and environment steps.
       num_steps: ``T``.
+      env_ids: global indices ``[Bₗ]`` of the environments: then each environment acts
+        and steps with its own key (:func:`env_keys`; ``policy_fn`` is called on one
+        observation at a time under ``vmap``) and ``env`` must take per-environment
+        keys (``make_env(per_env_keys=True)``). None: one key for the whole batch.
+      num_envs: ``B``, all environments (over every device) that ``env_ids`` index.
 
     Returns:
       ``(env_state, obs, rollout)`` with the environment state and observation after the rollout.
     """
+    if env_ids is None:
+        act = policy_fn
+    else:
+
+        def one_env(params, obs, key):
+            out = policy_fn(params, obs[None], key)
+            return jax.tree.map(lambda x: x[0], out)
+
+        def act(params, obs, key):
+            keys = env_keys(key, num_envs, env_ids)
+            return jax.vmap(one_env, in_axes=(None, 0, 0))(params, obs, keys)
 
     def step(carry, step_key):
         env_state, obs = carry
         act_key, env_key = jax.random.split(step_key)
-        actions, log_probs, values = policy_fn(params, obs, act_key)
+        actions, log_probs, values = act(params, obs, act_key)
+        if env_ids is not None:
+            env_key = env_keys(env_key, num_envs, env_ids)
         next_obs, env_state, rewards, terminated, truncated, info = env.step(
             env_key, env_state, actions, env_params
         )
@@ -228,31 +294,56 @@ def complete_episode_mask(rollout: Rollout) -> jax.Array:
     return jax.lax.cummax(rollout.done.astype(jnp.float32), axis=0, reverse=True)
 
 
-def standardize(x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-8) -> jax.Array:
-    """(x − mean) / (std + eps) over all elements, or over those where ``mask`` is non-zero."""
+def _mean(x: jax.Array, axis_name: str | None) -> jax.Array:
+    """Mean of every element on every device of ``axis_name`` (each holds as many)."""
+    m = jnp.mean(x)
+    return m if axis_name is None else jax.lax.pmean(m, axis_name)
+
+
+def _sum(x: jax.Array, axis_name: str | None) -> jax.Array:
+    s = jnp.sum(x)
+    return s if axis_name is None else jax.lax.psum(s, axis_name)
+
+
+def _var(x: jax.Array, axis_name: str | None) -> jax.Array:
+    return _mean(jnp.square(x - _mean(x, axis_name)), axis_name)
+
+
+def standardize(
+    x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-8, axis_name: str | None = None
+) -> jax.Array:
+    """(x − mean) / (std + eps) over all elements, or over those where ``mask`` is non-zero.
+
+    With ``axis_name`` the mean and std are those of the elements of every device.
+    """
     if mask is None:
-        return (x - x.mean()) / (x.std() + eps)
+        mean = _mean(x, axis_name)
+        return (x - mean) / (jnp.sqrt(_mean(jnp.square(x - mean), axis_name)) + eps)
     weight = mask.astype(x.dtype)
-    count = jnp.maximum(weight.sum(), 1.0)
-    mean = (x * weight).sum() / count
-    std = jnp.sqrt((jnp.square(x - mean) * weight).sum() / count)
+    count = jnp.maximum(_sum(weight, axis_name), 1.0)
+    mean = _sum(x * weight, axis_name) / count
+    std = jnp.sqrt(_sum(jnp.square(x - mean) * weight, axis_name) / count)
     return (x - mean) / (std + eps)
 
 
-def episode_metrics(rollout: Rollout) -> dict[str, jax.Array]:
-    """Mean return and length of the episodes that finished in ``rollout`` (NaN if none did)."""
+def episode_metrics(rollout: Rollout, axis_name: str | None = None) -> dict[str, jax.Array]:
+    """Mean return and length of the episodes that finished in ``rollout`` (NaN if none did),
+    over the environments of every device of ``axis_name``."""
     finished = rollout.returned.astype(jnp.float32)
-    count = finished.sum()
+    count = _sum(finished, axis_name)
     safe = jnp.maximum(count, 1.0)
-    ret = jnp.where(count > 0, (rollout.episode_return * finished).sum() / safe, jnp.nan)
-    length = jnp.where(count > 0, (rollout.episode_length * finished).sum() / safe, jnp.nan)
+    ret = jnp.where(count > 0, _sum(rollout.episode_return * finished, axis_name) / safe, jnp.nan)
+    length = _sum(rollout.episode_length * finished, axis_name)
+    length = jnp.where(count > 0, length / safe, jnp.nan)
     return {"episode_return": ret, "episode_length": length, "episodes": count}
 
 
-def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+def explained_variance(
+    predictions: jax.Array, targets: jax.Array, axis_name: str | None = None
+) -> jax.Array:
     """1 − Var[targets − predictions] / Var[targets]: 1 is perfect, ≤ 0 is a constant's skill."""
-    var = jnp.var(targets)
-    return jnp.where(var > 0, 1.0 - jnp.var(targets - predictions) / var, jnp.nan)
+    var = _var(targets, axis_name)
+    return jnp.where(var > 0, 1.0 - _var(targets - predictions, axis_name) / var, jnp.nan)
 
 
 class PolicyValueParams(NamedTuple):
@@ -351,15 +442,55 @@ def actor_critic_fns(network: nets.ActorCritic) -> tuple[Callable, Callable]:
     return act, value
 
 
-def shuffled_minibatches(key: jax.Array, batch: Any, num_minibatches: int) -> Any:
-    """Flattens ``[T, B, ...]`` leaves to ``N`` samples, shuffles, splits into ``[M, N/M, ...]``."""
-    return _shuffled(key, _flatten(batch), num_minibatches)
+def stratified_minibatches(
+    key: jax.Array, batch: Any, num_minibatches: int, env_ids: jax.Array | None = None
+) -> Any:
+    """``[T, Bₗ, ...]`` leaves → ``[M, T/M·Bₗ, ...]``: each environment's T steps in its own
+    random order, the m-th T/M of them in minibatch m.
+
+    Environment i's order is ``permutation(fold_in(key, i), T)`` with i its global index
+    (``env_ids``, default ``arange(Bₗ)``), so a device holding some of the environments
+    holds its exact share of every minibatch of the one-device run. Each minibatch is
+    flattened time-major (``[T/M, Bₗ]`` → ``T/M·Bₗ`` samples).
+    """
+    leaves = jax.tree.leaves(batch)
+    t, num_local = leaves[0].shape[:2]
+    if t % num_minibatches:
+        raise ValueError(
+            f"num_steps ({t}) must be divisible by the number of minibatches ({num_minibatches})"
+        )
+    ids = jnp.arange(num_local) if env_ids is None else env_ids
+    perms = jax.vmap(lambda i: jax.random.permutation(jax.random.fold_in(key, i), t))(ids)
+    cols = jnp.arange(num_local)
+
+    def arrange(x):
+        x = x[perms.T, cols]  # [T, Bₗ, ...]: row s holds x[perms[b, s], b]
+        return x.reshape((num_minibatches, -1) + x.shape[2:])
+
+    return jax.tree.map(arrange, batch)
 
 
-def run_epochs(key, carry, batch, minibatch_update, num_epochs: int, num_minibatches: int):
-    """``jaxrl.core.run_epochs`` over a time-major ``[T, B, ...]`` batch (flattened to ``N``)."""
-    return _run_epochs(key, carry, _flatten(batch), minibatch_update, num_epochs, num_minibatches)
+def run_epochs(
+    key: jax.Array,
+    carry: Any,
+    batch: Any,
+    minibatch_update: Callable[[Any, Any], tuple[Any, dict]],
+    num_epochs: int,
+    num_minibatches: int,
+    env_ids: jax.Array | None = None,
+) -> tuple[Any, dict]:
+    """``num_epochs`` passes over a time-major ``[T, Bₗ, ...]`` batch in
+    :func:`stratified_minibatches`, one ``minibatch_update(carry, minibatch)`` each.
 
+    Epoch e shuffles with ``jax.random.split(key, E)[e]``.
 
-def _flatten(batch: Any) -> Any:
-    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+    Returns:
+      ``(carry, metrics)`` with every metric averaged over all ``E·M`` steps.
+    """
+
+    def epoch(carry, epoch_key):
+        minibatches = stratified_minibatches(epoch_key, batch, num_minibatches, env_ids)
+        return jax.lax.scan(minibatch_update, carry, minibatches)
+
+    carry, metrics = jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))
+    return carry, jax.tree.map(jnp.mean, metrics)

@@ -28,7 +28,6 @@ import optax
 
 from jaxrl._config import config, in_range, positive, positive_int, probability, require, static
 from jaxrl.agents import on_policy
-from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.core.policy import categorical_kl, gaussian_kl, trpo_surrogate
 from jaxrl.core.trust_region import trpo_step
 
@@ -208,29 +207,12 @@ def make_learner(network: on_policy.PolicyValueNets, config: Config, axis_name=N
     return on_policy.Learner(init=init, learn=learn, uses_key=True, rate="vf_learning_rate")
 
 
-def make_agent(
-    config: Config,
-    advantage_fn: on_policy.AdvantageFn | None = None,
-    axis_name: str | None = None,
-) -> Agent:
-    """Builds TRPO's ``init`` and ``update`` for ``config`` on ``on_policy.make_update``.
-
-    Args:
-      config: the Config (static fields read here, numeric ones from the ``config``
-        argument of ``init``/``update``, so they may be traced).
-      advantage_fn: replaces GAE (``on_policy.gae_advantages``).
-      axis_name: average value gradients and reward statistics over this mapped axis.
-    """
+def _pieces(config: Config, axis_name: str | None):
     network = make_network(config)
-    return on_policy.on_policy_agent(
-        config,
-        network,
-        make_learner(network, config, axis_name),
-        advantage_fn or on_policy.gae_advantages,
-        axis_name=axis_name,
-    )
+    return network, make_learner(network, config, axis_name)
 
 
-def make_train(config: Config, advantage_fn: on_policy.AdvantageFn | None = None):
-    """``train(key) -> (TRPOState, metrics)``, pure: ``jax.jit(jax.vmap(train))(keys)`` works."""
-    return make_train_fn(make_agent(config, advantage_fn), config)
+# One run is not split over devices: the conjugate-gradient solve needs the whole batch.
+make_agent, make_train = on_policy.agent_functions(
+    "TRPO", _pieces, lambda config: on_policy.gae_advantages, splits=False
+)

@@ -10,16 +10,23 @@ this is the one-device run, up to float32 rounding (the mean over the batch is
 summed in another order).
 
 The algorithm's ``make_agent`` must accept ``axis_name`` and ``num_shards``
-(:mod:`jaxrl.agents.pqn` does). Usage::
+(PQN, PPO, A2C and REINFORCE do; TRPO does not: its conjugate-gradient step needs
+the whole batch). Usage::
 
-    from jaxrl.agents import pqn
+    from jaxrl.agents import ppo
     from jaxrl.run import data_parallel
 
-    train = data_parallel.make_train(pqn, pqn.Config(num_envs=32))   # all jax.devices()
+    train = data_parallel.make_train(ppo, ppo.Config(num_envs=16))   # all jax.devices()
     state, metrics = jax.jit(train)(jax.random.PRNGKey(0))
 
-The state's leaves carry a leading device axis ``[D, ...]`` (the parameters are
-identical copies); ``metrics`` are the same on every device and returned once.
+The state has the one-device run's shapes: a leaf that holds one row per
+environment (environment states, observations) is sharded over the devices along
+its first axis, every other leaf (parameters, optimiser state, key) is replicated;
+so a checkpoint of a split run restores on one device and the other way round.
+``metrics`` are reduced over the devices inside the program.
+
+``jaxrl train ALGO --seeds 1`` on several devices (``--devices N``, or one host
+device per core by default) splits its one run this way (:func:`agent_for_runs`).
 """
 
 from __future__ import annotations
@@ -34,7 +41,14 @@ from jax.sharding import Mesh, PartitionSpec
 
 from jaxrl.agents.base import Agent
 
-__all__ = ["AXIS", "make_agent", "make_mesh", "make_train", "supports_data_parallel"]
+__all__ = [
+    "AXIS",
+    "agent_for_runs",
+    "make_agent",
+    "make_mesh",
+    "make_train",
+    "supports_data_parallel",
+]
 
 AXIS = "data"
 
@@ -51,55 +65,57 @@ def make_mesh(devices: Sequence[Any] | None = None) -> Mesh:
     return Mesh(np.array(devices), (AXIS,))
 
 
-def _split(algo_module, config, mesh: Mesh) -> Agent:
+def _split(algo_module, config, mesh: Mesh, agent_kwargs) -> tuple[Agent, Any]:
+    """One device's agent and the PartitionSpecs of the run's state."""
     if not supports_data_parallel(algo_module):
         name = algo_module.__name__.rsplit(".", 1)[-1]
         raise ValueError(
-            f"{name} cannot split one run across devices (its make_agent takes no axis_name); "
+            f"{name} cannot split one run across devices (its make_agent takes no num_shards); "
             "run several seeds instead, one per device"
         )
-    return algo_module.make_agent(config, axis_name=AXIS, num_shards=mesh.devices.size)
+    agent = algo_module.make_agent(
+        config, axis_name=AXIS, num_shards=mesh.devices.size, **agent_kwargs
+    )
+    whole = algo_module.make_agent(config, **agent_kwargs)
+    key = jax.ShapeDtypeStruct((2,), np.uint32)
+    one = jax.eval_shape(whole.init, key, config)
+    stacked = jax.shard_map(
+        lambda k, c: _stacked(agent.init(k, c)),
+        mesh=mesh,
+        in_specs=(PartitionSpec(), PartitionSpec()),
+        out_specs=PartitionSpec(AXIS),
+        check_vma=False,
+    )
+    local = jax.tree.map(lambda x: x.shape[1:], jax.eval_shape(stacked, key, config))
 
+    def spec(one_leaf, local_shape):
+        # A leaf with a row per environment is smaller on one device than in the whole run.
+        return PartitionSpec() if one_leaf.shape == local_shape else PartitionSpec(AXIS)
 
-def _local(tree):
-    return jax.tree.map(lambda x: x[0], tree)
+    return agent, jax.tree.map(spec, one, local)
 
 
 def _stacked(tree):
     return jax.tree.map(lambda x: x[None], tree)
 
 
-def make_agent(algo_module, config, mesh: Mesh | None = None) -> Agent:
+def make_agent(algo_module, config, mesh: Mesh | None = None, **agent_kwargs) -> Agent:
     """The algorithm's :class:`~jaxrl.agents.base.Agent` with one run split over ``mesh``.
 
-    ``init(key, cfg)`` and ``update(state, cfg)`` take and return the state with a
-    leading device axis ``[D, ...]`` sharded over the mesh; the key and the Config
-    are replicated. ``update``'s metrics have no device axis.
+    ``init(key, cfg)`` and ``update(state, cfg)`` take and return the state of the
+    one-device run, its per-environment leaves sharded over the mesh; the key and
+    the Config are replicated, and so are ``update``'s metrics. ``agent_kwargs`` go
+    to the algorithm's ``make_agent`` (e.g. ``advantage_fn``).
     """
     mesh = make_mesh() if mesh is None else mesh
-    agent = _split(algo_module, config, mesh)
-    shard, rep = PartitionSpec(AXIS), PartitionSpec()
-
-    def local_init(key, cfg):
-        return _stacked(agent.init(key, cfg))
-
-    def local_update(states, cfg):
-        state, metrics = agent.update(_local(states), cfg)
-        return _stacked(state), _stacked(metrics)
-
+    agent, specs = _split(algo_module, config, mesh, agent_kwargs)
+    rep = PartitionSpec()
     # check_vma=False: env states start equal on every device (zeros) and then vary, which
-    # the varying-axis checker rejects in a scan carry; every output here is per device.
-    init = jax.shard_map(
-        local_init, mesh=mesh, in_specs=(rep, rep), out_specs=shard, check_vma=False
-    )
-    sharded_update = jax.shard_map(
-        local_update, mesh=mesh, in_specs=(shard, rep), out_specs=(shard, shard), check_vma=False
-    )
-
-    def update(states, cfg):
-        states, metrics = sharded_update(states, cfg)
-        return states, _local(metrics)  # pmean-ed: the same on every device
-
+    # the varying-axis checker rejects in a scan carry; replicated outputs are pmean-ed.
+    init = jax.shard_map(agent.init, mesh=mesh, in_specs=(rep, rep), out_specs=specs,
+                         check_vma=False)  # fmt: skip
+    update = jax.shard_map(agent.update, mesh=mesh, in_specs=(specs, rep),
+                           out_specs=(specs, rep), check_vma=False)  # fmt: skip
     return Agent(
         init=init,
         update=update,
@@ -108,29 +124,38 @@ def make_agent(algo_module, config, mesh: Mesh | None = None) -> Agent:
     )
 
 
-def make_train(algo_module, config, mesh: Mesh | None = None):
-    """``train(key) -> (state [D, ...], metrics)``: the whole run, split over ``mesh``.
+def make_train(algo_module, config, mesh: Mesh | None = None, **agent_kwargs):
+    """``train(key) -> (state, metrics)``: the whole run, split over ``mesh``.
 
     The updates run under one ``lax.scan`` inside ``shard_map`` (no collective
-    outside the gradient and metric averages).
+    outside the gradient and statistic reductions).
     """
     mesh = make_mesh() if mesh is None else mesh
-    agent = _split(algo_module, config, mesh)
-    shard, rep = PartitionSpec(AXIS), PartitionSpec()
+    agent, specs = _split(algo_module, config, mesh, agent_kwargs)
 
     def local_train(key):
         state = agent.init(key, config)
-        state, metrics = jax.lax.scan(
+        return jax.lax.scan(
             lambda s, _: agent.update(s, config), state, None, length=agent.num_updates
         )
-        return _stacked(state), _stacked(metrics)
 
-    sharded = jax.shard_map(
-        local_train, mesh=mesh, in_specs=rep, out_specs=(shard, shard), check_vma=False
-    )
+    rep = PartitionSpec()
+    return jax.shard_map(local_train, mesh=mesh, in_specs=rep, out_specs=(specs, rep),
+                         check_vma=False)  # fmt: skip
 
-    def train(key):
-        state, metrics = sharded(key)
-        return state, _local(metrics)
 
-    return train
+def agent_for_runs(algo_module, config, num_runs: int, log=print, **agent_kwargs) -> Agent:
+    """The agent a runner of ``num_runs`` runs uses: with one run and several devices, that
+    run split over all of them (when the algorithm and ``config`` allow it), else the
+    algorithm's own ``make_agent(config)`` (whole runs are placed on devices instead).
+    """
+    devices = jax.devices()
+    if num_runs == 1 and len(devices) > 1 and supports_data_parallel(algo_module):
+        try:
+            agent = make_agent(algo_module, config, **agent_kwargs)
+        except ValueError as e:
+            log(f"note: the run stays on one device: {e}")
+        else:
+            log(f"one run split over {len(devices)} devices (environments and minibatches)")
+            return agent
+    return algo_module.make_agent(config, **agent_kwargs)

@@ -169,22 +169,31 @@ def test_bad_config_raises_before_jit():
 
 
 def test_axis_name_averages_gradients_and_reward_statistics():
-    """Two copies on one mapped axis, same params, different rollouts: one shared step."""
-    cfg = a2c.Config(total_timesteps=4 * 5 * 2, normalize_rewards=True, **SMALL)
-    agent = a2c.make_agent(cfg, axis_name="devices")
-    alone = a2c.make_agent(cfg)
-    state = jax.jit(agent.init)(jax.random.PRNGKey(0), cfg)
-    states = jax.tree.map(lambda x: jnp.stack([x, x]), state)
-    states = states.replace(key=jax.random.split(jax.random.PRNGKey(1), 2))
-    # Compiled: the same numbers as op by op, in a fraction of the time.
-    shared = jax.jit(jax.vmap(agent.update, in_axes=(0, None), axis_name="devices"))
-    new, _ = shared(states, cfg)
-    for leaf in jax.tree.leaves((new.params, new.reward_scaler.stats)):
+    """Two halves of the environments on one mapped axis (vmap): one shared step, the step of
+    the whole batch on one device (gradients, reward and advantage statistics reduced)."""
+    cfg = a2c.Config(
+        total_timesteps=4 * 5 * 2, normalize_rewards=True, normalize_advantages=True, **SMALL
+    )
+    half = a2c.make_agent(cfg, axis_name="devices", num_shards=2)
+    whole = a2c.make_agent(cfg)
+
+    def pair(fn, in_axes):
+        return jax.jit(jax.vmap(fn, in_axes=in_axes, axis_name="devices", axis_size=2))
+
+    key = jax.random.PRNGKey(0)
+    states = pair(half.init, (None, None))(key, cfg)
+    assert states.obs.shape[:2] == (2, 2)  # each copy holds 2 of the 4 environments
+    new, metrics = pair(half.update, (0, None))(states, cfg)
+    for leaf in jax.tree.leaves((new.params, new.reward_scaler.stats, metrics)):
         np.testing.assert_array_equal(leaf[0], leaf[1])
-    # Each copy alone would have taken a different step.
-    own, _ = jax.jit(jax.vmap(alone.update, in_axes=(0, None)))(states, cfg)
-    first = jax.tree.leaves(own.params)[0]
-    assert not np.allclose(first[0], first[1])
-    # The shared statistics count both copies' returns.
-    counts = own.reward_scaler.stats.count
-    np.testing.assert_allclose(new.reward_scaler.stats.count[0], counts.sum() - 1e-4, rtol=1e-6)
+    want, want_metrics = jax.jit(whole.update)(jax.jit(whole.init)(key, cfg), cfg)
+    np.testing.assert_array_equal(new.obs.reshape(want.obs.shape), want.obs)
+    for got, ref in zip(jax.tree.leaves(new.params), jax.tree.leaves(want.params), strict=True):
+        np.testing.assert_allclose(got[0], ref, rtol=1e-5, atol=1e-6)
+    for name, ref in want_metrics.items():
+        np.testing.assert_allclose(metrics[name][0], ref, rtol=1e-5, atol=1e-6, err_msg=name)
+    # The shared statistics count every environment's returns, as on one device.
+    np.testing.assert_allclose(
+        new.reward_scaler.stats.count[0], want.reward_scaler.stats.count, rtol=1e-6
+    )
+    assert float(want.reward_scaler.stats.count) > 4 * 5

@@ -111,7 +111,7 @@ def test_update_traces_once_across_hyperparameters():
 
 def test_bad_config_raises_before_jit():
     with pytest.raises(
-        ValueError, match=r"num_envs \* num_steps \(12\) must be divisible by num_minibatches \(5\)"
+        ValueError, match=r"num_steps \(4\) must be divisible by num_minibatches \(5\)"
     ):
         ppo.Config(num_envs=3, num_steps=4, num_minibatches=5)
     with pytest.raises(ValueError, match=r"clip_eps = 1.5"):

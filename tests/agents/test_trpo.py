@@ -155,7 +155,7 @@ def test_gamma_sweep_with_reward_scaling_equals_separate_runs():
 
 def test_bad_config_raises_before_jit():
     with pytest.raises(
-        ValueError, match=r"num_envs \* num_steps \(12\) must be divisible by vf_minibatches \(5\)"
+        ValueError, match=r"num_steps \(4\) must be divisible by vf_minibatches \(5\)"
     ):
         trpo.Config(num_envs=3, num_steps=4, vf_minibatches=5, total_timesteps=100)
     with pytest.raises(ValueError, match=r"max_kl = 0"):

@@ -1,4 +1,5 @@
-"""One PQN run split over 4 forced host devices equals the one-device run (float32 rounding)."""
+"""One run split over 4 forced host devices equals the one-device run (float32 rounding):
+PQN, PPO (with reward scaling and per-minibatch advantage standardisation), A2C and REINFORCE."""
 
 import os
 import subprocess
@@ -42,11 +43,10 @@ CODE = """
 """
 
 
-def test_pqn_split_over_four_devices_equals_one_device(tmp_path):
-    out = tmp_path / "dp.npz"
+def _run_on_four_devices(code: str, out: Path) -> None:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     proc = subprocess.run(
-        [sys.executable, "-c", f"OUT = {str(out)!r}\n" + textwrap.dedent(CODE)],
+        [sys.executable, "-c", f"OUT = {str(out)!r}\n" + textwrap.dedent(code)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -54,6 +54,11 @@ def test_pqn_split_over_four_devices_equals_one_device(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_pqn_split_over_four_devices_equals_one_device(tmp_path):
+    out = tmp_path / "dp.npz"
+    _run_on_four_devices(CODE, out)
     r = np.load(out)
     names = [k[len("one.") :] for k in r.files if k.startswith("one.")]
     assert {"episode_return", "td_loss", "q_mean", "episodes"} <= set(names)
@@ -61,24 +66,89 @@ def test_pqn_split_over_four_devices_equals_one_device(tmp_path):
         np.testing.assert_allclose(r[f"split.{name}"], r[f"one.{name}"], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(r[f"chunked.{name}"], r[f"one.{name}"], rtol=1e-5, atol=1e-5)
     # The environments were split, not copied: device d holds envs 2d, 2d+1 of the 8.
-    np.testing.assert_array_equal(r["split_obs"].reshape(r["one_obs"].shape), r["one_obs"])
+    np.testing.assert_array_equal(r["split_obs"], r["one_obs"])
     n = len([k for k in r.files if k.startswith("p")])
-    for i in range(n):
-        one, split = r[f"p{i}"], r[f"s{i}"]
-        assert split.shape == (4, *one.shape)
-        for d in range(4):  # every device holds the same parameters, the one-device ones
-            np.testing.assert_allclose(split[d], one, rtol=1e-5, atol=1e-6)
+    for i in range(n):  # the split state has the one-device shapes (parameters replicated)
+        np.testing.assert_allclose(r[f"s{i}"], r[f"p{i}"], rtol=1e-5, atol=1e-6)
     # A run on 4 devices finished episodes (the comparison is not of empty metrics).
     assert np.nansum(r["one.episodes"]) > 0
+
+
+ON_POLICY = """
+    import jax, numpy as np
+    assert len(jax.devices()) == 4, jax.devices()
+    from jaxrl.agents import a2c, ppo, reinforce
+    from jaxrl.run import data_parallel
+    small = dict(env_id="CartPole-v1", total_timesteps=8 * 16 * 5, num_envs=8, num_steps=16,
+                 hidden_sizes=(16,))
+    runs = {
+        "ppo": (ppo, ppo.Config(num_minibatches=4, num_epochs=2, normalize_rewards=True,
+                                learning_rate=3e-3, **small)),
+        "a2c": (a2c, a2c.Config(normalize_advantages=True, **small)),
+        "reinforce": (reinforce, reinforce.Config(**small)),
+    }
+    key = jax.random.PRNGKey(3)
+    arrays = {}
+    for name, (module, cfg) in runs.items():
+        one_state, one = jax.jit(module.make_train(cfg))(key)
+        split_state, split = jax.jit(data_parallel.make_train(module, cfg))(key)
+        arrays.update({f"{name}.one.{k}": v for k, v in one.items()})
+        arrays.update({f"{name}.split.{k}": v for k, v in split.items()})
+        leaves = zip(jax.tree.leaves(one_state), jax.tree.leaves(split_state))
+        for i, (a, b) in enumerate(leaves):
+            arrays[f"{name}.state_one.{i}"], arrays[f"{name}.state_split.{i}"] = a, b
+        if name == "ppo":  # the chunked form, as jaxrl.run drives it, and the state's layout
+            agent = data_parallel.make_agent(module, cfg)
+            state = jax.jit(agent.init)(key, cfg)
+            update = jax.jit(agent.update)
+            rows = []
+            for _ in range(agent.num_updates):
+                state, m = update(state, cfg)
+                rows.append(m)
+            arrays.update({f"chunked.{k}": np.stack([r[k] for r in rows]) for k in rows[0]})
+            arrays["obs_devices"] = np.asarray(len(state.obs.sharding.device_set))
+            arrays["params_replicated"] = np.asarray(
+                all(x.sharding.is_fully_replicated for x in jax.tree.leaves(state.params))
+            )
+    np.savez(OUT, **{k: np.asarray(v) for k, v in arrays.items()})
+"""
+
+
+def test_on_policy_split_over_four_devices_equals_one_device(tmp_path):
+    out = tmp_path / "on_policy.npz"
+    _run_on_four_devices(ON_POLICY, out)
+    r = np.load(out)
+    for name in ("ppo", "a2c", "reinforce"):
+        metrics = [k.split(".", 2)[2] for k in r.files if k.startswith(f"{name}.one.")]
+        assert {"episode_return", "policy_loss", "value_loss", "explained_variance"} <= set(metrics)
+        for m in metrics:
+            one, split = r[f"{name}.one.{m}"], r[f"{name}.split.{m}"]
+            np.testing.assert_allclose(split, one, rtol=2e-5, atol=2e-5, err_msg=f"{name} {m}")
+        assert np.nansum(r[f"{name}.one.episodes"]) > 0
+        # The runs learned something different over the updates (not a comparison of constants).
+        assert np.ptp(r[f"{name}.one.value_loss"]) > 1e-3
+        n = len([k for k in r.files if k.startswith(f"{name}.state_one.")])
+        for i in range(n):  # the split state is the one-device state, shapes included
+            one, split = r[f"{name}.state_one.{i}"], r[f"{name}.state_split.{i}"]
+            assert split.shape == one.shape
+            if np.issubdtype(one.dtype, np.floating):
+                np.testing.assert_allclose(split, one, rtol=1e-4, atol=1e-5)
+            else:
+                np.testing.assert_array_equal(split, one)
+    for m in ("episode_return", "policy_loss", "approx_kl", "clip_fraction"):
+        np.testing.assert_allclose(r[f"chunked.{m}"], r[f"ppo.one.{m}"], rtol=2e-5, atol=2e-5)
+    assert int(r["obs_devices"]) == 4 and bool(r["params_replicated"])
 
 
 def test_agent_without_axis_name_is_refused():
     import types
 
-    from jaxrl.agents import pqn
+    from jaxrl.agents import a2c, ppo, pqn, reinforce, trpo
     from jaxrl.run import data_parallel
 
-    assert data_parallel.supports_data_parallel(pqn)
+    for module in (pqn, ppo, a2c, reinforce):
+        assert data_parallel.supports_data_parallel(module)
+    assert not data_parallel.supports_data_parallel(trpo)  # its CG step needs the whole batch
     whole_runs_only = types.SimpleNamespace(
         __name__="jaxrl.agents.whole", make_agent=lambda config: None
     )
