@@ -40,6 +40,11 @@ from jaxrl.llm.tasks import TOKENIZER, make_task  # noqa: E402
 
 # JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
+# Held-out prompts per evaluation; QUICK also trains on few rows with small batches.
+EVAL_PROMPTS = 16 if QUICK else 256
+SFT_SIZES = {"batch_size": 8, "num_train_examples": 256} if QUICK else {}
+RM_SIZES = {"batch_size": 8, "num_train_pairs": 64, "eval_pairs": 16} if QUICK else {}
+PPO_SIZES = {"num_prompts": 4, "num_minibatches": 1, "num_train_prompts": 64} if QUICK else {}
 
 
 def parse_args():
@@ -60,14 +65,16 @@ def train_stages(sft_steps: int, rm_steps: int, seed: int, log=print):
     """SFT on base completions, then the reward model from it."""
     key_sft, key_rm = jax.random.split(jax.random.PRNGKey(seed))
     start = time.perf_counter()
-    sft = train_sft(
-        SFTConfig(task="preference", num_steps=sft_steps, eval_every=sft_steps), key_sft
-    )
+    sft_config = SFTConfig(
+        task="preference", num_steps=sft_steps, eval_every=sft_steps, eval_prompts=EVAL_PROMPTS,
+        **SFT_SIZES,
+    )  # fmt: skip
+    sft = train_sft(sft_config, key_sft)
     log(
         f"SFT: hidden score {sft.summary['heldout_score']:.3f} "
         f"({time.perf_counter() - start:.0f} s)"
     )
-    rm_config = RewardModelConfig(num_steps=rm_steps, eval_every=rm_steps)
+    rm_config = RewardModelConfig(num_steps=rm_steps, eval_every=rm_steps, **RM_SIZES)
     rm = train_reward_model(rm_config, key_rm, init_from=sft.params)
     log(
         f"reward model: held-out accuracy {rm.summary['heldout_accuracy']:.3f} on the labels, "
@@ -80,7 +87,7 @@ def train_stages(sft_steps: int, rm_steps: int, seed: int, log=print):
 def run_ppo(sft, rm, kl_coef: float, ppo_steps: int, seed: int, log=print):
     config = RLHFConfig(
         task="preference", num_steps=ppo_steps, eval_every=max(ppo_steps // 10, 1),
-        kl_coef=kl_coef,
+        kl_coef=kl_coef, eval_prompts=EVAL_PROMPTS, **PPO_SIZES,
     )  # fmt: skip
     start = time.perf_counter()
 
@@ -129,7 +136,7 @@ def report(runs: dict) -> None:
     ]
     first = next(iter(runs.values())).evals
     print(
-        f"\n{'held-out, 256 prompts':36s} {'SFT (before)':>13s}"
+        f"\n{f'held-out, {EVAL_PROMPTS} prompts':36s} {'SFT (before)':>13s}"
         + "".join(f" {n:>13s}" for n in runs)
     )
     for label, key in rows:
