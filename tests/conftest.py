@@ -75,29 +75,36 @@ def pytest_unconfigure(config):
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
-# The longest tests, longest first (seconds of one test at load ~2, 2 cores, from
-# ``pytest -n 2 --durations=0``): each starts processes that run documented commands or
-# scripts. xdist hands tests out in collection order, so in their natural place (near the
-# end of the alphabet) two of them could be left running on one worker while the other
-# has nothing to do; first, they are spread over both workers and the short tests fill
-# the gaps.
-LONG_FIRST = (
-    "tests/test_docs.py::test_readme_command",  # chains of up to 10 commands: 5-45 s
-    "tests/test_guides.py",  # 28-45 s each
-    "tests/run/test_multiprocess.py",  # 42 s
-    "tests/test_docs.py::test_example",  # 5-29 s
-    "tests/test_docs.py::test_readme_python_snippet",
-)
+# The longest tests and their rough cost in CPU seconds (guides: measured one by one at
+# load ~16, 2 cores; the rest from earlier full runs). Each starts processes that run
+# documented commands or scripts, or runs a guide. xdist hands tests out in collection
+# order, so in their natural place (near the end of the alphabet) two of them could be
+# left running on one worker while the other has nothing to do; collected first, longest
+# first, they are spread over both workers and the short tests fill the gaps.
+LONG_FIRST = {
+    "tests/test_guides.py::test_guide_06": 93,
+    "tests/test_guides.py::test_guide_04": 75,
+    "tests/run/test_multiprocess.py": 42,
+    "tests/test_guides.py::test_guide_03": 42,
+    "tests/test_guides.py::test_guide_05": 37,
+    "tests/test_guides.py::test_guide_07": 30,
+    "tests/test_docs.py::test_example[rlhf_pipeline": 29,
+    "tests/test_docs.py::test_example[llm_end_to_end": 27,
+    "tests/test_docs.py::test_example": 15,
+    "tests/test_docs.py::test_readme_python_snippet": 8,
+    "tests/test_guides.py": 7,
+}
+README_COMMAND_S = 5  # a README chain: about this much per command
+
+
+def _expected_s(item) -> float:
+    chain = getattr(item, "callspec", None) and item.callspec.params.get("chain")
+    if item.nodeid.startswith("tests/test_docs.py::test_readme_command") and chain:
+        return README_COMMAND_S * len(chain)
+    return next((s for p, s in LONG_FIRST.items() if item.nodeid.startswith(p)), 0)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Puts the tests of ``LONG_FIRST`` first (README chains by length), the rest in order."""
-
-    def rank(item):
-        for i, prefix in enumerate(LONG_FIRST):
-            if item.nodeid.startswith(prefix):
-                chain = getattr(item, "callspec", None) and item.callspec.params.get("chain")
-                return (i, -len(chain) if isinstance(chain, list) else 0)
-        return (len(LONG_FIRST), 0)
-
-    items.sort(key=rank)  # stable: the same order on every xdist worker
+    """The tests of ``LONG_FIRST`` and the README chains first, longest first; the rest in
+    their order (a stable sort: the same order on every xdist worker)."""
+    items.sort(key=lambda item: -_expected_s(item))
