@@ -54,7 +54,9 @@ from jaxrl._config import (
     require,
     static,
 )
+from jaxrl.agents import rollout as rollout_lib
 from jaxrl.agents.base import Agent, make_train_fn
+from jaxrl.agents.rollout import Rollout, episode_metrics, stratified_minibatches
 from jaxrl.core import lambda_returns, linear_schedule
 
 __all__ = [
@@ -172,20 +174,6 @@ class PQNState:
     update_count: jax.Array  # int32 scalar
 
 
-class Rollout(flax.struct.PyTreeNode):
-    """A time-major rollout of ``Bₗ`` environments."""
-
-    obs: jax.Array  # [T, Bₗ, *O]
-    actions: jax.Array  # [T, Bₗ] int32
-    rewards: jax.Array  # [T, Bₗ]
-    terminated: jax.Array  # [T, Bₗ] bool
-    truncated: jax.Array  # [T, Bₗ] bool
-    next_obs: jax.Array  # [T, Bₗ, *O] real next observation (the final one where done)
-    returned: jax.Array  # [T, Bₗ] bool: an episode ended here
-    episode_return: jax.Array  # [T, Bₗ] its return (0 elsewhere)
-    episode_length: jax.Array  # [T, Bₗ] its length (0 elsewhere)
-
-
 def make_network(config: Config, action_info=None, obs_ndim: int | None = None) -> PQNNetwork:
     """The Q-network of ``config`` (action space and observation rank looked up if not given)."""
     if action_info is None or obs_ndim is None:
@@ -214,11 +202,6 @@ def epsilon_at(update_count, cfg: Config, num_updates: int) -> jax.Array:
     return linear_schedule(cfg.eps_start, cfg.eps_end, duration)(update_count)
 
 
-def _env_keys(key: jax.Array, env_ids: jax.Array, num_envs: int) -> jax.Array:
-    """Environment i's key is ``split(key, B)[i]`` on any device (as in ``envs.VecEnv``)."""
-    return jax.random.split(key, num_envs)[env_ids]
-
-
 def _greedy_or_random(key, q_values, epsilon):
     """One environment's ε-greedy action from its own key (ties: the first maximum)."""
     explore_key, action_key = jax.random.split(key)
@@ -233,8 +216,8 @@ def collect_rollout(
     """Steps the local environments ``num_steps`` times with the ε-greedy policy.
 
     Args:
-      apply_fn: ``(params, obs [Bₗ, *O]) -> Q [Bₗ, A]``.
-      env: one (unbatched) environment with episode statistics; stepped under ``vmap``.
+      apply_fn: ``(params, obs [N, *O]) -> Q [N, A]``.
+      env: the local environments, taking one key each (``rollout.make_env(per_env_keys=True)``).
       env_state, obs: the local environments' states and observations ``[Bₗ, ...]``.
       key: the rollout key (the same on every device).
       epsilon: ε of this rollout.
@@ -242,38 +225,17 @@ def collect_rollout(
       num_envs: ``B``, all environments over all devices.
 
     Returns:
-      ``(env_state, obs, rollout)`` after the rollout.
+      ``(env_state, obs, rollout)`` after the rollout (``log_probs`` and ``values`` zero).
     """
-    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def step(carry, step_key):
-        env_state, obs = carry
-        act_key, env_key = jax.random.split(step_key)
-        q = apply_fn(params, obs)
-        actions = jax.vmap(_greedy_or_random, in_axes=(0, 0, None))(
-            _env_keys(act_key, env_ids, num_envs), q, epsilon
-        )
-        next_obs, env_state, rewards, terminated, truncated, info = step_env(
-            _env_keys(env_key, env_ids, num_envs), env_state, actions, env_params
-        )
-        real_next = envs.real_next_obs(next_obs, terminated, truncated, info)
-        transition = Rollout(
-            obs=obs,
-            actions=actions,
-            rewards=rewards.astype(jnp.float32),
-            terminated=terminated,
-            truncated=truncated,
-            next_obs=real_next.astype(obs.dtype),
-            returned=info["returned_episode"],
-            episode_return=info["episode_return"],
-            episode_length=info["episode_length"],
-        )
-        return (env_state, next_obs), transition
+    def act(params, obs, key):  # one environment: obs [1, *O], its own key
+        action = _greedy_or_random(key, apply_fn(params, obs)[0], epsilon)[None]
+        return action, jnp.zeros(1), jnp.zeros(1)
 
-    (env_state, obs), rollout = jax.lax.scan(
-        step, (env_state, obs), jax.random.split(key, num_steps)
-    )
-    return env_state, obs, rollout
+    return rollout_lib.collect_rollout(
+        act, params, env, env_params, env_state, obs, key, num_steps,
+        env_ids=env_ids, num_envs=num_envs,
+    )  # fmt: skip
 
 
 def compute_targets(
@@ -285,24 +247,6 @@ def compute_targets(
     done = jnp.logical_or(rollout.terminated, rollout.truncated)
     rewards = rollout.rewards * reward_scale
     return lambda_returns(rewards, next_values, rollout.terminated, done, gamma, lambda_)
-
-
-def stratified_minibatches(key, batch: Any, num_minibatches: int, env_ids: jax.Array) -> Any:
-    """``[T, Bₗ, ...]`` leaves → ``[M, T/M, Bₗ, ...]``: every environment's steps in its own
-    random order (keyed by its global index), the m-th T/M of them in minibatch m.
-
-    Each minibatch holds T/M steps of every environment, so a device holding some of
-    the environments holds its exact share of every minibatch.
-    """
-    t = jax.tree.leaves(batch)[0].shape[0]
-    perms = jax.vmap(lambda i: jax.random.permutation(jax.random.fold_in(key, i), t))(env_ids)
-    cols = jnp.arange(env_ids.shape[0])
-
-    def arrange(x):
-        x = x[perms.T, cols]  # [T, Bₗ, ...]: x[perms[b, s], b]
-        return x.reshape((num_minibatches, t // num_minibatches) + x.shape[1:])
-
-    return jax.tree.map(arrange, batch)
 
 
 def pqn_loss(params, apply_fn, minibatch: dict) -> tuple[jax.Array, dict]:
@@ -333,25 +277,6 @@ def update_minibatch(carry, minibatch, *, apply_fn, tx, lr, axis_name=None):
     return (params, opt_state), metrics
 
 
-def _episode_metrics(rollout: Rollout, axis_name) -> dict:
-    sums = jnp.stack(
-        [
-            jnp.sum(rollout.episode_return),
-            jnp.sum(rollout.episode_length),
-            jnp.sum(rollout.returned.astype(jnp.float32)),
-        ]
-    )
-    if axis_name is not None:
-        sums = jax.lax.psum(sums, axis_name)
-    ret, length, count = sums[0], sums[1], sums[2]
-    safe = jnp.maximum(count, 1.0)
-    return {
-        "episode_return": jnp.where(count > 0, ret / safe, jnp.nan),
-        "episode_length": jnp.where(count > 0, length / safe, jnp.nan),
-        "episodes": count,
-    }
-
-
 def make_agent(config: Config, *, axis_name: str | None = None, num_shards: int = 1) -> Agent:
     """Builds PQN's ``init`` and ``update``.
 
@@ -366,24 +291,20 @@ def make_agent(config: Config, *, axis_name: str | None = None, num_shards: int 
             f"num_envs ({config.num_envs}) must be divisible by the number of devices "
             f"({num_shards}) to split one run across them"
         )
-    base_env, env_params = envs.make(config.env_id)
-    action_info = envs.action_info(base_env, env_params)
-    obs_ndim = len(base_env.observation_space(env_params).shape)
+    num_envs, local_envs = config.num_envs, config.num_envs // num_shards
+    env, env_params, action_info = rollout_lib.make_env(
+        config.env_id, local_envs, per_env_keys=True
+    )
+    obs_ndim = len(env.observation_space(env_params).shape)  # one env's (VecEnv forwards it)
     network = make_network(config, action_info, obs_ndim)
     apply_fn = network.apply
-    env = envs.EpisodeStatistics(base_env)
-    num_envs, local_envs = config.num_envs, config.num_envs // num_shards
     steps_per_update = config.num_envs * config.num_steps
     num_updates = config.total_timesteps // steps_per_update
 
-    def env_ids():
-        offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_envs
-        return offset + jnp.arange(local_envs)
-
     def init(key, cfg: Config) -> PQNState:
         net_key, env_key, key = jax.random.split(key, 3)
-        keys = _env_keys(env_key, env_ids(), num_envs)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(keys, env_params)
+        ids = rollout_lib.local_env_ids(local_envs, axis_name)
+        obs, env_state = env.reset(rollout_lib.env_keys(env_key, num_envs, ids), env_params)
         params = network.init(net_key, obs)
         return PQNState(
             params=params,
@@ -396,7 +317,7 @@ def make_agent(config: Config, *, axis_name: str | None = None, num_shards: int 
 
     def update(state: PQNState, cfg: Config):
         key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-        ids = env_ids()
+        ids = rollout_lib.local_env_ids(local_envs, axis_name)
         epsilon = epsilon_at(state.update_count, cfg, num_updates)
         env_state, obs, rollout = collect_rollout(
             apply_fn,
@@ -429,7 +350,7 @@ def make_agent(config: Config, *, axis_name: str | None = None, num_shards: int 
             epoch, (state.params, state.opt_state), jax.random.split(epoch_key, config.num_epochs)
         )
         metrics = {
-            **_episode_metrics(rollout, axis_name),
+            **episode_metrics(rollout, axis_name),
             **jax.tree.map(jnp.mean, metrics),
             "epsilon": jnp.asarray(epsilon, jnp.float32),
             "learning_rate": jnp.asarray(lr, jnp.float32),

@@ -82,6 +82,8 @@ def test_targets_bootstrap_on_truncation_not_termination(reward_scale):
     rollout = pqn.Rollout(
         obs=jax.random.normal(k[1], (t, b, 1)),
         actions=jnp.zeros((t, b), jnp.int32),
+        log_probs=zeros,
+        values=zeros,
         rewards=jnp.arange(t * b, dtype=jnp.float32).reshape(t, b) / 10,
         terminated=jnp.asarray(terminated),
         truncated=jnp.asarray(truncated),
@@ -117,11 +119,12 @@ def test_stratified_minibatches_are_a_permutation_per_environment():
     x = jnp.arange(t * b).reshape(t, b)
     key = jax.random.PRNGKey(7)
     full = pqn.stratified_minibatches(key, x, m, jnp.arange(b))
-    assert full.shape == (m, t // m, b)
+    assert full.shape == (m, t // m * b)  # each minibatch flattened time-major
+    full = full.reshape(m, t // m, b)
     for j in range(b):
         np.testing.assert_array_equal(np.sort(full[:, :, j].ravel()), np.asarray(x[:, j]))
     part = pqn.stratified_minibatches(key, x[:, 2:], m, jnp.arange(2, 4))
-    np.testing.assert_array_equal(part, full[:, :, 2:])
+    np.testing.assert_array_equal(part.reshape(m, t // m, 2), full[:, :, 2:])
 
 
 def test_no_recompile_across_keys_and_traced_hyperparameters():
