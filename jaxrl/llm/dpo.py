@@ -23,23 +23,22 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from jaxrl._config import in_range, non_negative, positive, positive_int, require
+from jaxrl._config import in_range, positive, require
 from jaxrl.core.preference import DPO_KINDS, dpo_loss, simpo_loss
 from jaxrl.llm.generate import generate, sequence_log_probs
 from jaxrl.llm.lora import reference_config
-from jaxrl.llm.tasks import PreferencePairs, Task, make_task
+from jaxrl.llm.tasks import PreferencePairs, Task
 from jaxrl.llm.training import (
+    StageConfig,
     TrainResult,
     TrainState,
-    check_lora_fields,
     check_task_fits,
     default_model_config,
-    freeze_options,
-    make_optimizer,
+    gradient_step,
     one_source,
     prepare_model,
+    stage_optimizer,
     train_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig
@@ -60,7 +59,7 @@ LOSS_KINDS = (*DPO_KINDS, "simpo")
 
 
 @dataclasses.dataclass(frozen=True)
-class DPOConfig:
+class DPOConfig(StageConfig):
     """DPO settings, validated on construction.
 
     Attributes:
@@ -110,40 +109,21 @@ class DPOConfig:
     lora_alpha: float = 16.0
 
     def __post_init__(self):
-        object.__setattr__(self, "task_options", freeze_options(self.task_options))
         if self.loss_kind not in LOSS_KINDS:
             raise ValueError(
                 f"DPOConfig.loss_kind must be one of {LOSS_KINDS}, got {self.loss_kind!r}"
             )
         counts = ("num_steps", "batch_size", "num_train_pairs", "eval_every", "eval_pairs")
-        for name in (*counts, "eval_prompts"):
-            require(self, name, positive_int)
-        for name in ("beta", "learning_rate", "max_grad_norm"):
-            require(self, name, positive)
-        for name in ("nll_coef", "simpo_gamma", "weight_decay", "warmup_steps"):
-            require(self, name, non_negative)
-        check_lora_fields(self)
+        non_negatives = ("nll_coef", "simpo_gamma", "weight_decay", "warmup_steps")
+        self.check_stage((*counts, "eval_prompts"), non_negatives)
+        require(self, "beta", positive)
         if self.loss_kind in ("hinge", "ipo"):
             require(self, "label_smoothing", in_range(0.0, 0.0))
         else:
             require(
                 self, "label_smoothing", in_range(0.0, 0.5, high_open=self.loss_kind == "robust")
             )
-        if self.num_steps % self.eval_every:
-            raise ValueError(
-                f"DPOConfig.num_steps ({self.num_steps}) must be a multiple of "
-                f"eval_every ({self.eval_every})"
-            )
-        task = self.make_task()
-        if task.kind != "preference":
-            raise ValueError(
-                f"DPOConfig.task must be a preference task, got {self.task!r} (kind {task.kind!r})"
-            )
-        check_task_fits(task, self.model, "DPOConfig")
-
-    def make_task(self) -> Task:
-        """The task this config names."""
-        return make_task(self.task, **dict(self.task_options))
+        check_task_fits(self.preference_task(), self.model, "DPOConfig")
 
 
 class DPOBatch(NamedTuple):
@@ -226,30 +206,14 @@ def dpo_batch_loss(params, model_config: ModelConfig, batch: DPOBatch, config: D
 
 
 def _dpo_update(state: TrainState, batch: DPOBatch, config: DPOConfig, model, optimizer):
-    grad_fn = jax.value_and_grad(dpo_batch_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, model, batch, config)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
-    return TrainState(
-        optax.apply_updates(state.params, updates), opt_state, state.step + 1
-    ), metrics
-
-
-def _optimizer(config: DPOConfig):
-    return make_optimizer(
-        config.learning_rate,
-        config.num_steps,
-        config.warmup_steps,
-        config.weight_decay,
-        config.max_grad_norm,
-    )
+    return gradient_step(dpo_batch_loss, state, optimizer, model, batch, config)
 
 
 def make_dpo_update(config: DPOConfig, model: ModelConfig | None = None) -> Callable:
     """Pure ``update(state, batch: DPOBatch) -> (state, metrics)`` of the policy ``model``
     (default ``config.model``)."""
     return functools.partial(
-        _dpo_update, config=config, model=model or config.model, optimizer=_optimizer(config)
+        _dpo_update, config=config, model=model or config.model, optimizer=stage_optimizer(config)
     )
 
 
@@ -350,9 +314,7 @@ def train_dpo(
     policy = one_source(init_from, policy)
     if policy is None:
         raise ValueError("train_dpo needs policy: the starting model (e.g. the SFT result)")
-    task = config.make_task() if task is None else task
-    if task.kind != "preference":
-        raise ValueError(f"train_dpo needs a preference task, got {task.name!r} ({task.kind!r})")
+    task = config.preference_task(task, "train_dpo")
     train_key, eval_key = jax.random.split(key)
     params, model = prepare_model(
         "DPOConfig", config.model, policy, jax.random.fold_in(key, 7), config.lora_rank,
@@ -382,7 +344,7 @@ def train_dpo(
         )  # fmt: skip
 
     state, metrics, evals = train_chunks(
-        make_dpo_update, config, model, params, _optimizer(config), train, train_key, evaluate,
+        make_dpo_update, config, model, params, stage_optimizer(config), train, train_key, evaluate,
         progress_callback, checkpoint_dir, resume,
     )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}

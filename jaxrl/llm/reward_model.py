@@ -21,21 +21,19 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxrl._config import positive, positive_int, require
 from jaxrl.core.preference import bradley_terry_loss
-from jaxrl.llm.tasks import PreferencePairs, Task, make_task
+from jaxrl.llm.tasks import PreferencePairs, Task
 from jaxrl.llm.training import (
+    StageConfig,
     TrainResult,
     TrainState,
-    check_lora_fields,
     check_task_fits,
     default_model_config,
-    freeze_options,
-    make_optimizer,
+    gradient_step,
     one_source,
     prepare_model,
+    stage_optimizer,
     train_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig, Transformer
@@ -51,7 +49,7 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class RewardModelConfig:
+class RewardModelConfig(StageConfig):
     """Reward-model settings, validated on construction.
 
     Attributes:
@@ -91,41 +89,11 @@ class RewardModelConfig:
     lora_alpha: float = 16.0
 
     def __post_init__(self):
-        object.__setattr__(self, "task_options", freeze_options(self.task_options))
         if not self.model.reward_head:
             object.__setattr__(self, "model", self.model.replace(reward_head=True))
-        for name in ("num_steps", "batch_size", "num_train_pairs", "eval_every", "eval_pairs"):
-            require(self, name, positive_int)
-        for name in ("learning_rate", "max_grad_norm"):
-            require(self, name, positive)
-        check_lora_fields(self)
-        if self.warmup_steps < 0 or self.weight_decay < 0 or self.margin < 0:
-            raise ValueError(
-                "RewardModelConfig.warmup_steps, weight_decay and margin must be "
-                f">= 0, got {self.warmup_steps!r}, {self.weight_decay!r}, "
-                f"{self.margin!r}"
-            )
-        if self.num_steps % self.eval_every:
-            raise ValueError(
-                f"RewardModelConfig.num_steps ({self.num_steps}) must be a multiple "
-                f"of eval_every ({self.eval_every})"
-            )
-        task = self.make_task()
-        if task.kind != "preference":
-            raise ValueError(
-                f"RewardModelConfig.task must be a preference task, got "
-                f"{self.task!r} (kind {task.kind!r})"
-            )
-        need = task.prompt_len + task.completion_len
-        if self.model.max_len < need:
-            raise ValueError(
-                f"RewardModelConfig.model.max_len ({self.model.max_len}) must be "
-                f">= {need} for task {self.task!r}"
-            )
-
-    def make_task(self) -> Task:
-        """The task this config names."""
-        return make_task(self.task, **dict(self.task_options))
+        counts = ("num_steps", "batch_size", "num_train_pairs", "eval_every", "eval_pairs")
+        self.check_stage(counts, ("warmup_steps", "weight_decay", "margin"))
+        check_task_fits(self.preference_task(), self.model, "RewardModelConfig")
 
 
 def reward_scores(
@@ -181,24 +149,8 @@ _jit_loss = jax.jit(reward_model_loss, static_argnums=1)
 _jit_scores = jax.jit(reward_scores, static_argnums=1)
 
 
-def _optimizer(config: RewardModelConfig):
-    return make_optimizer(
-        config.learning_rate,
-        config.num_steps,
-        config.warmup_steps,
-        config.weight_decay,
-        config.max_grad_norm,
-    )
-
-
 def _rm_update(state: TrainState, batch, model_config, optimizer, margin):
-    grad_fn = jax.value_and_grad(reward_model_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, model_config, batch, margin)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
-    return TrainState(
-        optax.apply_updates(state.params, updates), opt_state, state.step + 1
-    ), metrics
+    return gradient_step(reward_model_loss, state, optimizer, model_config, batch, margin)
 
 
 def make_reward_model_update(
@@ -209,7 +161,7 @@ def make_reward_model_update(
     return functools.partial(
         _rm_update,
         model_config=model or config.model,
-        optimizer=_optimizer(config),
+        optimizer=stage_optimizer(config),
         margin=config.margin,
     )
 
@@ -274,11 +226,7 @@ def train_reward_model(
         heldout_score_correlation per chunk.
     """
     source = one_source(init_from, policy)
-    task = config.make_task() if task is None else task
-    if task.kind != "preference":
-        raise ValueError(
-            f"train_reward_model needs a preference task, got {task.name!r} ({task.kind!r})"
-        )
+    task = config.preference_task(task, "train_reward_model")
     init_key, train_key = jax.random.split(key)
     params, model = prepare_model(
         "RewardModelConfig", config.model, source, init_key, config.lora_rank,
@@ -297,7 +245,7 @@ def train_reward_model(
         return {f"heldout_{k}": v for k, v in ev.items()}
 
     state, metrics, evals = train_chunks(
-        make_reward_model_update, config, model, params, _optimizer(config), train, train_key,
+        make_reward_model_update, config, model, params, stage_optimizer(config), train, train_key,
         evaluate, progress_callback, checkpoint_dir, resume,
     )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}

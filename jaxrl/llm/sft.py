@@ -21,19 +21,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrl._config import positive, positive_int, require
 from jaxrl.llm.generate import generate
-from jaxrl.llm.tasks import Prompts, SFTData, Task, make_task
+from jaxrl.llm.tasks import Prompts, SFTData, Task
 from jaxrl.llm.training import (
+    StageConfig,
     TrainResult,
     TrainState,
-    check_lora_fields,
     check_task_fits,
     default_model_config,
-    freeze_options,
-    make_optimizer,
+    gradient_step,
     one_source,
     prepare_model,
+    stage_optimizer,
     train_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig, Transformer, init_params
@@ -49,7 +48,7 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class SFTConfig:
+class SFTConfig(StageConfig):
     """Supervised fine-tuning settings, validated on construction.
 
     Attributes:
@@ -87,36 +86,9 @@ class SFTConfig:
     lora_alpha: float = 16.0
 
     def __post_init__(self):
-        object.__setattr__(self, "task_options", freeze_options(self.task_options))
-        for name in ("num_steps", "batch_size", "num_train_examples", "eval_every", "eval_prompts"):
-            require(self, name, positive_int)
-        for name in ("learning_rate", "max_grad_norm"):
-            require(self, name, positive)
-        check_lora_fields(self)
-        if self.warmup_steps < 0 or self.weight_decay < 0:
-            raise ValueError(
-                f"SFTConfig.warmup_steps and weight_decay must be >= 0, got "
-                f"{self.warmup_steps!r}, {self.weight_decay!r}"
-            )
-        if self.num_steps % self.eval_every:
-            raise ValueError(
-                f"SFTConfig.num_steps ({self.num_steps}) must be a multiple of "
-                f"eval_every ({self.eval_every})"
-            )
-        _check_fits(self.make_task(), self.model, "SFTConfig")
-
-    def make_task(self) -> Task:
-        """The task this config names (raises ValueError for an unknown name or option)."""
-        return make_task(self.task, **dict(self.task_options))
-
-
-def _check_fits(task: Task, model: ModelConfig, owner: str) -> None:
-    need = task.prompt_len + task.completion_len
-    if model.max_len < need:
-        raise ValueError(
-            f"{owner}.model.max_len ({model.max_len}) must be >= prompt + "
-            f"completion length of task {task.name!r} ({need})"
-        )
+        counts = ("num_steps", "batch_size", "num_train_examples", "eval_every", "eval_prompts")
+        self.check_stage(counts, ("warmup_steps", "weight_decay"))
+        check_task_fits(self.make_task(), self.model, "SFTConfig")
 
 
 def sft_loss(params, model_config: ModelConfig, batch: SFTData):
@@ -154,37 +126,22 @@ def sft_loss(params, model_config: ModelConfig, batch: SFTData):
 _jit_sft_loss = jax.jit(sft_loss, static_argnums=1)
 
 
-def _optimizer(config: SFTConfig) -> optax.GradientTransformation:
-    return make_optimizer(
-        config.learning_rate,
-        config.num_steps,
-        config.warmup_steps,
-        config.weight_decay,
-        config.max_grad_norm,
-    )
-
-
 def init_sft_state(config: SFTConfig, key: jax.Array, params=None) -> TrainState:
     """Fresh parameters of ``config.model`` (or ``params``) and optimiser state."""
     if params is None:
         params = init_params(config.model, key)
-    return TrainState(params, _optimizer(config).init(params), jnp.asarray(0, jnp.int32))
+    return TrainState(params, stage_optimizer(config).init(params), jnp.asarray(0, jnp.int32))
 
 
 def _sft_update(state: TrainState, batch: SFTData, model_config, optimizer):
-    grad_fn = jax.value_and_grad(sft_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, model_config, batch)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
-    return TrainState(params, opt_state, state.step + 1), metrics
+    return gradient_step(sft_loss, state, optimizer, model_config, batch)
 
 
 def make_sft_update(config: SFTConfig, model: ModelConfig | None = None) -> Callable:
     """Pure ``update(state, batch: SFTData) -> (state, metrics)``: an AdamW step on
     ``sft_loss`` of ``model`` (default ``config.model``)."""
     return functools.partial(
-        _sft_update, model_config=model or config.model, optimizer=_optimizer(config)
+        _sft_update, model_config=model or config.model, optimizer=stage_optimizer(config)
     )
 
 
@@ -274,7 +231,7 @@ def train_sft(
         return out
 
     state, metrics, evals = train_chunks(
-        make_sft_update, config, model, params, _optimizer(config), data, train_key, evaluate,
+        make_sft_update, config, model, params, stage_optimizer(config), data, train_key, evaluate,
         progress_callback, checkpoint_dir, resume,
     )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}

@@ -7,6 +7,9 @@ shuffles of a dataset held on the device), and ``run_chunks`` hands that program
 one host runner (:func:`jaxrl.llm.runner.run_stage`: evaluations, checkpoints, resume).
 The same program runs every time, so it compiles once.
 
+:func:`gradient_step` is their optimiser step (with LoRA only the adapters are
+differentiated); their Configs' shared checks are in :mod:`jaxrl.llm.stage_config`.
+
 ``prepare_model`` gives every stage its starting model: fresh, a params pytree, a
 ``(params, ModelConfig)`` pair, a ``TrainResult``, a jaxrl model directory or a Hugging
 Face model directory; optionally with LoRA adapters added (the base then stays frozen).
@@ -14,7 +17,6 @@ Face model directory; optionally with LoRA adapters added (the base then stays f
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -31,15 +33,25 @@ from jaxrl.llm.runner import (  # noqa: F401  (re-exported: trainers and run/llm
     batch_indices,
     run_stage,
 )
-from jaxrl.llm.tasks import TOKENIZER, Task
+from jaxrl.llm.stage_config import (  # noqa: F401  (re-exported: trainers import them here)
+    StageConfig,
+    check_lora_fields,
+    check_task_fits,
+    config_to_dict,
+    freeze_options,
+)
+from jaxrl.llm.tasks import TOKENIZER
 from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
 __all__ = [
     "TrainState",
     "TrainResult",
+    "StageConfig",
     "default_model_config",
     "trainable_labels",
     "make_optimizer",
+    "stage_optimizer",
+    "gradient_step",
     "take_batch",
     "make_chunk",
     "compiled_chunk",
@@ -121,6 +133,54 @@ def make_optimizer(
         optax.adamw(schedule, b1=0.9, b2=0.98, weight_decay=weight_decay),
     )
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, trainable_labels)
+
+
+def stage_optimizer(config) -> optax.GradientTransformation:
+    """:func:`make_optimizer` of a stage Config's ``learning_rate``, ``num_steps``,
+    ``warmup_steps``, ``weight_decay`` and ``max_grad_norm`` (SFT, RM, DPO)."""
+    return make_optimizer(
+        config.learning_rate,
+        config.num_steps,
+        config.warmup_steps,
+        config.weight_decay,
+        config.max_grad_norm,
+    )
+
+
+def gradient_step(
+    loss_fn: Callable, state: TrainState, optimizer: optax.GradientTransformation, *args
+) -> tuple[TrainState, dict]:
+    """One optimiser step on ``loss_fn(params, *args) -> (loss, metrics)``.
+
+    Only the leaves :func:`trainable_labels` marks ``"train"`` are differentiated: with
+    LoRA the frozen base weights get zero gradients without their backward products
+    being computed (the optimiser zeroes frozen updates either way, so the new params
+    are those of differentiating everything).
+
+    Returns:
+        ``(state, metrics)``: the next ``TrainState`` and the loss's metrics plus
+        ``grad_norm``, the global norm of the trainable leaves' gradients.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(state.params)
+    labels = jax.tree_util.tree_leaves(trainable_labels(state.params))
+    trains = [label == "train" for label in labels]
+
+    def fill(trainable, others):
+        """The full leaf list: ``trainable`` at the trained leaves, ``others`` elsewhere."""
+        it = iter(trainable)
+        return [next(it) if t else o for t, o in zip(trains, others, strict=True)]
+
+    def loss_of_trainable(trainable):
+        return loss_fn(jax.tree_util.tree_unflatten(treedef, fill(trainable, leaves)), *args)
+
+    trainable = [x for x, t in zip(leaves, trains, strict=True) if t]
+    (_, metrics), grads = jax.value_and_grad(loss_of_trainable, has_aux=True)(trainable)
+    grads = fill(grads, [jnp.zeros_like(x) for x in leaves])
+    grads = jax.tree_util.tree_unflatten(treedef, grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
+    return TrainState(params, opt_state, state.step + 1), metrics
 
 
 def take_batch(data, key: jax.Array, step, batch_size: int):
@@ -287,46 +347,3 @@ def prepare_model(
             )
         model, params = add_lora(model, params, lora_key, lora_rank, lora_alpha)
     return params, model
-
-
-def check_task_fits(task: Task, model: ModelConfig, owner: str, *arrays) -> None:
-    """One-line ValueError unless prompt + completion fit ``model.max_len`` and every token
-    id in ``arrays`` (the task's token arrays) is below ``model.vocab_size``."""
-    need = task.prompt_len + task.completion_len
-    if model.max_len < need:
-        raise ValueError(
-            f"{owner}: model max_len ({model.max_len}) must be >= prompt + completion length "
-            f"of task {task.name!r} ({need})"
-        )
-    top = max((int(np.max(a)) for a in arrays if np.size(a)), default=-1)
-    if top >= model.vocab_size:
-        raise ValueError(
-            f"{owner}: task {task.name!r} has token id {top}, outside the model's vocabulary "
-            f"(vocab_size {model.vocab_size}); use the model's own tokenizer"
-        )
-
-
-def check_lora_fields(config) -> None:
-    """One-line ValueError unless ``config.lora_rank`` is an int >= 0 and ``lora_alpha`` > 0."""
-    name, rank, alpha = type(config).__name__, config.lora_rank, config.lora_alpha
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
-        raise ValueError(f"{name}.lora_rank must be an integer >= 0 (0 = no LoRA), got {rank!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"{name}.lora_alpha must be a number > 0, got {alpha!r}")
-
-
-def freeze_options(options) -> tuple:
-    """A dict or iterable of (name, value) pairs as a sorted tuple of pairs (hashable)."""
-    items = options.items() if isinstance(options, dict) else options
-    return tuple(sorted((str(k), v) for k, v in items))
-
-
-def config_to_dict(config) -> dict:
-    """A JSON-ready dict of a (nested) trainer config, for ``config.json``.
-
-    ``task_options`` pairs come back as a dict, which the config accepts again.
-    """
-    out = dataclasses.asdict(config)
-    if "task_options" in out:
-        out["task_options"] = dict(out["task_options"])
-    return out
