@@ -26,10 +26,26 @@ import os
 import re
 import sys
 
-__all__ = ["FLAG", "device_summary", "initialize_distributed", "use_host_devices"]
+__all__ = [
+    "FLAG",
+    "device_summary",
+    "initialize_distributed",
+    "requested_host_devices",
+    "use_host_devices",
+]
 
 FLAG = "--xla_force_host_platform_device_count"
 _FLAG_RE = re.compile(re.escape(FLAG) + r"=\S*")
+_requested: int | None = None  # the device count given to use_host_devices, if any
+
+
+def requested_host_devices() -> int | None:
+    """The host-device count this process asked for by name (``--devices N``), else None.
+
+    :func:`jaxrl.run.data_parallel.agent_for_runs` splits a single CPU run only then:
+    on a loaded 2-core machine one PPO run on 2 host devices ran slower than on one.
+    """
+    return _requested
 
 
 def _cores() -> int:
@@ -72,6 +88,9 @@ def use_host_devices(devices: int | None = None, *, every_core: bool = True) -> 
         isinstance(devices, bool) or not isinstance(devices, int) or devices < 1
     ):
         raise ValueError(f"--devices must be an integer >= 1, got {devices!r}")
+    global _requested
+    if devices is not None:
+        _requested = devices
     if devices is None and not every_core:
         return "host devices as XLA_FLAGS says"
     if _backend_started():

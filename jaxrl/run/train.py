@@ -151,7 +151,11 @@ def sweep(
     try:
         for g, idx in enumerate(groups):
             group_cfgs = [configs[i] for i in idx]
-            agent = algo_module.make_agent(group_cfgs[0], **(agent_kwargs or {}))
+            from jaxrl.run.data_parallel import agent_for_runs  # 1 run, --devices N: split
+
+            agent = agent_for_runs(
+                algo_module, group_cfgs[0], len(idx) * len(seeds), log, **(agent_kwargs or {})
+            )
             steps_per_update = agent.steps_per_update
             run_cfgs = [c for c in group_cfgs for _ in seeds]
             batched = stack_configs(run_cfgs) if grid else group_cfgs[0]

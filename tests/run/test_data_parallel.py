@@ -155,3 +155,33 @@ def test_agent_without_axis_name_is_refused():
     assert not data_parallel.supports_data_parallel(whole_runs_only)
     with pytest.raises(ValueError, match="whole cannot split one run"):
         data_parallel.make_agent(whole_runs_only, pqn.Config())
+
+
+def test_cli_devices_splits_one_seed_and_equals_one_device(tmp_path):
+    """``jaxrl train ppo --devices 4 --seeds 1`` splits the run; its metrics are one device's."""
+    from jaxrl._config import config_from_overrides
+    from jaxrl.agents import ppo
+    from jaxrl.run import sweep
+
+    sets = dict(num_envs="8", num_steps="16", num_minibatches="4", hidden_sizes="16")
+    args = ["train", "ppo", "--devices", "4", "--seeds", "1", "--total-steps", "1024"]
+    args += [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    args += ["--out", str(tmp_path / "split"), "--no-progress"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    code = f"import sys; from jaxrl.cli import main; sys.exit(main({args!r}))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "one run split over 4 devices" in proc.stdout + proc.stderr
+    cfg = config_from_overrides(ppo.Config, {**sets, "total_timesteps": "1024"})
+    one = sweep(ppo, cfg, seeds=[0], progress=False, checkpoint=False, log=lambda m: None)
+    import csv
+
+    with open(tmp_path / "split" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == one.metrics["episode_return"].shape[1] == 8
+    for name in ("policy_loss", "value_loss", "entropy", "approx_kl"):
+        got = np.array([float(r[name]) for r in rows])
+        np.testing.assert_allclose(got, one.metrics[name][0], rtol=1e-4, atol=1e-5, err_msg=name)
