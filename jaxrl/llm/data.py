@@ -369,26 +369,14 @@ def dataset_task(
         eval_fmt, eval_rows = read_rows(eval_path)
         if eval_fmt != fmt:
             raise ValueError(f"{eval_path}: rows have format {eval_fmt!r}, but {path} has {fmt!r}")
-    options = dict(
-        path=path,
-        eval_path=eval_path,
-        reward=reward
-        if isinstance(reward, str) or reward is None
-        else getattr(reward, "__name__", "fn"),
+    limits = dict(
         max_prompt_len=max_prompt_len,
         max_completion_len=max_completion_len,
         heldout_share=heldout_share,
         chat_template=chat_template,
     )
-    return DatasetTask(
-        tokenizer,
-        fmt,
-        rows,
-        eval_rows,
-        reward=reward,
-        max_prompt_len=max_prompt_len,
-        max_completion_len=max_completion_len,
-        heldout_share=heldout_share,
-        chat_template=chat_template,
-        options=options,
+    named = (
+        reward if isinstance(reward, str) or reward is None else getattr(reward, "__name__", "fn")
     )
+    options = dict(path=path, eval_path=eval_path, reward=named, **limits)
+    return DatasetTask(tokenizer, fmt, rows, eval_rows, reward=reward, options=options, **limits)
