@@ -44,7 +44,7 @@ class RunResult(NamedTuple):
     compile_s: float  # compiling init and the chunk program
     run_s: float  # executing them
     resumed_from: int  # updates restored from a checkpoint (0 for a fresh run)
-    devices: int = 1  # devices the run axis was sharded over (1: unsharded)
+    devices: int = 1  # devices holding the runs' state (run axis or data-parallel split)
 
 
 class NonFiniteError(RuntimeError):
@@ -291,7 +291,7 @@ def run_seeds(
         compile_s=compile_s,
         run_s=run_s + loop_s,
         resumed_from=resumed_from,
-        devices=1 if sharding is None else len(sharding.mesh.devices.flat),
+        devices=_devices_of(state),
     )
 
 
@@ -329,6 +329,12 @@ def _init_each_run(agent: Agent, config_axis: int | None) -> Callable:
     if config_axis is None:
         return lambda keys, config: jax.lax.map(lambda k: agent.init(k, config), keys)
     return lambda keys, config: jax.lax.map(lambda kc: agent.init(*kc), (keys, config))
+
+
+def _devices_of(state) -> int:
+    """Devices holding the state: the run axis's mesh, or a data-parallel agent's (1 if neither)."""
+    leaves = [x for x in jax.tree.leaves(state) if isinstance(x, jax.Array)]
+    return max(1, len({d for x in leaves for d in x.sharding.device_set}))
 
 
 def _global_array(x, sharding) -> jax.Array:
