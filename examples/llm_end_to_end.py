@@ -59,9 +59,16 @@ from jaxrl.llm.transformer import init_params, save_model
 # JAXRL_QUICK=1 (tests/test_docs.py runs every example with it) means --quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
 
-# Budgets: SFT updates, GRPO steps, DPO updates, largest operand, model width.
-FULL = {"sft_steps": 300, "grpo_steps": 288, "dpo_steps": 60, "max_operand": 19, "width": 64}
-QUICK_BUDGET = {"sft_steps": 2, "grpo_steps": 2, "dpo_steps": 2, "max_operand": 4, "width": 32}
+# Budgets: SFT updates, GRPO steps, DPO updates, largest operand, model width, rows per
+# SFT/DPO update, GRPO prompts per step and completions per prompt.
+FULL = {
+    "sft_steps": 300, "grpo_steps": 288, "dpo_steps": 60, "max_operand": 19, "width": 64,
+    "batch_size": 64, "grpo_prompts": 32, "group_size": 8,
+}  # fmt: skip
+QUICK_BUDGET = {
+    "sft_steps": 2, "grpo_steps": 2, "dpo_steps": 2, "max_operand": 4, "width": 32,
+    "batch_size": 8, "grpo_prompts": 4, "group_size": 4,
+}  # fmt: skip
 HIDDEN_SCORE = "jaxrl.llm.testing:arithmetic_score"
 # Plain prompts (``<|bos|>What is 13 + 8?`` → ``#### 21<|eos|>``), as a base model is
 # fine-tuned: 13 prompt tokens instead of the chat rendering's 21, which the 2-core budget
@@ -193,7 +200,7 @@ def run_sft(paths, tasks, budget, seed: int, log=print):
     config = SFTConfig(
         num_steps=steps,
         eval_every=steps,
-        batch_size=64,
+        batch_size=budget["batch_size"],
         learning_rate=1e-3,
         warmup_steps=min(50, steps // 4),
         eval_prompts=256,
@@ -218,8 +225,8 @@ def run_grpo(sft, tasks, budget, seed: int, log=print):
     config = grpo_preset(
         "grpo",
         num_steps=steps,
-        num_prompts=32,
-        group_size=8,
+        num_prompts=budget["grpo_prompts"],
+        group_size=budget["group_size"],
         eval_every=max(steps // 4, 1) if steps % 4 == 0 else steps,
         eval_prompts=256,
         learning_rate=3e-4,  # a weak SFT model: see examples/grpo_verifiable.py
@@ -247,7 +254,7 @@ def run_dpo(sft, tasks, budget, seed: int, log=print):
     config = DPOConfig(
         num_steps=steps,
         eval_every=steps,
-        batch_size=64,
+        batch_size=budget["batch_size"],
         beta=0.1,
         learning_rate=3e-4,
         # RPO: DPO plus the chosen answer's NLL. Plain DPO (lr 3e-4, pairs on the SFT
