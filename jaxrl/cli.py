@@ -89,7 +89,7 @@ def _cmd_solve(args) -> int:
             f"unknown environment {args.env!r}{_suggest(args.env, TABULAR_ENVS)}; "
             f"tabular environments: {', '.join(TABULAR_ENVS)}"
         )
-    from jaxrl.run import rundir
+    from jaxrl.run.writer import RunWriter
     from jaxrl.tabular import SOLVERS, format_solution, solve
 
     if args.method not in SOLVERS:
@@ -102,7 +102,7 @@ def _cmd_solve(args) -> int:
     print(format_solution(solution))
     out = args.out or Path("runs") / f"{args.method}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        rundir.write_solution(out, solution, args.tol)
+        RunWriter.for_solution(out, args.method, args.env).write_solution(solution, args.tol)
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(f"run directory: {out}")

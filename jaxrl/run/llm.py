@@ -42,6 +42,7 @@ from jaxrl.run.llm_inputs import (
     stats_line,
 )
 from jaxrl.run.progress import Progress
+from jaxrl.run.writer import RunWriter  # the one run-directory writer (train, llm, solve)
 
 __all__ = [
     "STAGES",
@@ -299,13 +300,13 @@ def run_stage(
     except KeyboardInterrupt as e:  # StageInterrupted: the metrics of the updates done
         metrics = getattr(e, "metrics", None) or {}
         if len(next(iter(metrics.values()), ())):
-            rundir.write_table_csv(out / "metrics.csv", metrics, "update")
+            RunWriter.for_stage(out, stage, seed).write_stage_partial(metrics)
         e.resumable = ckpt.is_dir()
         raise
     except ValueError as e:
         if getattr(e, "metrics", None) is None:  # bad input, raised before training
             raise
-        rundir.write_table_csv(out / "metrics.csv", e.metrics, "update")  # NonFiniteLoss
+        RunWriter.for_stage(out, stage, seed).write_stage_partial(e.metrics)  # NonFiniteLoss
         raise ValueError(f"{e} ({out / 'metrics.csv'})") from None
     finally:
         bar.stop()
@@ -326,8 +327,6 @@ def run_stage(
     for k, v in stats.items():
         if isinstance(v, (int, float, np.integer, np.floating)):
             summary[f"data_{k}"] = float(v)
-    from jaxrl.run.writer import RunWriter  # the one run-directory writer (train and llm)
-
     RunWriter.for_stage(out, stage, seed).write_stage(result.metrics, result.evals, summary)
     return summary
 

@@ -8,8 +8,9 @@ Layout (DESIGN.md)::
     DIR/curves.png     IQM episode return over seeds against environment steps, 95% CI band
     DIR/tensorboard/   the same metrics as TensorBoard events (optional)
 
-:class:`jaxrl.run.writer.RunWriter` writes them for ``jaxrl train``; every file is written
-atomically (a temporary file renamed into place), so a reader never sees half a file.
+:class:`jaxrl.run.writer.RunWriter` writes them for ``jaxrl train``, ``jaxrl llm`` and
+``jaxrl solve``; every file is written atomically (a temporary file renamed into place),
+so a reader never sees half a file.
 Tabular agents count episodes, not environment steps: their column and axis say so.
 """
 
@@ -45,7 +46,6 @@ __all__ = [
     "write_config",
     "write_json",
     "write_metrics_csv",
-    "write_solution",
     "write_summary",
 ]
 
@@ -125,28 +125,6 @@ def write_config(out_dir: Path, algo: str, config: Any, seeds: list[int], **extr
             "machine": machine_info(),
         },
     )
-
-
-def write_solution(out_dir: Path, solution: Any, tol: float) -> None:
-    """The run directory of ``jaxrl solve``: config.json, summary.json (V*, Q*, the greedy
-    policy) and values.png, from a :class:`jaxrl.tabular.SolveResult`."""
-    from jaxrl.tabular import save_solution_heatmap
-
-    out = Path(out_dir)
-    check_writable(out)
-    r = solution.result
-    config = {"method": solution.method, "env": solution.task.name, "gamma": solution.gamma}
-    write_json(out / "config.json", {**config, "tol": tol, "machine": machine_info()})
-    summary = {
-        "start_value": solution.start_value,
-        "time_limited_return": solution.time_limited_return,
-        "iterations": int(r.iterations),
-        "values": r.values,
-        "policy": r.policy,
-        "q_values": r.q_values,
-    }
-    write_json(out / "summary.json", summary)
-    save_solution_heatmap(solution, out / "values.png")
 
 
 def write_metrics_csv(

@@ -4,7 +4,8 @@ In the manner of CLU's metric writers: the runner hands every backend the same
 metrics, ``[configs × seeds, updates]`` per name, once per chunk (streaming
 backends: TensorBoard) and once at the end (files: metrics.csv, summary.json,
 curves.png, written atomically by :mod:`jaxrl.run.rundir`). An LLM stage is one run
-counted in updates (:meth:`RunWriter.for_stage`), with evals.csv beside its metrics.
+counted in updates (:meth:`RunWriter.for_stage`), with evals.csv beside its metrics; a
+``jaxrl solve`` directory holds a solution, not metrics (:meth:`RunWriter.write_solution`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxrl.run.rundir import (
+    check_writable,
+    machine_info,
     make_summary,
     plot_curves,
     plot_stage,
@@ -49,6 +52,41 @@ class RunWriter:
     def for_stage(cls, out, stage: str, seed: int) -> RunWriter:
         """The writer of a ``jaxrl llm STAGE`` run directory: one run, counted in updates."""
         return cls(out, f"llm {stage}", "", [{}], [seed], unit="updates")
+
+    @classmethod
+    def for_solution(cls, out, method: str, env: str) -> RunWriter:
+        """The writer of a ``jaxrl solve`` run directory (dynamic programming: no seeds)."""
+        return cls(out, method, env, [{}], [])
+
+    def write_solution(self, solution, tol: float) -> None:
+        """config.json, summary.json (V*, Q*, the greedy policy) and values.png of ``jaxrl solve``.
+
+        Args:
+          solution: a :class:`jaxrl.tabular.SolveResult`; its values are ``[S]``, its
+            Q-values ``[S, A]`` and its policy ``[S]``.
+          tol: the stopping tolerance the solver was given (recorded in config.json).
+
+        Raises:
+          ValueError: one line, when the directory cannot be written.
+        """
+        if self.out is None:
+            return
+        from jaxrl.tabular import save_solution_heatmap
+
+        check_writable(self.out)
+        r = solution.result
+        config = {"method": solution.method, "env": solution.task.name, "gamma": solution.gamma}
+        write_json(self.out / "config.json", {**config, "tol": tol, "machine": machine_info()})
+        summary = {
+            "start_value": solution.start_value,
+            "time_limited_return": solution.time_limited_return,
+            "iterations": int(r.iterations),
+            "values": r.values,
+            "policy": r.policy,
+            "q_values": r.q_values,
+        }
+        write_json(self.out / "summary.json", summary)
+        save_solution_heatmap(solution, self.out / "values.png")
 
     def write_stage(self, metrics, evals, summary: dict) -> None:
         """An LLM stage's metrics.csv (``[updates]`` per name: one row per update),

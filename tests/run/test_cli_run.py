@@ -149,10 +149,13 @@ def test_llm_summary_says_before_and_after():
 
 
 def test_solve_and_llm_tables_go_through_the_run_directory_writer(tmp_path):
+    from jaxrl.run.writer import RunWriter
     from jaxrl.tabular import solve
 
     solution = solve("value-iteration", "FrozenLake-4x4")
-    rundir.write_solution(tmp_path / "vi", solution, 1e-6)
+    RunWriter.for_solution(tmp_path / "vi", "value-iteration", "FrozenLake-4x4").write_solution(
+        solution, 1e-6
+    )
     summary = json.loads((tmp_path / "vi" / "summary.json").read_text())
     np.testing.assert_allclose(summary["values"], np.asarray(solution.result.values), rtol=1e-6)
     assert (tmp_path / "vi" / "values.png").stat().st_size > 1000

@@ -1,8 +1,9 @@
-"""RunWriter writes LLM stage run directories too (one writer for `jaxrl train` and `jaxrl llm`)."""
+"""RunWriter writes every run directory: `jaxrl train`, `jaxrl llm STAGE` and `jaxrl solve`."""
 
 import json
 
 import numpy as np
+import pytest
 
 from jaxrl.run import rundir
 from jaxrl.run.writer import RunWriter
@@ -23,3 +24,32 @@ def test_an_llm_stage_goes_through_the_run_writer(tmp_path):
     assert (tmp_path / "sft" / "evals.csv").read_text().splitlines()[1:] == ["0.25,0", "0.5,3"]
     assert json.loads((tmp_path / "sft" / "summary.json").read_text())["accuracy"] == 0.5
     RunWriter.for_stage(None, "sft", 0).write_stage(metrics, evals, {})  # no directory: nothing
+
+
+def test_a_solution_goes_through_the_run_writer(tmp_path):
+    from jaxrl.tabular import solve
+
+    solution = solve("policy-iteration", "FrozenLake-4x4", gamma=0.9)
+    out = tmp_path / "pi"
+    RunWriter.for_solution(out, "policy-iteration", "FrozenLake-4x4").write_solution(solution, 1e-5)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "summary.json", "values.png"]
+    config = json.loads((out / "config.json").read_text())
+    assert {k: config[k] for k in ("method", "env", "tol")} == {
+        "method": "policy-iteration",
+        "env": "FrozenLake-4x4",
+        "tol": 1e-5,
+    }
+    assert config["gamma"] == pytest.approx(0.9)  # the solver's float32 γ, as written before
+    summary = json.loads((out / "summary.json").read_text())
+    r = solution.result
+    assert summary["policy"] == np.asarray(r.policy).tolist()
+    assert np.shape(summary["q_values"]) == (16, 4) and summary["iterations"] == int(r.iterations)
+    # V* is the greedy action's Q*, state by state.
+    q = np.asarray(summary["q_values"])
+    np.testing.assert_allclose(summary["values"], q[np.arange(16), summary["policy"]], atol=1e-5)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        RunWriter.for_solution(tmp_path / "afile", "policy-iteration", "x").write_solution(
+            solution, 1e-5
+        )
+    RunWriter.for_solution(None, "policy-iteration", "x").write_solution(solution, 1e-5)
