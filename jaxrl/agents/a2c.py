@@ -143,14 +143,7 @@ def a2c_loss(
     )
 
 
-def make_batch(rollout: on_policy.Rollout, advantages, targets) -> dict:
-    """The arrays A2C's loss reads, each ``[T, B, ...]``."""
-    return {
-        "obs": rollout.obs,
-        "actions": rollout.actions,
-        "advantages": advantages,
-        "targets": targets,
-    }
+make_batch = on_policy.actor_critic_batch  # the arrays A2C's loss reads, each [T, B, ...]
 
 
 def _pieces(config: Config, axis_name: str | None):

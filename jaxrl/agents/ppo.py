@@ -128,16 +128,7 @@ def ppo_loss(
     return loss, metrics
 
 
-def make_batch(rollout: on_policy.Rollout, advantages, targets) -> dict:
-    """The arrays PPO's loss reads, each ``[T, B, ...]``."""
-    return {
-        "obs": rollout.obs,
-        "actions": rollout.actions,
-        "log_probs": rollout.log_probs,
-        "values": rollout.values,
-        "advantages": advantages,
-        "targets": targets,
-    }
+make_batch = on_policy.actor_critic_batch  # the arrays PPO's loss reads, each [T, B, ...]
 
 
 def _pieces(config: Config, axis_name: str | None):

@@ -21,15 +21,16 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
-from jaxrl import envs, nets
+from jaxrl import envs
+from jaxrl.agents.actors import *  # noqa: F403 (the acting networks, re-exported)
+from jaxrl.agents.actors import __all__ as _actors_all
 from jaxrl.core.returns import discounted_returns, gae, n_step_returns
 
 __all__ = [
+    *_actors_all,
     "AdvantageFn",
-    "PolicyValueNets",
-    "PolicyValueParams",
     "Rollout",
-    "actor_critic_fns",
+    "actor_critic_batch",
     "collect_rollout",
     "complete_episode_mask",
     "env_keys",
@@ -37,9 +38,6 @@ __all__ = [
     "explained_variance",
     "gae_advantages",
     "local_env_ids",
-    "make_actor",
-    "make_actor_critic",
-    "make_policy_value",
     "make_env",
     "monte_carlo_advantages",
     "n_step_advantages",
@@ -346,100 +344,18 @@ def explained_variance(
     return jnp.where(var > 0, 1.0 - _var(targets - predictions, axis_name) / var, jnp.nan)
 
 
-class PolicyValueParams(NamedTuple):
-    """Parameters of a separate policy and value network (REINFORCE, TRPO)."""
-
-    policy: Any
-    value: Any  # None where there is no value network
-
-
-class PolicyValueNets(NamedTuple):
-    """A policy network and an optional, separate value network (REINFORCE, TRPO).
-
-    Keeping them apart lets TRPO constrain the policy's parameters alone and lets
-    REINFORCE run without a critic (then every value is 0).
-    """
-
-    actor: Any  # flax module: obs [*N, *obs] -> distrax distribution
-    critic: Any  # flax module: obs [*N, *obs] -> [*N], or None
-
-    def init(self, key: jax.Array, obs: jax.Array) -> PolicyValueParams:
-        """Initialises both networks on an example ``obs [*N, *obs]``."""
-        actor_key, critic_key = jax.random.split(key)
-        value = None if self.critic is None else self.critic.init(critic_key, obs)
-        return PolicyValueParams(policy=self.actor.init(actor_key, obs), value=value)
-
-    def distribution(self, params: PolicyValueParams, obs: jax.Array):
-        """π(·|obs), a distrax distribution with batch shape [*N]."""
-        return self.actor.apply(params.policy, obs)
-
-    def value(self, params: PolicyValueParams, obs: jax.Array) -> jax.Array:
-        """V(obs) [*N]; zeros without a critic."""
-        if self.critic is None:
-            # The batch shape comes from the policy (XLA drops the unused forward pass).
-            return jnp.zeros(self.distribution(params, obs).batch_shape, jnp.float32)
-        return self.critic.apply(params.value, obs)
-
-    def act(self, params: PolicyValueParams, obs: jax.Array, key: jax.Array):
-        """The ``policy_fn`` of :func:`collect_rollout`: ``(actions, log_probs, values)``."""
-        dist = self.distribution(params, obs)
-        actions = dist.sample(seed=key)
-        return actions, dist.log_prob(actions), self.value(params, obs)
-
-
-def make_actor(action_info, hidden_sizes, activation: str, torso: str = "mlp", log_std_init=0.0):
-    """A policy network alone for ``action_info``: categorical or diagonal Gaussian."""
-    common = dict(hidden_sizes=tuple(hidden_sizes), activation=activation, torso=torso)
-    if action_info.discrete:
-        return nets.CategoricalActor(num_actions=action_info.size, **common)
-    return nets.GaussianActor(action_dim=action_info.size, log_std_init=log_std_init, **common)
-
-
-def make_policy_value(config, action_info=None, critic: bool = True) -> PolicyValueNets:
-    """A policy network and (with ``critic``) a separate value network (REINFORCE, TRPO).
-
-    Reads ``env_id``, ``hidden_sizes``, ``activation``, ``torso`` and ``log_std_init``.
-    """
-    if action_info is None:
-        env, env_params = envs.make(config.env_id)
-        action_info = envs.action_info(env, env_params)
-    sizes, activation, torso = tuple(config.hidden_sizes), config.activation, config.torso
-    actor = make_actor(action_info, sizes, activation, torso, config.log_std_init)
-    value = nets.ValueCritic(hidden_sizes=sizes, activation=activation, torso=torso)
-    return PolicyValueNets(actor=actor, critic=value if critic else None)
-
-
-def make_actor_critic(config, action_info=None) -> nets.ActorCritic:
-    """The actor-critic network of an on-policy ``config`` (PPO, A2C).
-
-    ``apply(params, obs) -> (distribution, values)``; ``shared_torso`` selects one
-    torso for both heads, else each has its own.
-    """
-    if action_info is None:
-        env, env_params = envs.make(config.env_id)
-        action_info = envs.action_info(env, env_params)
-    return nets.ActorCritic(
-        action_dim=action_info.size,
-        discrete=action_info.discrete,
-        hidden_sizes=tuple(config.hidden_sizes),
-        activation=config.activation,
-        torso=config.torso,
-        shared_torso=config.shared_torso,
-    )
-
-
-def actor_critic_fns(network: nets.ActorCritic) -> tuple[Callable, Callable]:
-    """``(act_fn, value_fn)`` of :func:`make_update` for an ``nets.ActorCritic``."""
-
-    def act(params, obs, key):
-        dist, values = network.apply(params, obs)
-        actions = dist.sample(seed=key)
-        return actions, dist.log_prob(actions), values
-
-    def value(params, obs):
-        return network.apply(params, obs, method=nets.ActorCritic.value)
-
-    return act, value
+def actor_critic_batch(rollout: Rollout, advantages: jax.Array, targets: jax.Array) -> dict:
+    """The arrays an actor-critic loss reads (PPO, A2C), each ``[T, B, ...]``: ``obs``,
+    ``actions``, ``log_probs`` and ``values`` of the behaviour policy, ``advantages``,
+    ``targets``."""
+    return {
+        "obs": rollout.obs,
+        "actions": rollout.actions,
+        "log_probs": rollout.log_probs,
+        "values": rollout.values,
+        "advantages": advantages,
+        "targets": targets,
+    }
 
 
 def stratified_minibatches(
