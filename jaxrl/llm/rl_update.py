@@ -9,12 +9,11 @@ Shapes: ``N`` completions, ``C`` completion columns.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrl.core.minibatch import run_epochs
 from jaxrl.core.policy import masked_mean, ppo_clip_loss
 from jaxrl.core.sequence import (
     aggregation_weights,
@@ -25,8 +24,7 @@ from jaxrl.core.sequence import (
 )
 from jaxrl.core.value import clipped_value_loss
 from jaxrl.llm.generate import score_completions
-from jaxrl.llm.lora import is_adapter
-from jaxrl.llm.training import TrainState
+from jaxrl.llm.training import TrainState, gradient_step, trainable_labels
 
 __all__ = [
     "make_rl_optimizer",
@@ -36,29 +34,6 @@ __all__ = [
     "value_loss",
     "loss_mask",
 ]
-
-_HEADS = ("value_head", "reward_head")
-
-
-def trainable_labels(params) -> Any:
-    """``"train"`` or ``"frozen"`` per leaf: LoRA adapters and value/reward heads train.
-
-    A params tree without adapters trains whole. With adapters, the heads train too:
-    a LoRA critic (or an actor with a value head) needs its freshly made value head
-    to learn, and the heads are not part of the frozen base.
-    """
-    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
-    adapters = [is_adapter(p) for p, _ in flat]
-    if not any(adapters):
-        return jax.tree_util.tree_unflatten(treedef, ["train"] * len(flat))
-
-    def head(path) -> bool:
-        return any(getattr(k, "key", None) in _HEADS for k in path)
-
-    labels = [
-        "train" if a or head(p) else "frozen" for a, (p, _) in zip(adapters, flat, strict=True)
-    ]
-    return jax.tree_util.tree_unflatten(treedef, labels)
 
 
 def _clip_by_global_norm(max_norm) -> optax.GradientTransformation:
@@ -105,23 +80,6 @@ def make_rl_optimizer(cfg, learning_rate) -> optax.GradientTransformation:
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, trainable_labels)
 
 
-def _minibatch_step(state: TrainState, minibatch, loss_fn, optimizer):
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, minibatch)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
-    return TrainState(params, opt_state, state.step + 1), metrics
-
-
-def _epoch(state: TrainState, key, batch, loss_fn, optimizer, num_minibatches: int):
-    n = batch.tokens.shape[0]
-    perm = jax.random.permutation(key, n)
-    shuffled = jax.tree_util.tree_map(
-        lambda x: x[perm].reshape(num_minibatches, n // num_minibatches, *x.shape[1:]), batch
-    )
-    return jax.lax.scan(lambda s, mb: _minibatch_step(s, mb, loss_fn, optimizer), state, shuffled)
-
-
 def minibatch_updates(
     state: TrainState, batch, key, loss_fn, optimizer, num_epochs: int, num_minibatches: int
 ) -> tuple[TrainState, dict]:
@@ -138,17 +96,11 @@ def minibatch_updates(
     Returns:
       ``(state, metrics)`` with each metric averaged over all minibatch steps.
     """
-    n = batch.tokens.shape[0]
-    if n % num_minibatches:
-        raise ValueError(
-            f"batch rows ({n}) must be divisible by num_minibatches ({num_minibatches})"
-        )
 
-    def epoch(s, k):
-        return _epoch(s, k, batch, loss_fn, optimizer, num_minibatches)
+    def step(s, minibatch):
+        return gradient_step(loss_fn, s, optimizer, minibatch)
 
-    state, metrics = jax.lax.scan(epoch, state, jax.random.split(key, num_epochs))
-    return state, jax.tree_util.tree_map(jnp.mean, metrics)
+    return run_epochs(key, state, batch, step, num_epochs, num_minibatches)
 
 
 def value_loss(values, batch, cfg) -> tuple[jax.Array, dict]:

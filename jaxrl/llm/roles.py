@@ -126,6 +126,22 @@ def as_traced(config):
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), config)
 
 
+def _update_epochs(role, batch: RolloutBatch, key, loss, learning_rate):
+    """``role``'s ``num_epochs`` × ``num_minibatches`` optimiser steps on
+    ``loss(params, minibatch, role)``; returns ``(state, metrics)``."""
+    cfg = role.config
+    optimizer = make_rl_optimizer(cfg, learning_rate)
+    return minibatch_updates(
+        role.state,
+        batch,
+        key,
+        lambda params, minibatch: loss(params, minibatch, role),
+        optimizer,
+        cfg.num_epochs,
+        cfg.num_minibatches,
+    )
+
+
 @flax.struct.dataclass
 class Actor:
     """The policy being trained: samples completions and takes clipped policy-gradient steps."""
@@ -165,17 +181,7 @@ class Actor:
 
     def update_actor(self, batch: RolloutBatch, key) -> tuple[Actor, dict]:
         """``num_epochs`` × ``num_minibatches`` steps on :func:`actor_loss`, old log-probs kept."""
-        cfg = self.config
-        opt = make_rl_optimizer(cfg, cfg.learning_rate)
-        state, metrics = minibatch_updates(
-            self.state,
-            batch,
-            key,
-            lambda params, mb: actor_loss(params, mb, self),
-            opt,
-            cfg.num_epochs,
-            cfg.num_minibatches,
-        )
+        state, metrics = _update_epochs(self, batch, key, actor_loss, self.config.learning_rate)
         return self.replace(state=state), metrics
 
 
@@ -208,17 +214,8 @@ class Critic:
         """Clipped value regression on the returns (a no-op for a shared value head)."""
         if self.state is None:
             return self, {}
-        cfg = self.config
-        opt = make_rl_optimizer(cfg, cfg.critic_learning_rate)
-        state, metrics = minibatch_updates(
-            self.state,
-            batch,
-            key,
-            lambda params, mb: _critic_loss(params, mb, self),
-            opt,
-            cfg.num_epochs,
-            cfg.num_minibatches,
-        )
+        lr = self.config.critic_learning_rate
+        state, metrics = _update_epochs(self, batch, key, _critic_loss, lr)
         metrics = {f"critic_{k}" if k == "grad_norm" else k: v for k, v in metrics.items()}
         return self.replace(params=state.params, state=state), metrics
 
