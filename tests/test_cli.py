@@ -42,13 +42,27 @@ def test_train_writes_the_run_directory(tmp_path, capsys):
     assert len(rows) == 1 + 2 * 12  # header + seeds × updates
     config = json.loads((out / "config.json").read_text())
     assert config["algo"] == "ppo" and config["config"]["num_envs"] == 4
-    assert "final return" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "final return" in printed
+    # The devices line says how many ran the runs, of how many there were (summary.json's).
+    used, available = summary["devices"]["used"], summary["devices"]["available"]
+    assert 1 <= used <= available
+    assert f"devices: {used} of {available} {summary['devices']['kind']} device" in printed
     # Another config into the same --out: one line naming only the fields that differ.
     again = ["train", "ppo", "--seeds", "2", "--out", str(out), *TINY, "--set", "gamma=0.9"]
     assert main(again) == 2
     err = capsys.readouterr().err.strip()
     assert "holds a different run: gamma (0.99 there, 0.9 now)" in err, err
     assert "learning_rate" not in err and len(err.splitlines()) == 1
+
+
+def test_the_devices_line_says_used_of_available():
+    from jaxrl.run.train_cli import _devices_line
+
+    devices = {"used": 1, "kind": "cpu", "available": 4, "processes": 1}
+    assert _devices_line(devices, "--devices") == "devices: 1 of 4 cpu devices used; --devices"
+    devices = {"used": 8, "kind": "gpu", "available": 8, "processes": 2}
+    assert _devices_line(devices, "") == "devices: 8 of 8 gpu devices over 2 processes used"
 
 
 def test_sweep_from_the_command_line(tmp_path):

@@ -159,9 +159,6 @@ def cmd_train(args) -> int:
             _check_out(out, algo, config, seeds, grid)
             if not _quick():
                 _note_rounding(module, config, args.total_steps)
-        from jaxrl.run.devices import device_summary
-
-        print(f"devices: {device_summary()} ({getattr(args, 'device_note', '')})")
         result = sweep(
             module,
             config,
@@ -186,8 +183,24 @@ def cmd_train(args) -> int:
         saved = f"stopped after update {done}; metrics so far in {out}" if done else "stopped"
         print(f"{saved}; continue with: jaxrl train --resume {out}", file=sys.stderr)
         return 130
+    print(_devices_line(result.summary.get("devices"), getattr(args, "device_note", "")))
     _print_summary(result.summary, out)
     return 0
+
+
+def _devices_line(devices: dict | None, note: str) -> str:
+    """``devices: 2 of 4 cpu devices used (…)``: summary.json's ``devices.used`` of
+    ``devices.available``; the available ones alone for a summary written before it had both."""
+    from jaxrl.run.devices import device_summary
+
+    note = f"; {note}" if note else ""
+    if not devices or "used" not in devices:
+        return f"devices: {device_summary()} available{note}"
+    n, kind = devices["available"], devices["kind"]
+    hosts = devices.get("processes", 1)
+    where = f" over {hosts} processes" if hosts > 1 else ""
+    plural = "s" if n != 1 else ""
+    return f"devices: {devices['used']} of {n} {kind} device{plural}{where} used{note}"
 
 
 def _print_summary(summary: dict, out) -> None:
