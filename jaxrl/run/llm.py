@@ -270,7 +270,7 @@ def run_stage(
         "config": _jsonable(dataclasses.asdict(config)),
         "machine": rundir.machine_info(),
     }
-    rundir.write_json(out / "config.json", record)
+    RunWriter.for_stage(out, stage, seed).write_config(record)
     if stats:
         print(stats_line(stats))
     total = int(getattr(config, "num_steps", 0))

@@ -53,6 +53,12 @@ class RunWriter:
         """The writer of a ``jaxrl llm STAGE`` run directory: one run, counted in updates."""
         return cls(out, f"llm {stage}", "", [{}], [seed], unit="updates")
 
+    def write_config(self, record: dict) -> None:
+        """config.json: what the run is (algorithm or stage, every Config field, seeds,
+        versions, machine), written as given, before the run starts."""
+        if self.out is not None:
+            write_json(self.out / "config.json", record)
+
     @classmethod
     def for_solution(cls, out, method: str, env: str) -> RunWriter:
         """The writer of a ``jaxrl solve`` run directory (dynamic programming: no seeds)."""

@@ -24,6 +24,9 @@ def test_an_llm_stage_goes_through_the_run_writer(tmp_path):
     assert (tmp_path / "sft" / "evals.csv").read_text().splitlines()[1:] == ["0.25,0", "0.5,3"]
     assert json.loads((tmp_path / "sft" / "summary.json").read_text())["accuracy"] == 0.5
     RunWriter.for_stage(None, "sft", 0).write_stage(metrics, evals, {})  # no directory: nothing
+    writer.write_config({"stage": "sft", "seed": 3, "config": {"learning_rate": 1e-3}})
+    config = json.loads((tmp_path / "sft" / "config.json").read_text())
+    assert config == {"stage": "sft", "seed": 3, "config": {"learning_rate": 1e-3}}
 
 
 def test_a_solution_goes_through_the_run_writer(tmp_path):
