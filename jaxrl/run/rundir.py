@@ -29,7 +29,6 @@ import jax
 import numpy as np
 
 import jaxrl
-from jaxrl._config import config_to_dict
 from jaxrl.run.stats import bootstrap_ci, final_returns, iqm, summarize
 
 __all__ = [
@@ -43,7 +42,6 @@ __all__ = [
     "plot_curves",
     "plot_stage",
     "read_metrics_csv",
-    "write_config",
     "write_json",
     "write_metrics_csv",
     "write_summary",
@@ -112,19 +110,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray | jax.Array):
         return np.asarray(o).tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def write_config(out_dir: Path, algo: str, config: Any, seeds: list[int], **extra) -> None:
-    write_json(
-        Path(out_dir) / "config.json",
-        {
-            "algo": algo,
-            "config": config_to_dict(config),
-            "seeds": list(seeds),
-            **extra,
-            "machine": machine_info(),
-        },
-    )
 
 
 def write_metrics_csv(

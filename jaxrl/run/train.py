@@ -317,4 +317,4 @@ def _prepare_out(out: Path, record: dict, algo: str, base_config, seeds, grid) -
                     f"{record[key]!r} now); choose another --out or resume it with --resume {out}"
                 )
         return
-    rundir.write_config(out, algo, base_config, seeds, grid=grid)
+    RunWriter(out, algo, "", [{}], seeds).write_config({**record, "machine": rundir.machine_info()})
