@@ -69,6 +69,7 @@ def evaluate(
     """
     from jaxrl.run import rundir
     from jaxrl.run.stats import summarize
+    from jaxrl.run.writer import RunWriter
 
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"--episodes must be an integer >= 1, got {episodes!r}")
@@ -109,7 +110,7 @@ def evaluate(
         "machine": rundir.machine_info(),
     }
     if write:
-        rundir.write_json(Path(run_dir) / "eval.json", result)
+        RunWriter(run_dir, restored.algo, result["env"], [{}], []).write_eval(result)
     return result
 
 

@@ -59,6 +59,11 @@ class RunWriter:
         if self.out is not None:
             write_json(self.out / "config.json", record)
 
+    def write_eval(self, result: dict) -> None:
+        """eval.json: ``jaxrl eval``'s result, added to a run directory written before."""
+        if self.out is not None:
+            write_json(self.out / "eval.json", result)
+
     @classmethod
     def for_solution(cls, out, method: str, env: str) -> RunWriter:
         """The writer of a ``jaxrl solve`` run directory (dynamic programming: no seeds)."""
