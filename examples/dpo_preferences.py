@@ -32,6 +32,10 @@ from jaxrl.llm import DPOConfig, SFTConfig, train_dpo, train_sft  # noqa: E402
 
 # JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
+# QUICK also trains and evaluates on few rows: batches of 8, 16 held-out prompts and pairs.
+SFT_SIZES = {"batch_size": 8, "num_train_examples": 256, "eval_prompts": 16} if QUICK else {}
+DPO_SIZES = {"batch_size": 8, "num_train_pairs": 64, "eval_pairs": 16, "eval_prompts": 16}
+DPO_SIZES = DPO_SIZES if QUICK else {}
 
 
 def parse_args():
@@ -107,9 +111,10 @@ def main():
     args = parse_args()
     start = time.perf_counter()
     key_sft, key_dpo = jax.random.split(jax.random.PRNGKey(args.seed))
-    sft = train_sft(
-        SFTConfig(task="preference", num_steps=args.sft_steps, eval_every=args.sft_steps), key_sft
+    sft_config = SFTConfig(
+        task="preference", num_steps=args.sft_steps, eval_every=args.sft_steps, **SFT_SIZES
     )
+    sft = train_sft(sft_config, key_sft)
     print(
         f"SFT: {args.sft_steps} updates, loss {sft.summary['final_train_loss']:.3f}, "
         f"hidden score {sft.summary['heldout_score']:.3f} "
@@ -123,6 +128,7 @@ def main():
             num_steps=args.dpo_steps,
             eval_every=max(args.dpo_steps // 8, 1),
             learning_rate=args.learning_rate,
+            **DPO_SIZES,
         )
         return train_dpo(config, key_dpo, sft.params)
 

@@ -37,6 +37,10 @@ TASK_OPTIONS = {"num_digits": 2, "reverse_answer": True}
 
 # JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
+# QUICK also trains and evaluates on few rows: 16 held-out prompts, 4 prompts × 4 per step.
+SFT_SIZES = {"batch_size": 8, "num_train_examples": 256, "eval_prompts": 16} if QUICK else {}
+GRPO_SIZES = {"num_prompts": 4, "group_size": 4, "eval_prompts": 16, "num_train_prompts": 64}
+GRPO_SIZES = GRPO_SIZES if QUICK else {}
 
 
 def parse_args():
@@ -58,7 +62,7 @@ def run_pipeline(sft_steps: int, grpo_steps: int, preset: str, seed: int, log=pr
     start = time.perf_counter()
     sft_config = SFTConfig(
         task="addition", task_options=TASK_OPTIONS, model=default_model_config(max_len=16),
-        num_steps=sft_steps, eval_every=sft_steps,
+        num_steps=sft_steps, eval_every=sft_steps, **SFT_SIZES,
     )  # fmt: skip
     sft = train_sft(sft_config, key_sft)
     log(
@@ -69,6 +73,7 @@ def run_pipeline(sft_steps: int, grpo_steps: int, preset: str, seed: int, log=pr
         preset, task="addition", task_options=TASK_OPTIONS, num_steps=grpo_steps,
         eval_every=max(grpo_steps // 12, 1),
         learning_rate=3e-4,  # from a weak SFT model (GRPOConfig's 1e-5 keeps a strong one)
+        **GRPO_SIZES,
     )  # fmt: skip
 
     def progress(step, n):
