@@ -59,4 +59,3 @@ def test_inputs_encode_the_task(tmp_path):
         "8",
     ]
     assert task.stats["dropped"] == 0 and task.stats["truncated"] == 0
-
