@@ -146,7 +146,7 @@ def policy_checkpoints(updates: list[int]) -> tuple[dict, reinforce.Config]:
     chunk = jax.jit(
         lambda s: jax.lax.scan(lambda x, _: agent.update(x, config), s, None, length=step)[0]
     )
-    state = agent.init(jax.random.key(0), config)
+    state = jax.jit(agent.init)(jax.random.key(0), config)  # one compile, not one per op
     out, done = {}, 0
     for u in sorted(updates):
         while done < u:

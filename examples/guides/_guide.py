@@ -22,6 +22,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxrl.run import stack_configs
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "docs" / "guides"
 # --quick numbers are tiny-budget ones: never over the committed pages and figures.
@@ -116,9 +118,10 @@ def run_seeds(agent, configs, keys):
     The same numbers as ``jax.jit(jax.vmap(make_train(config)))(keys)`` per config; the
     configs must share their static fields (their traced numbers are stacked, as in
     ``jaxrl.run.stack_configs``). The network initialisation runs once per (config, key)
-    outside ``vmap``: on this jax (0.10.2, CPU) a vmapped orthogonal initialiser is a
-    batched LAPACK QR, and two batched QRs running at once on a 2-thread CPU pool can
-    deadlock (both workers wait for work only they could run); unbatched ones cannot.
+    in a ``lax.map`` (a loop), not under ``vmap``: on this jax (0.10.2, CPU) a vmapped
+    orthogonal initialiser is a batched LAPACK QR, and two batched QRs running at once on
+    a 2-thread CPU pool can deadlock (both workers wait for work only they could run);
+    unbatched ones cannot. Initialisation and training are one program: one compile.
 
     Args:
       agent: an ``Agent`` (``init``, ``update``, ``num_updates``), e.g. ``ppo.make_agent(c)``.
@@ -130,21 +133,19 @@ def run_seeds(agent, configs, keys):
     """
     single = not isinstance(configs, list | tuple)
     configs = [configs] if single else list(configs)
-    init = jax.jit(agent.init)
-    states = [[init(k, c) for k in keys] for c in configs]
-    stack = lambda xs: jax.tree.map(lambda *x: jax.numpy.stack(x), *xs)  # noqa: E731
-    states = stack([stack(row) for row in states])
-    stacked = stack(configs)
+    stacked = stack_configs(configs)
 
     def updates(state, config):
         step = lambda s, _: agent.update(s, config)  # noqa: E731
         return jax.lax.scan(step, state, None, length=agent.num_updates)
 
-    over_seeds = jax.vmap(updates, in_axes=(0, None))
-    states, metrics = jax.jit(jax.vmap(over_seeds))(states, stacked)
-    if single:
-        states, metrics = jax.tree.map(lambda x: x[0], (states, metrics))
-    return states, metrics
+    def train(keys, configs):
+        init_seeds = lambda c: jax.lax.map(lambda k: agent.init(k, c), keys)  # noqa: E731
+        states = jax.lax.map(init_seeds, configs)  # [C, S], one init at a time
+        out = jax.vmap(jax.vmap(updates, in_axes=(0, None)))(states, configs)
+        return jax.tree.map(lambda x: x[0], out) if single else out
+
+    return jax.jit(train)(keys, stacked)
 
 
 def source(fn) -> str:
