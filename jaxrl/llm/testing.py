@@ -216,14 +216,19 @@ def tiny_model_dir(path: str, model_type: str = "llama", seed: int = 0, **change
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python jaxrl/llm/testing.py --out DIR [--model-type qwen3]``: writes a tiny model."""
+    """``python jaxrl/llm/testing.py --out DIR [--model-type qwen3]``: writes a tiny model
+    (one layer under ``JAXRL_QUICK=1``: the README's stages on it compile about a third less)."""
     import argparse
 
     parser = argparse.ArgumentParser(description="write a tiny random model directory")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--model-type", default="llama", choices=("llama", "qwen2", "qwen3"))
     args = parser.parse_args(argv)
-    print(tiny_model_dir(args.out, args.model_type))
+    changes = {}
+    if os.environ.get("JAXRL_QUICK") == "1":  # tests/test_docs.py: every stage, compiled small
+        changes["num_layers"] = 1
+        print("JAXRL_QUICK=1: num_layers=1")
+    print(tiny_model_dir(args.out, args.model_type, **changes))
 
 
 if __name__ == "__main__":

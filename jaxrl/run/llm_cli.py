@@ -21,14 +21,16 @@ from jaxrl.cli import UsageError, _parse_sets, _quick, _suggest
 
 __all__ = ["cmd_llm"]
 
+# One chunk of 4 updates (evaluated before and after it): the chunk compiles once. As many
+# training pairs as held-out pairs: their log-probabilities share one compiled program.
 _QUICK_LLM = {
     "num_steps": "4",
-    "eval_every": "2",
+    "eval_every": "4",
     "eval_prompts": "16",
     "eval_pairs": "16",
     "batch_size": "8",
     "num_train_examples": "256",
-    "num_train_pairs": "64",
+    "num_train_pairs": "16",
     "num_train_prompts": "64",
     "num_prompts": "4",
     "num_minibatches": "1",
@@ -62,8 +64,11 @@ def _quick_llm(args) -> dict[str, str]:
             pass
     if "model" in names and not pretrained:  # also with --from: a quick chain shares sizes
         quick.update({"model.num_layers": "1", "model.d_model": "32", "model.d_ff": "64"})
+    own = _parse_sets(args.set or [])
+    if "num_steps" in own and "eval_every" in quick and "eval_every" not in own:
+        quick["eval_every"] = own["num_steps"]  # still one chunk
     print(f"JAXRL_QUICK=1: {', '.join(f'{k}={v}' for k, v in quick.items())}")
-    return {**quick, **_parse_sets(args.set or [])}
+    return {**quick, **own}
 
 
 # Flags of `jaxrl llm STAGE` that --resume takes from the run's config.json instead.
