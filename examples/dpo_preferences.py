@@ -29,12 +29,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from jaxrl.llm import DPOConfig, SFTConfig, train_dpo, train_sft  # noqa: E402
+from jaxrl.llm.training import default_model_config  # noqa: E402
 
 # JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
-# QUICK also trains and evaluates on few rows: batches of 8, 16 held-out prompts and pairs.
-SFT_SIZES = {"batch_size": 8, "num_train_examples": 256, "eval_prompts": 16} if QUICK else {}
+# QUICK also trains and evaluates on few rows: batches of 8, 16 held-out prompts and pairs;
+# and a one-layer model (the layers are a Python loop: each is compiled in every program).
+QUICK_MODEL = {"model": default_model_config(num_layers=1)} if QUICK else {}
+SFT_SIZES = {"batch_size": 8, "num_train_examples": 256, "eval_prompts": 16, **QUICK_MODEL}
+SFT_SIZES = SFT_SIZES if QUICK else {}
 DPO_SIZES = {"batch_size": 8, "num_train_pairs": 64, "eval_pairs": 16, "eval_prompts": 16}
+DPO_SIZES = {**DPO_SIZES, **QUICK_MODEL}
 DPO_SIZES = DPO_SIZES if QUICK else {}
 
 

@@ -27,7 +27,7 @@ QUICK = os.environ.get("JAXRL_QUICK") == "1"
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Breakout-MinAtar")
-    parser.add_argument("--total-steps", type=int, default=2_000 if QUICK else 1_000_000)
+    parser.add_argument("--total-steps", type=int, default=1_000 if QUICK else 1_000_000)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", default=None, help="also write a run directory here")
     args = parser.parse_args()
@@ -39,13 +39,14 @@ def main():
         hidden_sizes=(128,),
         double=True,
         loss="huber",
-        buffer_size=2_000 if QUICK else 100_000,
+        buffer_size=1_000 if QUICK else 100_000,
         batch_size=32,
-        learning_starts=1_000 if QUICK else 5_000,  # QUICK: 250 gradient steps
+        learning_starts=600 if QUICK else 5_000,  # QUICK: 100 gradient steps
         train_frequency=4,
         gradient_steps=1,
-        steps_per_update=1_000 if QUICK else 10_000,
-        target_update_interval=250,  # gradient steps: every 1000 environment steps
+        steps_per_update=200 if QUICK else 10_000,
+        # gradient steps: every 1000 environment steps (QUICK: every 200, so some happen)
+        target_update_interval=50 if QUICK else 250,
         tau=1.0,
         learning_rate=2.5e-4,
         exploration_fraction=0.1,

@@ -37,7 +37,9 @@ TASK_OPTIONS = {"num_digits": 2, "reverse_answer": True}
 
 # JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
-# QUICK also trains and evaluates on few rows: 16 held-out prompts, 4 prompts × 4 per step.
+# QUICK also trains and evaluates on few rows: 16 held-out prompts, 4 prompts × 4 per step;
+# and a one-layer model (the layers are a Python loop: each is compiled in every program).
+MODEL = default_model_config(max_len=16, **({"num_layers": 1} if QUICK else {}))
 SFT_SIZES = {"batch_size": 8, "num_train_examples": 256, "eval_prompts": 16} if QUICK else {}
 GRPO_SIZES = {"num_prompts": 4, "group_size": 4, "eval_prompts": 16, "num_train_prompts": 64}
 GRPO_SIZES = GRPO_SIZES if QUICK else {}
@@ -61,7 +63,7 @@ def run_pipeline(sft_steps: int, grpo_steps: int, preset: str, seed: int, log=pr
     key_sft, key_grpo = jax.random.split(jax.random.PRNGKey(seed))
     start = time.perf_counter()
     sft_config = SFTConfig(
-        task="addition", task_options=TASK_OPTIONS, model=default_model_config(max_len=16),
+        task="addition", task_options=TASK_OPTIONS, model=MODEL,
         num_steps=sft_steps, eval_every=sft_steps, **SFT_SIZES,
     )  # fmt: skip
     sft = train_sft(sft_config, key_sft)

@@ -59,15 +59,17 @@ from jaxrl.llm.transformer import init_params, save_model
 # JAXRL_QUICK=1 (tests/test_docs.py runs every example with it) means --quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
 
-# Budgets: SFT updates, GRPO steps, DPO updates, largest operand, model width, rows per
-# SFT/DPO update, GRPO prompts per step and completions per prompt.
+# Budgets: SFT updates, GRPO steps, DPO updates, largest operand, model width and layers,
+# rows per SFT/DPO update, GRPO prompts per step and completions per prompt. The quick
+# model has one layer: the layers are a Python loop, so each one is compiled again in every
+# program (SFT, GRPO, DPO, generation), and compiling is most of a quick run.
 FULL = {
     "sft_steps": 300, "grpo_steps": 288, "dpo_steps": 60, "max_operand": 19, "width": 64,
-    "batch_size": 64, "grpo_prompts": 32, "group_size": 8,
+    "num_layers": 2, "batch_size": 64, "grpo_prompts": 32, "group_size": 8,
 }  # fmt: skip
 QUICK_BUDGET = {
     "sft_steps": 2, "grpo_steps": 2, "dpo_steps": 2, "max_operand": 4, "width": 32,
-    "batch_size": 8, "grpo_prompts": 4, "group_size": 4,
+    "num_layers": 1, "batch_size": 8, "grpo_prompts": 4, "group_size": 4,
 }  # fmt: skip
 HIDDEN_SCORE = "jaxrl.llm.testing:arithmetic_score"
 # Plain prompts (``<|bos|>What is 13 + 8?`` → ``#### 21<|eos|>``), as a base model is
@@ -90,7 +92,9 @@ def _near_miss(answer: str, rng: np.random.Generator) -> str:
     return f"#### {wrong[int(rng.integers(len(wrong)))]}"
 
 
-def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[str, str]:
+def write_inputs(
+    out: str, max_operand: int, width: int, seed: int = 0, num_layers: int = 2
+) -> dict[str, str]:
     """Writes the JSONL files and the model directory under ``out``; returns their paths.
 
     Args:
@@ -99,8 +103,9 @@ def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[
             of them) is used once: a sixth of them, at most 256, held out; of the rest, half
             are SFT demonstrations (``sft.jsonl``) and half RL prompts (``rl.jsonl``, also the
             prompts of the preference pairs).
-        width: the model's ``d_model`` (4 heads, 2 of them key/value, 2 layers).
+        width: the model's ``d_model`` (4 heads, 2 of them key/value).
         seed: seed of the split, the preference labels and the initial weights.
+        num_layers: the model's decoder layers.
     """
     os.makedirs(out, exist_ok=True)
     rows = arithmetic_rows(None, seed=seed, max_operand=max_operand)
@@ -154,6 +159,7 @@ def write_inputs(out: str, max_operand: int, width: int, seed: int = 0) -> dict[
         head_dim=width // 4,
         d_ff=4 * width,
         max_len=64,
+        num_layers=num_layers,
     )
     paths["model"] = os.path.join(out, "base-model")
     save_pretrained(paths["model"], config, init_params(config, jax.random.PRNGKey(seed)))
@@ -333,7 +339,9 @@ def export_and_compare(result, paths, out: str, num_prompts: int = 8) -> dict:
 def run_pipeline(out: str, budget: dict, seed: int = 0, log=print) -> dict:
     """All six steps; returns the numbers (accuracies, scores, seconds, export check)."""
     start = time.perf_counter()
-    paths = write_inputs(out, budget["max_operand"], budget["width"], seed)
+    paths = write_inputs(
+        out, budget["max_operand"], budget["width"], seed, budget.get("num_layers", 2)
+    )
     tasks = load_tasks(paths)
     log(f"data and model: {paths['model']} (SFT rows {tasks['sft'].stats})")
     sft, sft_s = run_sft(paths, tasks, budget, seed, log)

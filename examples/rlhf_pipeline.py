@@ -37,13 +37,17 @@ from jaxrl.llm.reward_model import RewardModelConfig, train_reward_model  # noqa
 from jaxrl.llm.rlhf import RLHFConfig, train_rlhf  # noqa: E402
 from jaxrl.llm.sft import SFTConfig, train_sft  # noqa: E402
 from jaxrl.llm.tasks import TOKENIZER, make_task  # noqa: E402
+from jaxrl.llm.training import default_model_config  # noqa: E402
 
 # JAXRL_QUICK=1 (tests/test_docs.py): tiny budgets, and output under runs/examples-quick.
 QUICK = os.environ.get("JAXRL_QUICK") == "1"
-# Held-out prompts per evaluation; QUICK also trains on few rows with small batches.
+# Held-out prompts per evaluation; QUICK also trains on few rows with small batches, and a
+# one-layer model (the layers are a Python loop: each is compiled again in every program).
 EVAL_PROMPTS = 16 if QUICK else 256
-SFT_SIZES = {"batch_size": 8, "num_train_examples": 256} if QUICK else {}
-RM_SIZES = {"batch_size": 8, "num_train_pairs": 64, "eval_pairs": 16} if QUICK else {}
+QUICK_MODEL = {"model": default_model_config(num_layers=1)} if QUICK else {}
+SFT_SIZES = {"batch_size": 8, "num_train_examples": 256, **QUICK_MODEL} if QUICK else {}
+RM_SIZES = {"batch_size": 8, "num_train_pairs": 64, "eval_pairs": 16, **QUICK_MODEL}
+RM_SIZES = RM_SIZES if QUICK else {}
 PPO_SIZES = {"num_prompts": 4, "num_minibatches": 1, "num_train_prompts": 64} if QUICK else {}
 
 

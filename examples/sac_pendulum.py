@@ -25,7 +25,7 @@ QUICK = os.environ.get("JAXRL_QUICK") == "1"
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2 if QUICK else 4)
-    parser.add_argument("--total-steps", type=int, default=2_000 if QUICK else 20_000)
+    parser.add_argument("--total-steps", type=int, default=1_000 if QUICK else 20_000)
     parser.add_argument("--hidden", type=int, default=64, help="width of the two hidden layers")
     parser.add_argument(
         "--out",
@@ -38,8 +38,13 @@ def main():
         total_timesteps=args.total_steps,
         hidden_sizes=(args.hidden, args.hidden),
     )
-    if QUICK:  # 200 gradient steps instead of 1,000: the same code path, a fifth of the updates
-        config = dataclasses.replace(config, learning_starts=max(0, args.total_steps - 200))
+    if QUICK:  # 100 gradient steps, 4 updates (metric rows) of 250 steps: the same code path
+        config = dataclasses.replace(
+            config,
+            learning_starts=max(0, args.total_steps - 100),
+            steps_per_update=250,
+            buffer_size=args.total_steps,
+        )
 
     # The library level: one pure function, jitted and vmapped over seeds.
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
