@@ -58,7 +58,7 @@ def test_sft_learns_sorting_and_compiles_once(monkeypatch):
         task="sorting",
         task_options={"max_len": 4},
         model=MODEL,
-        num_steps=300,
+        num_steps=200,
         eval_every=100,
         batch_size=32,
         num_train_examples=4000,
@@ -68,15 +68,17 @@ def test_sft_learns_sorting_and_compiles_once(monkeypatch):
     )
     result = train_sft(config, jax.random.PRNGKey(0))
     loss = result.metrics["loss"]
-    assert loss.shape == (300,)
+    assert loss.shape == (200,)
     assert np.mean(loss[-20:]) < 0.05 * np.mean(loss[:10])
     acc = result.evals["heldout_accuracy"]
     print(f"SFT sorting: held-out exact-match accuracy {acc[0]:.3f} -> {acc[-1]:.3f}")
-    assert acc[0] < 0.05 and acc[-1] >= 0.8  # measured 0.98 on 128 unseen digit strings
-    np.testing.assert_array_equal(result.evals["step"], [0, 100, 200, 300])
+    # measured 0.92 and 0.99 on 128 unseen digit strings after 200 updates (seeds 0 and 1;
+    # loss ratio 0.016 and 0.013)
+    assert acc[0] < 0.05 and acc[-1] >= 0.8
+    np.testing.assert_array_equal(result.evals["step"], [0, 100, 200])
 
 
-def test_reward_model_beats_chance_and_compiles_once(monkeypatch):
+def test_reward_model_beats_chance_and_compiles_once(monkeypatch, xla_optimized):
     traced_once(monkeypatch, rm_module, "make_reward_model_update")
     config = RewardModelConfig(
         model=MODEL,
@@ -94,7 +96,8 @@ def test_reward_model_beats_chance_and_compiles_once(monkeypatch):
         f"reward model: held-out accuracy {s['heldout_accuracy']:.3f} (labels), "
         f"{s['heldout_true_accuracy']:.3f} (hidden score), margin {s['heldout_margin']:.3f}"
     )
-    # 500 held-out pairs: chance is 0.5 ± 0.022; measured 0.65–0.67 and 0.71–0.72 (3 seeds)
+    # 500 held-out pairs: chance is 0.5 ± 0.022; measured 0.65–0.67 and 0.71–0.72 (3 seeds);
+    # jax 0.10.2 CPU, seed 0: 0.628 and 0.690 (0.636 and 0.694 compiled without optimisations)
     assert s["heldout_accuracy"] >= 0.6 and s["heldout_true_accuracy"] >= 0.65
     assert s["heldout_margin"] > 0
 
