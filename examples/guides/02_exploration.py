@@ -165,14 +165,17 @@ def run_gridworld(seeds: int, episodes: int) -> tuple[dict, float, Config]:
     optimal = float(np.asarray(value_iteration(task.mdp).values)[start])
     horizon = task.env_params.max_steps_in_episode
     keys = jax.random.split(jax.random.key(0), seeds)
+    evaluate = lambda p: finite_horizon_evaluation(task.mdp, p, horizon)  # noqa: E731
+    # the greedy policies' values, [C, seeds, S], in one compiled program per shape
+    greedy_values = jax.jit(
+        lambda q: jax.vmap(jax.vmap(evaluate))(greedy_policy(q, task.mdp.action_mask))
+    )
     out = {}
     for names, configs in grid_configs(episodes).values():
         train = make_train(configs[0])
         over = jax.vmap(jax.vmap(train, in_axes=(0, None)), in_axes=(None, 0))
         state, metrics = jax.jit(over)(keys, stack_configs(configs))
-        policies = greedy_policy(state.tables.q, task.mdp.action_mask)  # [C, seeds, S]
-        evaluate = lambda p: finite_horizon_evaluation(task.mdp, p, horizon)  # noqa: E731
-        greedy = np.asarray(jax.vmap(jax.vmap(evaluate))(policies))[..., start]
+        greedy = np.asarray(greedy_values(state.tables.q))[..., start]
         for i, name in enumerate(names):
             out[name] = {"returns": np.asarray(metrics["episode_return"][i]), "greedy": greedy[i]}
     return out, optimal, configs[0]
