@@ -32,6 +32,7 @@ from jaxrl.llm import (  # noqa: E402
     train_dpo,
     train_sft,
 )
+from jaxrl.llm.training import default_model_config  # noqa: E402
 
 TITLE = "Why DPO can lower the probability of both the chosen and the rejected response"
 
@@ -101,11 +102,13 @@ def run(quick: bool, out_dir: Path) -> dict:
     page = _guide.Page(__file__, quick, out_dir)
     example = _guide.load_example("dpo_preferences")
     sft_steps, dpo_steps, evals = (40, 16, 4) if quick else (500, 400, 8)
+    # quick: a one-layer model (the layers are a Python loop, each compiled in every program)
+    model = {"model": default_model_config(num_layers=1)} if quick else {}
     beta, nll_coef, lr = 0.1, 1.0, 1e-3
     key_sft, key_dpo = jax.random.split(jax.random.PRNGKey(0))
     start = time.perf_counter()
     sft = train_sft(
-        SFTConfig(task="preference", num_steps=sft_steps, eval_every=sft_steps), key_sft
+        SFTConfig(task="preference", num_steps=sft_steps, eval_every=sft_steps, **model), key_sft
     )
     sft_seconds = time.perf_counter() - start
     runs, configs = {}, {}
@@ -116,6 +119,7 @@ def run(quick: bool, out_dir: Path) -> dict:
             num_steps=dpo_steps,
             eval_every=dpo_steps // evals,
             learning_rate=lr,
+            **model,
         )
         runs[name] = train_dpo(configs[name], key_dpo, sft.params)
     dpo_seconds = time.perf_counter() - start - sft_seconds
