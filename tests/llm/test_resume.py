@@ -19,6 +19,7 @@ from jaxrl.llm import (
     SFTConfig,
     StageInterrupted,
     batch_indices,
+    init_params,
     load_checkpoint,
     run_stage,
     save_checkpoint,
@@ -28,6 +29,7 @@ from jaxrl.llm import (
 from jaxrl.llm.runner import CHECKPOINT_FILE
 
 from .conftest import TINY
+from .test_grpo import MICRO
 
 CLOCKS = ("wall_time", "step_time")
 
@@ -162,7 +164,7 @@ def test_checkpoint_errors_are_one_line(tmp_path):
 def test_sft_resume_equals_uninterrupted(tmp_path):
     config = SFTConfig(
         task="addition",
-        model=TINY,
+        model=MICRO.replace(max_len=TINY.max_len),
         num_steps=6,
         eval_every=2,
         batch_size=8,
@@ -180,6 +182,12 @@ def test_sft_resume_equals_uninterrupted(tmp_path):
     assert_same_run(full, resumed)
     assert resumed.metrics["loss"].shape == (6,)
     np.testing.assert_array_equal(resumed.evals["step"], [0, 2, 4, 6])
+
+
+@pytest.fixture(scope="module")
+def micro_params():
+    """The one-layer model of the RL tests: resuming is about state, not model size."""
+    return init_params(MICRO, jax.random.PRNGKey(0))
 
 
 def test_dpo_resume_equals_uninterrupted(tmp_path, tiny_params):
@@ -206,17 +214,18 @@ def test_dpo_resume_equals_uninterrupted(tmp_path, tiny_params):
     assert_same_run(full, resumed)
 
 
-def test_grpo_resume_equals_uninterrupted(tmp_path, tiny_params):
-    from jaxrl.llm import GRPOConfig, train_grpo
-    from jaxrl.llm.tasks import AdditionTask
+def test_grpo_resume_equals_uninterrupted(tmp_path, micro_params):
+    from jaxrl.llm import train_grpo
 
-    config = GRPOConfig(
-        num_steps=4, eval_every=2, num_prompts=2, group_size=2, num_epochs=1,
-        num_minibatches=1, eval_prompts=4, num_train_prompts=6, kl_coef=0.05,
-    )  # fmt: skip
-    task = AdditionTask(num_digits=1)
+    from .test_grpo import SevensTask
+    from .test_grpo import _config as grpo_config
+
+    # the step and evaluation of test_grpo.py's training tests (same shapes and static
+    # fields: their compiled programs are reused); 6 prompts, 4 a step: mid-epoch resume
+    config = grpo_config(num_steps=4, eval_every=2, num_train_prompts=6, kl_coef=0.05)
+    task = SevensTask(num_digits=1)
     full_dir, cut_dir = str(tmp_path / "full"), str(tmp_path / "cut")
-    run = dict(init_from=(tiny_params, TINY), task=task)
+    run = dict(init_from=(micro_params, MICRO), task=task)
     full = train_grpo(
         config, jax.random.PRNGKey(2), progress_callback=keep_checkpoint_at(2, full_dir, cut_dir),
         checkpoint_dir=full_dir, **run,
@@ -226,15 +235,15 @@ def test_grpo_resume_equals_uninterrupted(tmp_path, tiny_params):
     assert resumed.metrics["reward_mean"].shape == (4,)
 
 
-def test_rlhf_resume_restores_the_adaptive_kl_controller(tmp_path, tiny_params):
+def test_rlhf_resume_restores_the_adaptive_kl_controller(tmp_path, micro_params):
     from jaxrl.llm import RLHFConfig, train_rlhf
     from jaxrl.llm.tasks import AdditionTask
 
-    head = {"kernel": jax.random.normal(jax.random.PRNGKey(6), (TINY.d_model, 1))}
+    head = {"kernel": jax.random.normal(jax.random.PRNGKey(6), (MICRO.d_model, 1))}
     head["bias"] = jnp.zeros((1,))
     rm = (
-        {"params": {**tiny_params["params"], "reward_head": head}},
-        TINY.replace(reward_head=True),
+        {"params": {**micro_params["params"], "reward_head": head}},
+        MICRO.replace(reward_head=True),
     )
     config = RLHFConfig(
         num_steps=4, eval_every=2, num_prompts=4, num_epochs=1, num_minibatches=1,
@@ -242,11 +251,12 @@ def test_rlhf_resume_restores_the_adaptive_kl_controller(tmp_path, tiny_params):
         kl_horizon=10,
     )  # fmt: skip
     full_dir, cut_dir = str(tmp_path / "full"), str(tmp_path / "cut")
-    run = dict(init_from=(tiny_params, TINY), reward_model=rm, task=AdditionTask(num_digits=1))
+    run = dict(init_from=(micro_params, MICRO), reward_model=rm, task=AdditionTask(num_digits=1))
     full = train_rlhf(
         config, jax.random.PRNGKey(3), progress_callback=keep_checkpoint_at(2, full_dir, cut_dir),
         checkpoint_dir=full_dir, **run,
     )  # fmt: skip
     resumed = train_rlhf(config, jax.random.PRNGKey(3), checkpoint_dir=cut_dir, resume=True, **run)
-    assert_same_run(full, resumed)
+    assert_same_run(full, resumed)  # actor, critic, KL controller and prompt order restored
+    assert resumed.metrics["value_loss"].shape == (4,)
     assert len(set(full.metrics["kl_coef"].tolist())) > 1  # the controller moved β
