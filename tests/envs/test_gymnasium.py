@@ -93,9 +93,7 @@ def test_gymnasium_and_gymnax_cartpole_learn_alike(tmp_path):
     # 0, 1; gymnax seeds 2, 3 too) where 80 is asked, in 40% of the steps the default needs
     # (every Gymnasium step is a host call).
     for env_id in ("gymnasium:CartPole-v1", "CartPole-v1"):
-        cfg = ppo.Config(
-            env_id=env_id, total_timesteps=16_384, num_steps=128, learning_rate=1e-3
-        )
+        cfg = ppo.Config(env_id=env_id, total_timesteps=16_384, num_steps=128, learning_rate=1e-3)
         out = tmp_path / env_id.replace(":", "_")
         res = train(ppo, cfg, [0, 1], out, progress=False, chunk_updates=16)
         finals[env_id] = res.summary["final_return"]["mean"]
