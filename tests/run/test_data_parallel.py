@@ -34,7 +34,7 @@ CODE = """
     params = {f"p{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(one_state.params))}
     split_leaves = jax.tree.leaves(split_state.params)
     split_params = {f"s{i}": np.asarray(x) for i, x in enumerate(split_leaves)}
-    np.savez(OUT,
+    np.savez(OUT + "/dp.npz",
              **{f"one.{k}": v for k, v in one.items()},
              **{f"split.{k}": v for k, v in split.items()},
              **{f"chunked.{k}": v for k, v in chunked.items()},
@@ -56,10 +56,17 @@ def _run_on_four_devices(code: str, out: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_pqn_split_over_four_devices_equals_one_device(tmp_path):
-    out = tmp_path / "dp.npz"
-    _run_on_four_devices(CODE, out)
-    r = np.load(out)
+@pytest.fixture(scope="module")
+def four_devices(tmp_path_factory):
+    """One process with 4 forced host devices runs both comparisons (PQN, then the on-policy
+    agents): one interpreter start and one jax import instead of two."""
+    out = tmp_path_factory.mktemp("four_devices")
+    _run_on_four_devices(CODE + ON_POLICY, out)
+    return out
+
+
+def test_pqn_split_over_four_devices_equals_one_device(four_devices):
+    r = np.load(four_devices / "dp.npz")
     names = [k[len("one.") :] for k in r.files if k.startswith("one.")]
     assert {"episode_return", "td_loss", "q_mean", "episodes"} <= set(names)
     for name in names:
@@ -110,14 +117,12 @@ ON_POLICY = """
             arrays["params_replicated"] = np.asarray(
                 all(x.sharding.is_fully_replicated for x in jax.tree.leaves(state.params))
             )
-    np.savez(OUT, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(OUT + "/on_policy.npz", **{k: np.asarray(v) for k, v in arrays.items()})
 """
 
 
-def test_on_policy_split_over_four_devices_equals_one_device(tmp_path):
-    out = tmp_path / "on_policy.npz"
-    _run_on_four_devices(ON_POLICY, out)
-    r = np.load(out)
+def test_on_policy_split_over_four_devices_equals_one_device(four_devices):
+    r = np.load(four_devices / "on_policy.npz")
     for name in ("ppo", "a2c", "reinforce"):
         metrics = [k.split(".", 2)[2] for k in r.files if k.startswith(f"{name}.one.")]
         assert {"episode_return", "policy_loss", "value_loss", "explained_variance"} <= set(metrics)
