@@ -38,8 +38,12 @@ from jaxrl.llm.grpo import GRPOConfig, train_grpo  # noqa: E402
 from jaxrl.llm.rlhf import STAGES as RLHF_STAGES  # noqa: E402
 from jaxrl.llm.rlhf import RLHFConfig, train_rlhf  # noqa: E402
 from jaxrl.llm.tasks import make_task  # noqa: E402
+from jaxrl.llm.training import default_model_config  # noqa: E402
 
 TITLE = "RLHF with PPO vs DPO vs GRPO: what each trains, what it costs, what it reaches"
+# One compiled program for the reward model's forward pass (op by op, each of its
+# operations would be compiled on its own: most of the scoring time at small budgets).
+score_samples = jax.jit(reward_scores, static_argnums=1)
 
 
 def num_params(params) -> int:
@@ -65,7 +69,7 @@ def best_of_n(policy, rm, task, ns: tuple[int, ...], num_prompts: int, key) -> d
         mask,
         key,
     )
-    rm_score = reward_scores(rm.params, rm.model_config, tokens, mask, gen.tokens, gen.mask)
+    rm_score = score_samples(rm.params, rm.model_config, tokens, mask, gen.tokens, gen.mask)
     hidden = task.score(prompts, gen.tokens, gen.mask)
     rm_score = np.asarray(rm_score).reshape(n_max, num_prompts)
     hidden = np.asarray(hidden).reshape(n_max, num_prompts)
@@ -89,7 +93,7 @@ def rm_score_of(policy_params, model_config, rm, task, num_prompts: int, key) ->
         mask,
         key,
     )
-    scores = reward_scores(rm.params, rm.model_config, tokens, mask, gen.tokens, gen.mask)
+    scores = score_samples(rm.params, rm.model_config, tokens, mask, gen.tokens, gen.mask)
     return float(jnp.mean(scores))
 
 
@@ -155,8 +159,14 @@ def figure(page, rlhf, grpo, dpo, bon: dict) -> str:
 def run(quick: bool, out_dir: Path) -> dict:
     page = _guide.Page(__file__, quick, out_dir)
     example = _guide.load_example("rlhf_pipeline")
+    model = {}
     if quick:
         sft_steps, rm_steps, rl_steps, dpo_steps, ns, prompts = 24, 24, 3, 8, (1, 2, 4), 64
+        # a one-layer model (the layers are a Python loop, each compiled in every program);
+        # RLHF-PPO and GRPO take it from the SFT model, DPO from its config
+        model = {"model": default_model_config(num_layers=1)}
+        example.SFT_SIZES = {**example.SFT_SIZES, **model}
+        example.RM_SIZES = {**example.RM_SIZES, **model}
     else:
         sft_steps, rm_steps, rl_steps, dpo_steps = 500, 500, 100, 400
         ns, prompts = (1, 2, 4, 8, 16), 256
@@ -193,7 +203,9 @@ def run(quick: bool, out_dir: Path) -> dict:
 
     dpo_evals = dict(eval_every=dpo_steps // 2, eval_prompts=64, eval_pairs=128) if quick else {}
     dpo_config = DPOConfig(
-        num_steps=dpo_steps, learning_rate=1e-3, **{"eval_every": dpo_steps // 8, **dpo_evals}
+        num_steps=dpo_steps,
+        learning_rate=1e-3,
+        **{"eval_every": dpo_steps // 8, **dpo_evals, **model},
     )
     start = time.perf_counter()
     dpo = train_dpo(dpo_config, jax.random.PRNGKey(3000 + seed), sft.params)
