@@ -17,7 +17,7 @@ smoothing and no actor delay.
 
 from __future__ import annotations
 
-from jaxrl._config import config, static
+from jaxrl._config import config
 from jaxrl.agents import td3
 from jaxrl.agents.base import Agent, make_train_fn
 
@@ -25,28 +25,9 @@ __all__ = ["Config", "make_agent", "make_networks", "make_train"]
 
 
 @config
-class Config:
-    """DDPG settings. Static fields fix shapes; the numeric ones can be swept under vmap."""
-
-    env_id: str = static("Pendulum-v1", "environment id with a continuous action space")
-    total_timesteps: int = static(20_000, "environment steps over all environments")
-    num_envs: int = static(1, "environments stepped as one batch")
-    buffer_size: int = static(100_000, "replay capacity in transitions")
-    batch_size: int = static(256, "transitions per gradient step")
-    train_frequency: int = static(1, "vector-env steps between rounds of gradient steps")
-    gradient_steps: int = static(1, "gradient steps per round")
-    steps_per_update: int = static(1_000, "env steps per update (one metrics row)")
-    hidden_sizes: tuple[int, ...] = static((256, 256), "MLP widths of actor and critic")
-    activation: str = static("relu", "a name in jaxrl.nets.ACTIVATIONS")
-    learning_starts: int = 1_000
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    gamma: float = 0.99
-    tau: float = 0.005
-    exploration_noise: float = 0.1
-
-    def validate(self):
-        td3.validate_common(self)
+class Config(td3.DeterministicConfig):
+    """DDPG settings: the loop's, two learning rates and the exploration noise. Static fields
+    fix shapes; the numeric ones can be swept under vmap."""
 
 
 def make_networks(config: Config, action_info=None):

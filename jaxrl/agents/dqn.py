@@ -81,19 +81,16 @@ __all__ = [
 
 
 @config
-class Config:
-    """DQN settings. Static fields fix shapes and options; numeric ones can be swept by vmap."""
+class Config(off_policy.LoopConfig):
+    """DQN settings. Static fields fix shapes and options; numeric ones can be swept by vmap.
+    The loop's fields have DQN's defaults (CleanRL's for CartPole)."""
 
     env_id: str = static("CartPole-v1", "environment id (jaxrl.envs.make)")
     total_timesteps: int = static(500_000, "environment steps over all environments")
-    num_envs: int = static(1, "environments stepped as one batch")
     buffer_size: int = static(10_000, "replay capacity in transitions")
     batch_size: int = static(128, "transitions (or n-step windows) per gradient step")
     train_frequency: int = static(10, "vector-env steps between rounds of gradient steps")
-    gradient_steps: int = static(1, "gradient steps per round")
-    steps_per_update: int = static(1_000, "env steps per update (one metrics row)")
     hidden_sizes: tuple[int, ...] = static((120, 84), "MLP layer widths")
-    activation: str = static("relu", "a name in jaxrl.nets.ACTIVATIONS (relu, tanh, silu ...)")
     torso: str = static("mlp", "mlp or cnn (MinAtar)")
     dueling: bool = static(False, "dueling head: Q = V + A − mean A")
     double: bool = static(True, "Double DQN: the online net selects a*, the target evaluates")
@@ -103,7 +100,6 @@ class Config:
     target_update_interval: int = static(50, "gradient steps between target updates")
     learning_starts: int = 10_000
     learning_rate: float = 2.5e-4
-    gamma: float = 0.99
     tau: float = 1.0
     eps_start: float = 1.0
     eps_end: float = 0.05
@@ -114,19 +110,17 @@ class Config:
     priority_eps: float = 1e-6
 
     def validate(self):
-        off_policy.validate_loop(self)
+        super().validate()
         for name in ("n_step", "target_update_interval"):
             require(self, name, positive_int)
-        require(self, "activation", one_of(*nets.ACTIVATIONS))
         require(self, "torso", one_of("mlp", "cnn"))
         require(self, "loss", one_of("squared", "huber"))
         for name in ("learning_rate", "exploration_fraction"):
             require(self, name, positive)
         require(self, "max_grad_norm", off_policy.positive_or_inf)
-        for name in ("gamma", "tau", "eps_start", "eps_end", "priority_alpha", "priority_beta"):
+        for name in ("eps_start", "eps_end", "priority_alpha", "priority_beta"):
             require(self, name, probability)
         require(self, "priority_eps", non_negative)
-        require(self, "learning_starts", non_negative)
         rows = self.buffer_size // self.num_envs
         if rows < self.n_step:
             raise ValueError(

@@ -17,8 +17,8 @@ space (the warm-up fills the buffer with a random policy's data).
 
 The pieces live by topic: the environment side in :mod:`jaxrl.agents.off_policy_env`,
 the optimiser and target updates in :mod:`jaxrl.agents.off_policy_learn`, the
-sequential execution of vmapped runs in :mod:`jaxrl.agents.sequential`; this module
-re-exports their names.
+sequential execution of vmapped runs in :mod:`jaxrl.agents.sequential`, the Config fields
+of the loop in :mod:`jaxrl.agents.off_policy_config`; this module re-exports their names.
 
 Shapes: ``B`` environments (``num_envs``), ``N`` sample batch size, ``*O`` one
 observation, ``D`` the action dimension of continuous actions.
@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl import buffers
-from jaxrl._config import positive_int, require
 from jaxrl.agents.base import Agent
+from jaxrl.agents.off_policy_config import LoopConfig, validate_loop
 from jaxrl.agents.off_policy_env import (
     EpisodeSums,
     env_step,
@@ -61,6 +61,7 @@ __all__ = [
     "LearnFn",
     "LearnOutput",
     "Loop",
+    "LoopConfig",
     "OffPolicyState",
     "adam",
     "apply_updates",
@@ -139,38 +140,6 @@ class Loop(NamedTuple):
     @property
     def steps_per_update(self) -> int:
         return self.num_envs * self.train_frequency * self.iterations
-
-
-def validate_loop(cfg) -> None:
-    """Checks the loop fields every off-policy Config has; raises ValueError naming them."""
-    for name in (
-        "total_timesteps",
-        "num_envs",
-        "buffer_size",
-        "batch_size",
-        "train_frequency",
-        "gradient_steps",
-        "steps_per_update",
-    ):
-        require(cfg, name, positive_int)
-    per_iteration = cfg.num_envs * cfg.train_frequency
-    if cfg.steps_per_update % per_iteration:
-        raise ValueError(
-            f"steps_per_update ({cfg.steps_per_update}) must be a multiple of num_envs * "
-            f"train_frequency ({per_iteration})"
-        )
-    if cfg.total_timesteps < cfg.steps_per_update:
-        raise ValueError(
-            f"total_timesteps ({cfg.total_timesteps}) must be at least steps_per_update "
-            f"({cfg.steps_per_update}), the steps of one update"
-        )
-    if cfg.buffer_size % cfg.num_envs or cfg.buffer_size < 2 * cfg.num_envs:
-        raise ValueError(
-            f"buffer_size ({cfg.buffer_size}) must be a multiple of num_envs ({cfg.num_envs}) "
-            "holding at least 2 transitions per environment"
-        )
-    if isinstance(cfg.learning_starts, int) and cfg.learning_starts < 0:
-        raise ValueError(f"learning_starts ({cfg.learning_starts}) must be >= 0")
 
 
 def make_loop(cfg) -> Loop:

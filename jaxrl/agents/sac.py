@@ -36,7 +36,6 @@ import jax.numpy as jnp
 from jaxrl import buffers, nets
 from jaxrl._config import (
     config,
-    non_negative,
     one_of,
     positive,
     positive_int,
@@ -69,42 +68,27 @@ __all__ = [
 
 
 @config
-class Config:
-    """SAC settings. Static fields fix shapes; the numeric ones can be swept under vmap."""
+class Config(off_policy.LoopConfig):
+    """SAC settings (continuous or discrete actions). Static fields fix shapes; the numeric
+    ones can be swept under vmap."""
 
-    env_id: str = static("Pendulum-v1", "environment id (continuous or discrete actions)")
-    total_timesteps: int = static(20_000, "environment steps over all environments")
-    num_envs: int = static(1, "environments stepped as one batch")
-    buffer_size: int = static(100_000, "replay capacity in transitions")
-    batch_size: int = static(256, "transitions per gradient step")
-    train_frequency: int = static(1, "vector-env steps between rounds of gradient steps")
-    gradient_steps: int = static(1, "gradient steps per round")
-    steps_per_update: int = static(1_000, "env steps per update (one metrics row)")
-    hidden_sizes: tuple[int, ...] = static((256, 256), "MLP widths of actor and critics")
-    activation: str = static("relu", "a name in jaxrl.nets.ACTIVATIONS")
     torso: str = static("mlp", "mlp or cnn (discrete actions only)")
     autotune: bool = static(True, "learn α toward the target entropy (else α = init_alpha)")
     target_update_interval: int = static(1, "gradient steps between target updates")
-    learning_starts: int = 1_000
     actor_lr: float = 1e-3
     critic_lr: float = 1e-3
     alpha_lr: float = 1e-3
-    gamma: float = 0.99
-    tau: float = 0.005
     init_alpha: float = 1.0
     target_entropy_scale: float = 1.0
     target_entropy_ratio: float = 0.7
 
     def validate(self):
-        off_policy.validate_loop(self)
-        require(self, "activation", one_of(*nets.ACTIVATIONS))
+        super().validate()
         require(self, "torso", one_of("mlp", "cnn"))
         require(self, "target_update_interval", positive_int)
         for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha"):
             require(self, name, positive)
-        for name in ("gamma", "tau", "target_entropy_ratio"):
-            require(self, name, probability)
-        require(self, "learning_starts", non_negative)
+        require(self, "target_entropy_ratio", probability)
 
 
 @flax.struct.dataclass

@@ -34,10 +34,8 @@ from jaxrl import buffers, nets
 from jaxrl._config import (
     config,
     non_negative,
-    one_of,
     positive,
     positive_int,
-    probability,
     require,
     static,
 )
@@ -47,6 +45,7 @@ from jaxrl.core import dpg_actor_loss, gaussian_noise, squared_loss, td3_target_
 
 __all__ = [
     "Config",
+    "DeterministicConfig",
     "TD3Learner",
     "Variant",
     "build_agent",
@@ -54,51 +53,37 @@ __all__ = [
     "make_agent",
     "make_networks",
     "make_train",
-    "validate_common",
 ]
 
 
 @config
-class Config:
-    """TD3 settings. Static fields fix shapes; the numeric ones can be swept under vmap."""
+class DeterministicConfig(off_policy.LoopConfig):
+    """The fields of DDPG, which TD3 extends: a deterministic actor with Gaussian noise."""
 
-    env_id: str = static("Pendulum-v1", "environment id with a continuous action space")
-    total_timesteps: int = static(20_000, "environment steps over all environments")
-    num_envs: int = static(1, "environments stepped as one batch")
-    buffer_size: int = static(100_000, "replay capacity in transitions")
-    batch_size: int = static(256, "transitions per gradient step")
-    train_frequency: int = static(1, "vector-env steps between rounds of gradient steps")
-    gradient_steps: int = static(1, "gradient steps per round")
-    steps_per_update: int = static(1_000, "env steps per update (one metrics row)")
-    hidden_sizes: tuple[int, ...] = static((256, 256), "MLP widths of actor and critics")
-    activation: str = static("relu", "a name in jaxrl.nets.ACTIVATIONS")
-    policy_delay: int = static(2, "critic steps per actor (and target) update")
-    learning_starts: int = 1_000
     actor_lr: float = 1e-3
     critic_lr: float = 1e-3
-    gamma: float = 0.99
-    tau: float = 0.005
     exploration_noise: float = 0.1
+
+    def validate(self):
+        super().validate()
+        for name in ("actor_lr", "critic_lr"):
+            require(self, name, positive)
+        require(self, "exploration_noise", non_negative)
+
+
+@config
+class Config(DeterministicConfig):
+    """TD3 settings. Static fields fix shapes; the numeric ones can be swept under vmap."""
+
+    policy_delay: int = static(2, "critic steps per actor (and target) update")
     target_noise: float = 0.2
     target_noise_clip: float = 0.5
 
     def validate(self):
-        validate_common(self)
+        super().validate()
         require(self, "policy_delay", positive_int)
         require(self, "target_noise", non_negative)
         require(self, "target_noise_clip", non_negative)
-
-
-def validate_common(cfg) -> None:
-    """Checks shared by the TD3 and DDPG Configs."""
-    off_policy.validate_loop(cfg)
-    require(cfg, "activation", one_of(*nets.ACTIVATIONS))
-    for name in ("actor_lr", "critic_lr"):
-        require(cfg, name, positive)
-    for name in ("gamma", "tau"):
-        require(cfg, name, probability)
-    require(cfg, "exploration_noise", non_negative)
-    require(cfg, "learning_starts", non_negative)
 
 
 class Variant(NamedTuple):
