@@ -272,22 +272,6 @@ def test_bad_row_name_exits_2(tmp_path, capsys):
     assert "unknown row(s) ['no-such-row']" in err and "frozenlake-vi" in err
 
 
-@pytest.fixture
-def cheap_compile():
-    """This test's programs compile with XLA's expensive backend passes off, as
-    tests/conftest.py does for tests/agents and tests/envs: the test compares the numbers
-    of two programs compiled alike, not the speed of the compiled code (with the LLM
-    chain of tests/test_cli.py: 42.0 -> 29.0 CPU s).
-    """
-    import jax
-
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
-
-
-@pytest.mark.usefixtures("cheap_compile")
 def test_time_train_equals_make_train_per_seed():
     """Per-seed init + one vmapped program of updates gives each seed's own ``train(key)``."""
     import jax

@@ -274,22 +274,6 @@ def test_console_script_is_installed():
     assert out.returncode == 0 and "ppo" in out.stdout
 
 
-@pytest.fixture
-def cheap_compile():
-    """This test's programs compile with XLA's expensive backend passes off, as
-    tests/conftest.py does for tests/agents and tests/envs: the test checks the files and
-    fields each stage writes, not the speed of the compiled code (with the time_train test
-    of tests/test_benchmarks.py: 42.0 -> 29.0 CPU s).
-    """
-    import jax
-
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
-
-
-@pytest.mark.usefixtures("cheap_compile")
 def test_llm_stages_chain_through_run_directories(tmp_path):
     small = [
         "--no-progress",

@@ -18,27 +18,14 @@ def pad_more(tokens, mask, left: int = 0, right: int = 0):
     return np.pad(np.asarray(tokens), widths), np.pad(np.asarray(mask), widths)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compile():
-    """Every LLM test compiles with XLA's expensive optimisations off (as tests/conftest.py
-    does for tests/agents): at these model sizes compiling is most of a test's time, and a
-    slower program costs less than the optimisations would (the stage chain of
-    tests/run/test_llm_cli.py: 75 CPU s instead of 108). The flag is part of the persistent
-    cache's key, so every test of this folder shares programs only with the others here.
-    Module scope: the module's own fixtures (a model trained once) compile with it too."""
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
-
-
 @pytest.fixture
 def xla_optimized():
     """XLA's optimisations back on for one test whose time goes to running its program, not
     to compiling it (the reward model's 800 updates: 29 CPU s instead of 35)."""
+    before = jax.config.values["jax_disable_most_optimizations"]
     jax.config.update("jax_disable_most_optimizations", False)
     yield
-    jax.config.update("jax_disable_most_optimizations", True)
+    jax.config.update("jax_disable_most_optimizations", before)
 
 
 @pytest.fixture(scope="session")

@@ -14,16 +14,6 @@ import pytest
 from jaxrl.cli import main
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compile():
-    """XLA's expensive optimisations off, as in tests/llm/conftest.py: compiling is most of
-    these tests' time (the stage chain: 75 CPU s instead of 108 with them on)."""
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     from jaxrl.llm.testing import tiny_model_dir
