@@ -444,3 +444,18 @@ def test_report_keeps_the_script_sections(tmp_path):
     shutil.copy(src, tmp_path / "llm_trl.json")
     text = report.build_report(tmp_path)
     assert "## llm_trl" in text and "GRPO" in text.split("## llm_trl", 1)[1]
+
+
+def test_readme_speed_lines_label_rejax_settings_and_give_the_cli_defaults():
+    from benchmarks.harness.report_suites import readme_lines
+
+    def cli(algo, one_by_one, steps_per_s):
+        return {"kind": "cli", "algo": algo, "env_id": "Pendulum-v1", "total_timesteps": 5000,
+                "one_by_one": one_by_one, "steps_per_s": steps_per_s}  # fmt: skip
+
+    rows = [cli("td3", False, 380.0), cli("td3", False, 400.0), cli("td3", True, 340.4)]
+    rows.append(cli("sac", False, 200.0))  # no one-by-one row: not a comparison, left out
+    text = " ".join(readme_lines({"suite": "speed", "rows": rows}))
+    assert "rejax's settings" in text
+    assert "td3 Pendulum-v1 (5,000 steps per seed) 390 vs 340" in text  # median of 380, 400
+    assert "sac" not in text
