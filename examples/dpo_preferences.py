@@ -153,6 +153,9 @@ def main():
         runs["RPO"] = run_dpo(args.nll_coef)
     else:
         print("No likelihood displacement: the chosen log-prob did not fall with the rejected.")
+        if QUICK:  # the quick run (tests/test_docs.py) goes through the RPO path all the same
+            print(f"JAXRL_QUICK=1: RPO (alpha = {args.nll_coef}) runs beside DPO anyway.")
+            runs["RPO"] = run_dpo(args.nll_coef)
     print()
     report(runs)
     plot(runs, args.figure)
