@@ -121,7 +121,8 @@ def visited_states(action_fn, key, num_envs: int, steps: int) -> jax.Array:
 
 
 def probe_critics(name: str, config, learner, grid) -> dict:
-    """``actor_vs_grid`` for one seed's learner on states its own actor visits."""
+    """``actor_vs_grid`` for one seed's learner on states its own actor visits (traceable:
+    ``run`` maps it over the seeds' learners in one compiled program)."""
     if name == "SAC":
         actor, critic = sac.make_networks(config)
 
@@ -141,7 +142,7 @@ def probe_critics(name: str, config, learner, grid) -> dict:
             return q.q1 if name == "TD3" else q
 
     obs = visited_states(action_fn, jax.random.key(3), 8, 200)
-    return {k: np.asarray(v) for k, v in actor_vs_grid(action_fn, q_fn, obs, grid).items()}
+    return actor_vs_grid(action_fn, q_fn, obs, grid)
 
 
 def figure(page, results: dict) -> str:
@@ -194,8 +195,9 @@ def run(quick: bool, out_dir: Path) -> dict:
             "config": config,
         }
         if module is not dqn:
-            learners = [jax.tree.map(lambda x, i=i: x[i], states.learner) for i in range(seeds)]
-            r["probe"] = [probe_critics(name, config, lr, grid) for lr in learners]
+            probe = jax.jit(jax.vmap(lambda lr: probe_critics(name, config, lr, grid)))
+            probes = {k: np.asarray(v) for k, v in probe(states.learner).items()}  # [S, N]
+            r["probe"] = [{k: v[i] for k, v in probes.items()} for i in range(seeds)]
         results[name] = r
     fig_link = figure(page, results)
 
