@@ -30,12 +30,13 @@ SETTINGS = dict(
 )
 
 
-def measure_jaxrl(seeds: int) -> dict:
+def measure_jaxrl(seeds: int, epochs: int = SETTINGS["num_epochs"]) -> dict:
     import jax
 
     from jaxrl.agents import ppo
 
-    cfg = ppo.Config(env_id="CartPole-v1", hidden_sizes=(64, 64), activation="tanh", **SETTINGS)
+    settings = {**SETTINGS, "num_epochs": epochs}
+    cfg = ppo.Config(env_id="CartPole-v1", hidden_sizes=(64, 64), activation="tanh", **settings)
     train = ppo.make_train(cfg)
     fn = jax.jit(jax.vmap(train)) if seeds > 1 else jax.jit(train)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds) if seeds > 1 else jax.random.PRNGKey(0)
@@ -49,6 +50,7 @@ def measure_jaxrl(seeds: int) -> dict:
     return {
         "impl": "jaxrl",
         "seeds": seeds,
+        "num_epochs": epochs,
         "compile_s": compile_s,
         "run_s": run_s,
         "final_return": float(jax.numpy.nanmean(ret[..., -10:])),
@@ -59,8 +61,9 @@ REJAX_CODE = """
 import json, sys, time, jax
 from rejax import PPO
 seeds = int(sys.argv[1])
+epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 4
 algo = PPO.create(env="CartPole-v1", total_timesteps=500_000, num_envs=16, num_steps=128,
-                  num_epochs=4, num_minibatches=4, eval_freq=500_000,
+                  num_epochs=epochs, num_minibatches=4, eval_freq=500_000,
                   skip_initial_evaluation=True,
                   agent_kwargs={"activation": "tanh", "hidden_layer_sizes": (64, 64)})
 train = jax.jit(jax.vmap(PPO.train, in_axes=(None, 0))) if seeds > 1 else jax.jit(PPO.train)
@@ -69,7 +72,8 @@ t0 = time.perf_counter(); compiled = train.lower(algo, keys).compile()
 compile_s = time.perf_counter() - t0
 t0 = time.perf_counter(); out = jax.block_until_ready(compiled(algo, keys))
 run_s = time.perf_counter() - t0
-print(json.dumps({"impl": "rejax", "seeds": seeds, "compile_s": compile_s, "run_s": run_s}))
+print(json.dumps({"impl": "rejax", "seeds": seeds, "num_epochs": epochs, "compile_s": compile_s,
+                  "run_s": run_s}))
 """
 
 
@@ -121,11 +125,12 @@ def ensure_rejax() -> Path:
     return python
 
 
-def run_one(impl: str, seeds: int) -> dict:
+def run_one(impl: str, seeds: int, epochs: int = SETTINGS["num_epochs"]) -> dict:
     if impl == "rejax":
-        cmd = [str(ensure_rejax()), "-c", REJAX_CODE, str(seeds)]
+        cmd = [str(ensure_rejax()), "-c", REJAX_CODE, str(seeds), str(epochs)]
     else:
         cmd = [sys.executable, __file__, "--impl", impl, "--seeds", str(seeds)]
+        cmd += ["--epochs", str(epochs)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -134,11 +139,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--impl", choices=["jaxrl", "env-limit"], default=None)
     p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=SETTINGS["num_epochs"])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", type=Path, default=HERE / "results" / "ppo_speed.json")
     args = p.parse_args()
     if args.impl == "jaxrl":
-        print(json.dumps(measure_jaxrl(args.seeds)))
+        print(json.dumps(measure_jaxrl(args.seeds, args.epochs)))
         return
     if args.impl == "env-limit":
         print(json.dumps(measure_env_limit()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -459,3 +460,22 @@ def test_readme_speed_lines_label_rejax_settings_and_give_the_cli_defaults():
     assert "rejax's settings" in text
     assert "td3 Pendulum-v1 (5,000 steps per seed) 390 vs 340" in text  # median of 380, 400
     assert "sac" not in text
+
+
+def test_ppo_profile_fits_fixed_plus_per_epoch_and_reports_it():
+    from benchmarks.harness.report_suites import speed_md
+    from benchmarks.ppo_profile import fit
+
+    def row(impl, epochs, run_s):
+        return {"impl": impl, "num_epochs": epochs, "run_s": run_s}
+
+    jaxrl = [row("jaxrl", e, 1.0 + 0.75 * e + d) for e in (1, 2, 4) for d in (0.0, 0.2, -0.2)]
+    f = fit(jaxrl)  # medians over rounds: the ±0.2 rounds cancel
+    assert abs(f["fixed_s"] - 1.0) < 1e-9 and abs(f["per_epoch_s"] - 0.75) < 1e-9
+    rejax = fit([row("rejax", e, 0.5 + 1.0 * e) for e in (1, 2, 4)])
+    profile = {"fit": {"jaxrl": f, "rejax": rejax}, "epochs": [1, 2, 4], "rounds": 3,
+               "load_1min": [1.2, 1.9], "date": "2026-12-07", "command": "c"}  # fmt: skip
+    text = "\n".join(speed_md({"rows": [], "ppo_profile": profile}, Path("figures")))
+    assert "| jaxrl | 1.00 | 0.75 | 4.00 | 0.00 |" in text
+    assert "| rejax | 0.50 | 1.00 | 4.50 | 0.00 |" in text
+    assert "0.6 × rejax) is 2.70 s at 4 epochs" in text  # 0.6 × 4.50

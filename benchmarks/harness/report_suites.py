@@ -159,6 +159,41 @@ def _cli_lines(data: dict) -> list[str]:
     return lines
 
 
+def _profile_lines(data: dict) -> list[str]:
+    """PPO's run time split into a fixed part and a per-epoch part (benchmarks/ppo_profile.py)."""
+    prof = data.get("ppo_profile")
+    if not prof:
+        return []
+    fits, e = prof["fit"], max(prof["epochs"])
+    lo, hi = prof["load_1min"]
+    lines = [
+        "",
+        f"**Where PPO's run time goes** (one seed at rejax's settings; run time fitted as fixed "
+        f"+ epochs × per-epoch over {', '.join(map(str, prof['epochs']))} epochs, "
+        f"{prof['rounds']} alternating rounds, each run a fresh process, 1-minute load "
+        f"{lo:.1f}–{hi:.1f}, {prof['date']}, `{prof['command']}`):",
+        "",
+        "| | fixed s (rollouts, advantages, loop) | per epoch s (4 minibatch steps × every "
+        f"update) | {e} epochs, fitted run s | largest residual s |",
+        "|---|---|---|---|---|",
+    ]
+    total = {}
+    for impl, f in fits.items():
+        total[impl] = f["fixed_s"] + e * f["per_epoch_s"]
+        lines.append(
+            f"| {impl} | {_f(f['fixed_s'])} | {_f(f['per_epoch_s'])} | {_f(total[impl])} "
+            f"| {_f(f['max_residual_s'])} |"
+        )
+    j = fits["jaxrl"]
+    lines += [
+        "",
+        f"The goal of issue 18 (jaxrl ≤ 0.6 × rejax) is {_f(0.6 * total['rejax'])} s at {e} "
+        f"epochs; jaxrl's gradient epochs alone take {_f(e * j['per_epoch_s'])} s of its "
+        f"{_f(total['jaxrl'])} s and the fixed part {_f(j['fixed_s'])} s.",
+    ]
+    return lines
+
+
 def speed_md(data: dict, figures_rel: Path) -> list[str]:
     lines = [
         "**rejax settings** (the table below: each algorithm at rejax's settings, e.g. 64-64 "
@@ -192,6 +227,7 @@ def speed_md(data: dict, figures_rel: Path) -> list[str]:
             xr = ppo[8]["rejax"]["run_s"] / ppo[1]["rejax"]["run_s"]
             text += f", rejax {xr:.2f}×"
         lines += ["", text + f" (target ≤ 4×: {'✓' if jr <= 4 else '✗'})."]
+    lines += _profile_lines(data)
     lines += [
         "",
         "rejax's numbers in TARGETS.md (same machine type, quiet): "
