@@ -248,6 +248,11 @@ def test_save_suite_merges_partial_runs(tmp_path, monkeypatch):
     data = common.load_suite(tmp_path / "returns.json")
     assert data["rows"] == [{"name": "a", "v": 1}, {"name": "b", "v": 3}]
     assert len(data["runs"]) == 2 and data["r"] == {"E": 1}
+    # An entry another script wrote (ppo_profile.py's) survives a later save of the suite.
+    path = tmp_path / "returns.json"
+    path.write_text(json.dumps({**data, "ppo_profile": {"fit": 1}}))
+    common.save_suite(tmp_path, "returns", False, [{"name": "a", "v": 5}], 2)
+    assert common.load_suite(path)["ppo_profile"] == {"fit": 1}
     # A quick run never mixes with full rows.
     common.save_suite(tmp_path, "returns", True, [{"name": "c", "v": 4}], 0)
     assert [r["name"] for r in common.load_suite(tmp_path / "returns.json")["rows"]] == ["c"]

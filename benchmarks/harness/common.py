@@ -209,6 +209,8 @@ def save_suite(
         "notes": list(notes) or (old or {}).get("notes", []),
         "runs": runs,
     }
+    for key, value in (old or {}).items():
+        data.setdefault(key, value)  # entries other scripts keep here (ppo_profile.py's)
     for key, value in (extra or {}).items():
         prev = (old or {}).get(key)
         data[key] = (
