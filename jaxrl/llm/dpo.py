@@ -157,7 +157,26 @@ def pair_log_probs(params, model_config: ModelConfig, pairs) -> tuple[jax.Array,
     return logp[:n], logp[n:]
 
 
-_jit_pair_log_probs = jax.jit(pair_log_probs, static_argnums=1)
+class _TokenPairs(NamedTuple):
+    """The six token and mask arrays of a ``PreferencePairs`` or ``DPOBatch``."""
+
+    prompt_tokens: jax.Array
+    prompt_mask: jax.Array
+    chosen_tokens: jax.Array
+    chosen_mask: jax.Array
+    rejected_tokens: jax.Array
+    rejected_mask: jax.Array
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _pair_log_probs_of_tokens(params, model_config: ModelConfig, pairs: _TokenPairs):
+    return pair_log_probs(params, model_config, pairs)
+
+
+def _jit_pair_log_probs(params, model_config: ModelConfig, pairs):
+    """:func:`pair_log_probs` compiled once per shape, whatever holds the pairs (the
+    reference's ``PreferencePairs`` and the evaluation's ``DPOBatch`` share one program)."""
+    return _pair_log_probs_of_tokens(params, model_config, _TokenPairs(*pairs[:6]))
 
 
 def make_dpo_batch(

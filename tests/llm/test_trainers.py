@@ -307,3 +307,15 @@ def test_starting_model_errors_are_one_line():
         DPOConfig(lora_rank=-1)
     with pytest.raises(ValueError, match="needs policy"):
         train_dpo(DPOConfig(), jax.random.PRNGKey(0))
+
+
+def test_reference_and_evaluation_log_probs_share_one_program(tiny_params):
+    """The reference's PreferencePairs and the evaluation's DPOBatch of the same shapes go
+    through one compiled pair_log_probs (they used to compile it once each)."""
+    pairs = make_task("preference").preference_pairs("heldout", 5, seed=1)  # a shape of its own
+    batch = dpo_module.make_dpo_batch(tiny_params, TINY, pairs)  # compiles the program once
+    compiled = dpo_module._pair_log_probs_of_tokens._cache_size()
+    chosen, rejected = dpo_module._jit_pair_log_probs(tiny_params, TINY, batch)
+    assert dpo_module._pair_log_probs_of_tokens._cache_size() == compiled
+    np.testing.assert_array_equal(chosen, batch.ref_chosen_logps)
+    np.testing.assert_array_equal(rejected, batch.ref_rejected_logps)
