@@ -224,8 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--model-type", default="llama", choices=("llama", "qwen2", "qwen3"))
     args = parser.parse_args(argv)
+    from jaxrl.cli_checks import _quick
+
     changes = {}
-    if os.environ.get("JAXRL_QUICK") == "1":  # tests/test_docs.py: every stage, compiled small
+    if _quick():  # tests/test_docs.py: every stage, compiled small
         changes["num_layers"] = 1
         print("JAXRL_QUICK=1: num_layers=1")
     print(tiny_model_dir(args.out, args.model_type, **changes))

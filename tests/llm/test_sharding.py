@@ -64,10 +64,7 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    env["JAX_PLATFORMS"] = "cpu"
-    # compiling is most of the run: skip XLA's expensive passes, as the test process does
-    # (tests/llm/conftest.py); the sharded and one-device programs compile alike
-    env["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+    env["JAX_PLATFORMS"] = "cpu"  # JAX_DISABLE_MOST_OPTIMIZATIONS=1 comes from tests/conftest.py
     path = str(tmp_path_factory.mktemp("sharded_model"))
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, path], env=env, capture_output=True, text=True, timeout=300
