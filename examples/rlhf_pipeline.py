@@ -65,20 +65,22 @@ def parse_args():
     return parser.parse_args()
 
 
-def train_stages(sft_steps: int, rm_steps: int, seed: int, log=print):
-    """SFT on base completions, then the reward model from it."""
+def train_stages(sft_steps: int, rm_steps: int, seed: int, log=print, sizes=None):
+    """SFT on base completions, then the reward model from it; ``sizes`` (e.g. a ``model``)
+    go into both configs beside the quick sizes."""
+    sizes = sizes or {}
     key_sft, key_rm = jax.random.split(jax.random.PRNGKey(seed))
     start = time.perf_counter()
     sft_config = SFTConfig(
         task="preference", num_steps=sft_steps, eval_every=sft_steps, eval_prompts=EVAL_PROMPTS,
-        **SFT_SIZES,
+        **{**SFT_SIZES, **sizes},
     )  # fmt: skip
     sft = train_sft(sft_config, key_sft)
     log(
         f"SFT: hidden score {sft.summary['heldout_score']:.3f} "
         f"({time.perf_counter() - start:.0f} s)"
     )
-    rm_config = RewardModelConfig(num_steps=rm_steps, eval_every=rm_steps, **RM_SIZES)
+    rm_config = RewardModelConfig(num_steps=rm_steps, eval_every=rm_steps, **{**RM_SIZES, **sizes})
     rm = train_reward_model(rm_config, key_rm, init_from=sft.params)
     log(
         f"reward model: held-out accuracy {rm.summary['heldout_accuracy']:.3f} on the labels, "

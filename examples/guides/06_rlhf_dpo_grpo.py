@@ -165,8 +165,6 @@ def run(quick: bool, out_dir: Path) -> dict:
         # a one-layer model (the layers are a Python loop, each compiled in every program);
         # RLHF-PPO and GRPO take it from the SFT model, DPO from its config
         model = {"model": default_model_config(num_layers=1)}
-        example.SFT_SIZES = {**example.SFT_SIZES, **model}
-        example.RM_SIZES = {**example.RM_SIZES, **model}
     else:
         sft_steps, rm_steps, rl_steps, dpo_steps = 500, 500, 100, 400
         ns, prompts = (1, 2, 4, 8, 16), 256
@@ -177,7 +175,7 @@ def run(quick: bool, out_dir: Path) -> dict:
 
     times = {}
     start = time.perf_counter()
-    sft, rm = example.train_stages(sft_steps, rm_steps, seed, log=quiet)
+    sft, rm = example.train_stages(sft_steps, rm_steps, seed, log=quiet, sizes=model)
     times["SFT + reward model"] = time.perf_counter() - start
     task = make_task("preference")
 
