@@ -32,6 +32,11 @@ import shutil
 import tempfile
 
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# XLA:CPU's legacy loop emitters compile the tests' programs in half the time of the fusion
+# emitters (a PPO quick-budget program at -O0: 2.3 -> 1.1 s).
+FAST_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+if FAST_EMITTERS not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_EMITTERS}".strip()
 
 import jax  # noqa: E402  (after the variable above: jax reads it at import)
 

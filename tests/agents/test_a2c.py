@@ -187,7 +187,8 @@ def test_axis_name_averages_gradients_and_reward_statistics():
     for leaf in jax.tree.leaves((new.params, new.reward_scaler.stats, metrics)):
         np.testing.assert_array_equal(leaf[0], leaf[1])
     want, want_metrics = jax.jit(whole.update)(jax.jit(whole.init)(key, cfg), cfg)
-    np.testing.assert_array_equal(new.obs.reshape(want.obs.shape), want.obs)
+    # the same environment steps; XLA may round the two programs' physics differently
+    np.testing.assert_allclose(new.obs.reshape(want.obs.shape), want.obs, rtol=1e-6, atol=1e-7)
     for got, ref in zip(jax.tree.leaves(new.params), jax.tree.leaves(want.params), strict=True):
         np.testing.assert_allclose(got[0], ref, rtol=1e-5, atol=1e-6)
     for name, ref in want_metrics.items():

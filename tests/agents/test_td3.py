@@ -131,13 +131,14 @@ print("EQUAL")
 
 
 def test_sharded_runs_go_one_after_another_on_each_device():
-    import os
     import subprocess
     import sys
 
+    from tests.subprocess_env import host_devices_env
+
     # os.environ carries tests/conftest.py's JAX_DISABLE_MOST_OPTIMIZATIONS=1: the two
     # programs whose numbers are compared compile alike.
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = host_devices_env(2)
     proc = subprocess.run(
         [sys.executable, "-c", _SHARDED_RUNS],
         env=env,

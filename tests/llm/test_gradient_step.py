@@ -56,7 +56,7 @@ def test_gradient_step_equals_the_full_gradient_step(base, lora):
         s0, m0, grads = ref(s0, batch)
 
     for a, b in zip(_leaves(s1.params), _leaves(s0.params), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)  # updates of ~1e-2: rounding
     np.testing.assert_allclose(m1["loss"], m0["loss"], rtol=1e-6)
     labels = _leaves(trainable_labels(params))
     trained = [g for g, lab in zip(_leaves(grads), labels, strict=True) if lab == "train"]

@@ -2,12 +2,13 @@
 CPU devices (a 2 × 2 data × model mesh, FSDP parameters) against one device."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from tests.subprocess_env import host_devices_env
 
 SCRIPT = textwrap.dedent(
     """
@@ -63,7 +64,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = host_devices_env(4)
     env["JAX_PLATFORMS"] = "cpu"  # JAX_DISABLE_MOST_OPTIMIZATIONS=1 comes from tests/conftest.py
     path = str(tmp_path_factory.mktemp("sharded_model"))
     run = subprocess.run(

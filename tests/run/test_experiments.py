@@ -13,6 +13,7 @@ import pytest
 
 from jaxrl.agents import ppo
 from jaxrl.run import Checkpointer, NonFiniteError, run_seeds, sweep, train
+from tests.subprocess_env import host_devices_env
 
 TINY = dict(
     total_timesteps=4 * 16 * 6, num_envs=4, num_steps=16, num_minibatches=2, hidden_sizes=(8,)
@@ -97,7 +98,7 @@ def test_sharded_over_four_host_devices_equals_unsharded(tmp_path):
                     chunk_updates=4, checkpoint=False)
         np.savez("{tmp_path}/sharded.npz", **res.metrics)
     """
-    out = run_python(code, {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    out = run_python(code, host_devices_env(4))
     assert out.returncode == 0, out.stderr[-2000:]
     devices = json.loads((tmp_path / "run" / "summary.json").read_text())["devices"]
     assert devices["used"] == 4 and devices["available"] == 4, devices  # 5 runs padded to 8

@@ -77,7 +77,7 @@ def _free_port() -> int:
 def test_two_processes_equal_one(tmp_path):
     out = tmp_path / "two.npz"
     code = textwrap.dedent(WORKER.format(ppo_cfg=PPO, pqn_cfg=PQN, seeds=SEEDS))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device per process
+    env = dict(os.environ)  # tests/conftest.py's XLA_FLAGS, no device count: one per process
     port = str(_free_port())
     procs = [
         subprocess.Popen(
