@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import os
 import re
-import runpy
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.in_process import run_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -141,32 +142,6 @@ def test_the_readme_is_parsed():
     assert not any(c.startswith(("pip", "python3 -m venv")) for c in commands)
     assert any("--resume" in c for c in commands) and len(SNIPPETS) >= 2
     assert any(len(chain) > 1 for chain in CHAINS)  # run directories chain commands
-
-
-def run_in_process(argv: list[str], cwd: Path, monkeypatch, what: str) -> None:
-    """``jaxrl ARGS`` or ``python SCRIPT ARGS`` inside this process, as the shell would run it
-    in ``cwd`` with ``JAXRL_QUICK=1``; fails on a non-zero exit."""
-    import matplotlib.pyplot as plt
-
-    with monkeypatch.context() as m:
-        m.chdir(cwd)
-        m.setenv("JAXRL_QUICK", "1")
-        m.setenv("MPLBACKEND", "Agg")
-        m.setattr(sys, "path", list(sys.path))  # a script's sys.path.insert stays with it
-        if argv[0] == "jaxrl":
-            from jaxrl.cli import main
-
-            code = main(argv[1:])
-        else:
-            script = str(ROOT / argv[1])
-            m.setattr(sys, "argv", [script, *argv[2:]])
-            try:
-                runpy.run_path(script, run_name="__main__")
-                code = 0
-            except SystemExit as e:
-                code = e.code or 0
-        plt.close("all")
-    assert code == 0, f"{what}: exit {code}"
 
 
 def _in_process(command: str) -> list[str] | None:

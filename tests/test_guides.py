@@ -1,37 +1,34 @@
 """The guides (docs/guides/*.md): each script's --quick mode writes its page and figures,
 and the claim its page makes holds in the numbers of that run.
 
-Each test runs one ``examples/guides/NN_name.py --quick`` (tiny budgets) in a subprocess
-and checks the direction of the guide's claim on the numbers it wrote (``--results``).
-The subprocess compiles with LLVM at -O0: at these budgets compiling is most of the
-time, and -O0 halves it; the numbers change only by float rounding.
+Each test runs one ``python examples/guides/NN_name.py --quick`` (tiny budgets) inside the
+test process (tests/in_process.py: the script as ``__main__``, without a new interpreter
+importing jax first) and checks the direction of the guide's claim on the numbers it wrote
+(``--results``). It compiles as every test does (tests/conftest.py: XLA's expensive
+optimisations off); the numbers change only by float rounding.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from tests.in_process import run_in_process
+
 ROOT = Path(__file__).resolve().parents[1]
 GUIDES = ROOT / "examples" / "guides"
-FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 
-def run_quick(name: str, tmp_path: Path) -> tuple[dict, str]:
+def run_quick(name: str, tmp_path: Path, monkeypatch) -> tuple[dict, str]:
     """Runs a guide's quick mode; checks the page names its command and its figures exist."""
     results = tmp_path / "results.json"
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
-    command = [sys.executable, str(GUIDES / f"{name}.py"), "--quick"]
+    command = ["python", f"examples/guides/{name}.py", "--quick"]
     command += ["--out-dir", str(tmp_path), "--results", str(results)]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_in_process(command, ROOT, monkeypatch, " ".join(command), quick=False)
     out = json.loads(results.read_text())
     page = tmp_path / f"{name.replace('_', '-')}.md"
     text = page.read_text()
@@ -44,8 +41,8 @@ def run_quick(name: str, tmp_path: Path) -> tuple[dict, str]:
     return out, text
 
 
-def test_guide_01_sarsa_beats_q_learning_online(tmp_path):
-    out, text = run_quick("01_on_off_policy", tmp_path)
+def test_guide_01_sarsa_beats_q_learning_online(tmp_path, monkeypatch):
+    out, text = run_quick("01_on_off_policy", tmp_path, monkeypatch)
     # One transition: the three targets, against the formulas by hand (ε = 0.1, 4 actions).
     t = out["targets"]
     pi = np.full(4, 0.1 / 4)
@@ -65,8 +62,8 @@ def test_guide_01_sarsa_beats_q_learning_online(tmp_path):
     assert "Q-learning" in text and "-13" in text
 
 
-def test_guide_02_exploration_trade_offs(tmp_path):
-    out, _ = run_quick("02_exploration", tmp_path)
+def test_guide_02_exploration_trade_offs(tmp_path, monkeypatch):
+    out, _ = run_quick("02_exploration", tmp_path, monkeypatch)
     b, g = out["bandit"], out["grid"]
     # Bandit: pure greedy gets stuck; ε-greedy and a decaying ε lose less.
     assert b["ε = 0.1"]["regret"] < b["greedy (ε = 0)"]["regret"]
@@ -82,8 +79,8 @@ def test_guide_02_exploration_trade_offs(tmp_path):
     assert out["optimal"] == -13.0
 
 
-def test_guide_03_baseline_and_critic_lower_variance(tmp_path):
-    out, _ = run_quick("03_why_a_critic", tmp_path)
+def test_guide_03_baseline_and_critic_lower_variance(tmp_path, monkeypatch):
+    out, _ = run_quick("03_why_a_critic", tmp_path, monkeypatch)
     for update, row in out["variance"].items():
         v = {k: row[k]["variance"] for k in ("none", "constant", "learned", "gae", "td")}
         assert v["learned"] < v["none"], (update, v)
@@ -93,8 +90,8 @@ def test_guide_03_baseline_and_critic_lower_variance(tmp_path):
     assert out["ratios"]["learned"] < 1.0
 
 
-def test_guide_04_actor_finds_its_critics_argmax(tmp_path):
-    out, _ = run_quick("04_dqn_and_continuous", tmp_path)
+def test_guide_04_actor_finds_its_critics_argmax(tmp_path, monkeypatch):
+    out, _ = run_quick("04_dqn_and_continuous", tmp_path, monkeypatch)
     for name in ("DDPG", "TD3", "SAC"):
         # What the actor's action leaves below its critic's max over a dense grid of
         # actions, as a share of what a uniformly random action leaves: well below 1.
@@ -103,8 +100,8 @@ def test_guide_04_actor_finds_its_critics_argmax(tmp_path):
         assert np.isfinite(row["final_mean"])
 
 
-def test_guide_05_trpo_kl_bounded_ppo_varies(tmp_path):
-    out, _ = run_quick("05_pg_trpo_ppo", tmp_path)
+def test_guide_05_trpo_kl_bounded_ppo_varies(tmp_path, monkeypatch):
+    out, _ = run_quick("05_pg_trpo_ppo", tmp_path, monkeypatch)
     meta = out["_meta"]
     trpo = out[meta["trpo"]]
     ppo_default, ppo_clipped, ppo_unclipped = (out[k] for k in meta["ppo"])
@@ -121,8 +118,8 @@ def test_guide_05_trpo_kl_bounded_ppo_varies(tmp_path):
     assert pg[0] < pg[1] < pg[2]
 
 
-def test_guide_06_rlhf_grpo_dpo_costs(tmp_path):
-    out, text = run_quick("06_rlhf_dpo_grpo", tmp_path)
+def test_guide_06_rlhf_grpo_dpo_costs(tmp_path, monkeypatch):
+    out, text = run_quick("06_rlhf_dpo_grpo", tmp_path, monkeypatch)
     steps = out["step_seconds"]
     # DPO needs no generation and no critic; GRPO needs no critic: both cheaper per step.
     assert steps["DPO"] < steps["RLHF-PPO"], steps
@@ -135,8 +132,8 @@ def test_guide_06_rlhf_grpo_dpo_costs(tmp_path):
     assert set(out["hacked"]) == {"RLHF-PPO", "GRPO"}
 
 
-def test_guide_07_dpo_margin_rises_rpo_keeps_chosen(tmp_path):
-    out, text = run_quick("07_dpo_likelihood", tmp_path)
+def test_guide_07_dpo_margin_rises_rpo_keeps_chosen(tmp_path, monkeypatch):
+    out, text = run_quick("07_dpo_likelihood", tmp_path, monkeypatch)
     dpo, rpo = out["dpo"], out["rpo"]
     assert dpo["train_margin"][-1] > dpo["train_margin"][0]
     # The NLL term holds the chosen responses' likelihood above plain DPO's.
