@@ -17,8 +17,11 @@ def run_in_process(argv: list[str], cwd: Path, monkeypatch, what: str, quick=Tru
     in ``cwd`` (with ``JAXRL_QUICK=1`` if ``quick``); fails on a non-zero exit.
 
     Modules a script imported from examples/ (the guides' ``_guide``, an example another one
-    imports) are forgotten afterwards: each reads ``JAXRL_QUICK`` when it is imported."""
+    imports) are forgotten afterwards: each reads ``JAXRL_QUICK`` when it is imported. So are
+    the environments it registered (guide 04 registers one), as its own interpreter would."""
     import matplotlib.pyplot as plt
+
+    from jaxrl.envs import registry
 
     modules = set(sys.modules)
     with monkeypatch.context() as m:
@@ -27,6 +30,7 @@ def run_in_process(argv: list[str], cwd: Path, monkeypatch, what: str, quick=Tru
             m.setenv("JAXRL_QUICK", "1")
         m.setenv("MPLBACKEND", "Agg")
         m.setattr(sys, "path", list(sys.path))  # a script's sys.path.insert stays with it
+        m.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
         if argv[0] == "jaxrl":
             from jaxrl.cli import main
 
