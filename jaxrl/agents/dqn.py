@@ -264,8 +264,8 @@ def _learn(learner: DQNLearner, sample, key, grad_steps, cfg: Config, *, apply_f
 
 def make_agent(config: Config) -> Agent:
     """Builds DQN's ``init`` and ``update`` (see :mod:`jaxrl.agents.base`)."""
-    env, env_params, action_info = off_policy.make_env(config.env_id, config.num_envs)
-    network = make_network(config, action_info)
+    env = off_policy.make_env(config.env_id, config.num_envs)
+    network = make_network(config, env.action_info)
     apply_fn = network.apply
     buffer = buffers.make_replay_buffer(
         config.buffer_size,
@@ -283,16 +283,9 @@ def make_agent(config: Config) -> Agent:
         )
         return learner, key
 
-    return off_policy.build_agent(
-        env=env,
-        env_params=env_params,
-        action_info=action_info,
-        buffer=buffer,
-        loop=off_policy.make_loop(config),
-        init_learner=init_learner,
-        act_fn=functools.partial(_act, apply_fn=apply_fn),
-        learn_fn=functools.partial(_learn, apply_fn=apply_fn),
-    )
+    act_fn = functools.partial(_act, apply_fn=apply_fn)
+    learn_fn = functools.partial(_learn, apply_fn=apply_fn)
+    return off_policy.build_agent(config, env, buffer, init_learner, act_fn, learn_fn)
 
 
 def make_train(config: Config):

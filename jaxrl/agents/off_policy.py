@@ -38,6 +38,7 @@ from jaxrl import buffers
 from jaxrl.agents.base import Agent
 from jaxrl.agents.off_policy_config import LoopConfig, validate_loop
 from jaxrl.agents.off_policy_env import (
+    BatchedEnv,
     EpisodeSums,
     env_step,
     example_transition,
@@ -57,11 +58,13 @@ from jaxrl.agents.sequential import sequential_under_vmap
 
 __all__ = [
     "ActFn",
+    "BatchedEnv",
     "EpisodeSums",
     "LearnFn",
     "LearnOutput",
     "Loop",
     "LoopConfig",
+    "LoopParts",
     "OffPolicyState",
     "adam",
     "apply_updates",
@@ -155,6 +158,18 @@ def make_loop(cfg) -> Loop:
     )
 
 
+class LoopParts(NamedTuple):
+    """What the collect-then-learn loop runs on, fixed when the agent is built."""
+
+    env: Any  # the batched environment of make_env
+    env_params: Any
+    action_info: Any  # of the batched environment
+    buffer: buffers.ReplayBuffer
+    act_fn: ActFn
+    learn_fn: LearnFn
+    loop: Loop
+
+
 def init_state(key, learner, env, env_params, buffer, action_info) -> OffPolicyState:
     """Resets the environments and builds an empty buffer around ``learner``."""
     env_key, key = jax.random.split(key)
@@ -170,20 +185,22 @@ def init_state(key, learner, env, env_params, buffer, action_info) -> OffPolicyS
     )
 
 
-def _collect(state: OffPolicyState, cfg, *, env, env_params, buffer, act_fn, action_info, loop):
+def _collect(state: OffPolicyState, cfg, parts: LoopParts):
     """``train_frequency`` vector steps: act, step, store. Returns (state, sums, act metrics)."""
+    loop = parts.loop
 
     def one(carry, _):
         state, sums = carry
         key, act_key, rand_key, env_key = jax.random.split(state.key, 4)
-        actions, act_metrics = act_fn(state.learner, state.obs, act_key, state.env_steps, cfg)
+        actions, act_metrics = parts.act_fn(state.learner, state.obs, act_key, state.env_steps, cfg)
         warmup = state.env_steps < cfg.learning_starts
-        actions = jnp.where(warmup, random_actions(rand_key, action_info, loop.num_envs), actions)
+        random = random_actions(rand_key, parts.action_info, loop.num_envs)
+        actions = jnp.where(warmup, random, actions)
         env_state, obs, transitions, step_sums = env_step(
-            env, env_params, state.env_state, state.obs, actions, env_key
+            parts.env, parts.env_params, state.env_state, state.obs, actions, env_key
         )
         state = state.replace(
-            buffer=buffer.add(state.buffer, transitions),
+            buffer=parts.buffer.add(state.buffer, transitions),
             env_state=env_state,
             obs=obs,
             key=key,
@@ -201,15 +218,18 @@ def _collect(state: OffPolicyState, cfg, *, env, env_params, buffer, act_fn, act
     return state, sums, jax.tree.map(lambda x: x[-1], act_metrics)
 
 
-def _learn(state: OffPolicyState, cfg, *, buffer, learn_fn, loop, beta_fn):
+def _learn(state: OffPolicyState, cfg, parts: LoopParts):
     """``gradient_steps`` learning steps, each on a fresh sample. Returns (state, metrics)."""
+    buffer, loop = parts.buffer, parts.loop
 
     def one(state, _):
         key, sample_key, learn_key = jax.random.split(state.key, 3)
-        beta = beta_fn(state.env_steps, cfg) if buffer.prioritized else 1.0
+        beta = 1.0
+        if buffer.prioritized:
+            beta = _anneal_beta(state.env_steps, cfg, loop.total_timesteps)
         sample = buffer.sample(state.buffer, sample_key, beta)
         grad_steps = state.grad_steps + 1
-        out = learn_fn(state.learner, sample, learn_key, grad_steps, cfg)
+        out = parts.learn_fn(state.learner, sample, learn_key, grad_steps, cfg)
         buf = state.buffer
         if buffer.prioritized:
             buf = buffer.update_priorities(
@@ -230,28 +250,14 @@ def _anneal_beta(env_steps, cfg, total_timesteps):
     return cfg.priority_beta + frac * (1.0 - cfg.priority_beta)
 
 
-def _iteration(
-    state: OffPolicyState, cfg, *, env, env_params, action_info, buffer, act_fn, learn_fn, loop
-):
+def _iteration(state: OffPolicyState, cfg, parts: LoopParts):
     """Collect ``train_frequency`` steps, then learn if ``learning_starts`` steps were taken."""
-    state, sums, act_metrics = _collect(
-        state,
-        cfg,
-        env=env,
-        env_params=env_params,
-        buffer=buffer,
-        act_fn=act_fn,
-        action_info=action_info,
-        loop=loop,
-    )
+    state, sums, act_metrics = _collect(state, cfg, parts)
     # Never sample before every row of the buffer holds a full window.
     ready = state.env_steps >= jnp.maximum(
-        cfg.learning_starts, buffer.sequence_length * loop.num_envs
+        cfg.learning_starts, parts.buffer.sequence_length * parts.loop.num_envs
     )
-    beta_fn = functools.partial(_anneal_beta, total_timesteps=loop.total_timesteps)
-    learn = functools.partial(
-        _learn, cfg=cfg, buffer=buffer, learn_fn=learn_fn, loop=loop, beta_fn=beta_fn
-    )
+    learn = functools.partial(_learn, cfg=cfg, parts=parts)
 
     def skip(state):
         shapes = jax.eval_shape(learn, state)[1]
@@ -307,14 +313,15 @@ def make_update(
     taken so far), the act metrics of the last step, and the learn metrics averaged over the
     learning steps of the update (0 before ``learning_starts``, while ``grad_steps`` is 0).
     """
-    settings = dict(env=env, env_params=env_params, action_info=action_info, buffer=buffer)
+    return _make_update(LoopParts(env, env_params, action_info, buffer, act_fn, learn_fn, loop))
 
+
+def _make_update(parts: LoopParts):
     def update(state: OffPolicyState, cfg) -> tuple[OffPolicyState, dict]:
-        step = functools.partial(
-            _iteration, cfg=cfg, act_fn=act_fn, learn_fn=learn_fn, loop=loop, **settings
-        )
-        state, outputs = jax.lax.scan(lambda s, _: step(s), state, None, length=loop.iterations)
-        return state, _summarise(state, outputs, buffer)
+        step = functools.partial(_iteration, cfg=cfg, parts=parts)
+        iterations = parts.loop.iterations
+        state, outputs = jax.lax.scan(lambda s, _: step(s), state, None, length=iterations)
+        return state, _summarise(state, outputs, parts.buffer)
 
     # On a CPU, runs batched by vmap run one after another, each device its own (see
     # jaxrl.agents.sequential); accelerators keep the batched update (not measured there).
@@ -323,12 +330,9 @@ def make_update(
 
 
 def build_agent(
-    *,
-    env,
-    env_params,
-    action_info,
+    config,
+    env: BatchedEnv,
     buffer: buffers.ReplayBuffer,
-    loop: Loop,
     init_learner: Callable[[jax.Array, Any, buffers.Transition], tuple[Any, jax.Array]],
     act_fn: ActFn,
     learn_fn: LearnFn,
@@ -336,29 +340,25 @@ def build_agent(
     """The :class:`~jaxrl.agents.base.Agent` of an off-policy algorithm.
 
     Args:
+      config: a Config with the loop's fields (:func:`make_loop` reads them).
+      env: the batched environment of :func:`make_env`.
+      buffer: the replay buffer.
       init_learner: ``(key, cfg, example) -> (learner, key)``: the algorithm's learning
         state from an unbatched example transition of zeros, and the key left for the
         environments (the algorithm decides how it splits ``key``).
       act_fn, learn_fn: see :func:`make_update`.
     """
+    loop = make_loop(config)
+    parts = LoopParts(env.env, env.params, env.action_info, buffer, act_fn, learn_fn, loop)
 
     def init(key, cfg) -> OffPolicyState:
-        example = example_transition(env, env_params, action_info)
+        example = example_transition(env.env, env.params, env.action_info)
         learner, key = init_learner(key, cfg, example)
-        return init_state(key, learner, env, env_params, buffer, action_info)
+        return init_state(key, learner, env.env, env.params, buffer, env.action_info)
 
-    update = make_update(
-        env=env,
-        env_params=env_params,
-        action_info=action_info,
-        buffer=buffer,
-        act_fn=act_fn,
-        learn_fn=learn_fn,
-        loop=loop,
-    )
     return Agent(
         init=init,
-        update=update,
+        update=_make_update(parts),
         num_updates=loop.num_updates,
         steps_per_update=loop.steps_per_update,
     )

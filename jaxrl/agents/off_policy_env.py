@@ -6,7 +6,7 @@ environment's bounds). Shapes: ``B`` environments (``num_envs``), ``*O`` one obs
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,10 +14,25 @@ import numpy as np
 
 from jaxrl import buffers, envs
 
-__all__ = ["EpisodeSums", "env_step", "example_transition", "make_env", "random_actions"]
+__all__ = [
+    "BatchedEnv",
+    "EpisodeSums",
+    "env_step",
+    "example_transition",
+    "make_env",
+    "random_actions",
+]
 
 
-def make_env(env_id: str, num_envs: int, env_kwargs: dict | None = None):
+class BatchedEnv(NamedTuple):
+    """The batched environment of :func:`make_env` (unpacks as ``env, params, action_info``)."""
+
+    env: Any  # steps B copies as one batch, with episode statistics
+    params: Any
+    action_info: Any  # of the batched environment (continuous actions on [−1, 1])
+
+
+def make_env(env_id: str, num_envs: int, env_kwargs: dict | None = None) -> BatchedEnv:
     """Builds ``num_envs`` copies of ``env_id`` stepped as one batch, with episode statistics.
 
     Continuous actions are taken in [−1, 1] and mapped affinely to the environment's
@@ -25,7 +40,7 @@ def make_env(env_id: str, num_envs: int, env_kwargs: dict | None = None):
     stored actions and critics all work on the unit box whatever the bounds.
 
     Returns:
-      ``(env, env_params, action_info)``, the action info of the (rescaled) batched env.
+      ``BatchedEnv(env, params, action_info)``, the action info of the (rescaled) batched env.
     """
     env, env_params = envs.make(env_id, **(env_kwargs or {}))
     info = envs.action_info(env, env_params)
@@ -34,7 +49,7 @@ def make_env(env_id: str, num_envs: int, env_kwargs: dict | None = None):
         unit = np.ones(info.shape, np.float32)
         info = info._replace(low=-unit, high=unit)
     env = envs.EpisodeStatistics(envs.VecEnv(env, num_envs))
-    return env, env_params, info
+    return BatchedEnv(env, env_params, info)
 
 
 def example_transition(env, env_params, action_info) -> buffers.Transition:

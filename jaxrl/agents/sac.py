@@ -277,7 +277,8 @@ def _act(learner: SACLearner, obs, key, env_steps, cfg, *, actor):
 
 def make_agent(config: Config) -> Agent:
     """Builds SAC's ``init`` and ``update`` (see :mod:`jaxrl.agents.base`)."""
-    env, env_params, action_info = off_policy.make_env(config.env_id, config.num_envs)
+    env = off_policy.make_env(config.env_id, config.num_envs)
+    action_info = env.action_info
     actor, critic = make_networks(config, action_info)
     step = discrete_step if action_info.discrete else continuous_step
 
@@ -306,16 +307,10 @@ def make_agent(config: Config) -> Agent:
         h_bar = target_entropy(cfg, action_info)
         return step(learner, transitions, key, cfg, actor=actor, critic=critic, h_bar=h_bar)
 
-    return off_policy.build_agent(
-        env=env,
-        env_params=env_params,
-        action_info=action_info,
-        buffer=buffers.make_replay_buffer(config.buffer_size, config.num_envs, config.batch_size),
-        loop=off_policy.make_loop(config),
-        init_learner=init_learner,
-        act_fn=functools.partial(_act, actor=actor),
-        learn_fn=functools.partial(_learn, step_fn=step_fn),
-    )
+    buffer = buffers.make_replay_buffer(config.buffer_size, config.num_envs, config.batch_size)
+    act_fn = functools.partial(_act, actor=actor)
+    learn_fn = functools.partial(_learn, step_fn=step_fn)
+    return off_policy.build_agent(config, env, buffer, init_learner, act_fn, learn_fn)
 
 
 def make_train(config: Config):

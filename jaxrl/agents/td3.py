@@ -208,8 +208,8 @@ def _act(learner: TD3Learner, obs, key, env_steps, cfg, *, actor):
 
 def build_agent(config, variant: Variant) -> Agent:
     """TD3's ``init`` and ``update`` for ``config`` with the switches of ``variant``."""
-    env, env_params, action_info = off_policy.make_env(config.env_id, config.num_envs)
-    actor, critic = make_networks(config, action_info, variant.twin_critics)
+    env = off_policy.make_env(config.env_id, config.num_envs)
+    actor, critic = make_networks(config, env.action_info, variant.twin_critics)
     buffer = buffers.make_replay_buffer(config.buffer_size, config.num_envs, config.batch_size)
 
     def init_learner(key, cfg, example):
@@ -228,16 +228,9 @@ def build_agent(config, variant: Variant) -> Agent:
         )
         return learner, key
 
-    return off_policy.build_agent(
-        env=env,
-        env_params=env_params,
-        action_info=action_info,
-        buffer=buffer,
-        loop=off_policy.make_loop(config),
-        init_learner=init_learner,
-        act_fn=functools.partial(_act, actor=actor),
-        learn_fn=functools.partial(_learn, actor=actor, critic=critic, variant=variant),
-    )
+    act_fn = functools.partial(_act, actor=actor)
+    learn_fn = functools.partial(_learn, actor=actor, critic=critic, variant=variant)
+    return off_policy.build_agent(config, env, buffer, init_learner, act_fn, learn_fn)
 
 
 def make_agent(config: Config) -> Agent:
