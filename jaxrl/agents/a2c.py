@@ -22,8 +22,7 @@ import functools
 import jax
 import optax
 
-from jaxrl import nets
-from jaxrl._config import config, non_negative, one_of, positive, probability, require, static
+from jaxrl._config import config, one_of, positive, probability, require, static
 from jaxrl.agents import on_policy
 from jaxrl.core.policy import actor_critic_loss
 
@@ -69,24 +68,15 @@ class Config(on_policy.OnPolicyConfig):
         require(self, "n_step", _non_negative_int)
         require(self, "advantage", one_of("nstep", "gae"))
         require(self, "optimizer", one_of("rmsprop", "adam"))
-        for name in ("learning_rate", "max_grad_norm", "optimizer_eps"):
-            require(self, name, positive)
-        for name in ("gae_lambda", "rmsprop_decay"):
-            require(self, name, probability)
-        require(self, "ent_coef", non_negative)
-        require(self, "vf_coef", non_negative)
+        require(self, "optimizer_eps", positive)
+        require(self, "rmsprop_decay", probability)
         on_policy.check_config(self)
 
 
 A2CState = on_policy.OnPolicyState  # one state class for the on-policy family
 
 
-def make_network(config: Config, action_info=None) -> nets.ActorCritic:
-    """The actor-critic network: ``apply(params, obs) -> (distribution, values)``.
-
-    ``shared_torso`` selects one torso for both heads, else each has its own.
-    """
-    return on_policy.make_actor_critic(config, action_info)
+make_network = on_policy.make_actor_critic  # apply(params, obs) -> (distribution, values)
 
 
 def make_transform(config: Config) -> optax.GradientTransformation:
@@ -129,12 +119,9 @@ def a2c_loss(
       ``(loss, metrics)`` with policy_loss, value_loss, entropy.
     """
     dist, values = apply_fn(params, batch["obs"])
-    advantages = batch["advantages"]
-    if config.normalize_advantages:
-        advantages = on_policy.standardize(advantages, axis_name=axis_name)
     return actor_critic_loss(
         dist.log_prob(batch["actions"]),
-        advantages,
+        on_policy.advantages_of(batch, config, axis_name=axis_name),
         values,
         batch["targets"],
         dist.entropy(),

@@ -29,9 +29,20 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxrl import nets
-from jaxrl._config import config, one_of, positive_int, positive_ints, probability, require, static
+from jaxrl._config import (
+    config,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+    positive_ints,
+    probability,
+    require,
+    static,
+)
 from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.agents.on_policy_update import *  # noqa: F403 (the update, re-exported)
 from jaxrl.agents.on_policy_update import Learner, OnPolicyState, make_update
@@ -43,6 +54,7 @@ from jaxrl.agents.rollout import (
     env_keys,
     local_env_ids,
     make_env,
+    standardize,
 )
 from jaxrl.agents.rollout import __all__ as _rollout_all
 from jaxrl.core.normalize import reward_scaler_init
@@ -51,7 +63,9 @@ __all__ = [
     *_rollout_all,
     *_update_all,
     "OnPolicyConfig",
+    "advantages_of",
     "check_config",
+    "clip_then_adam",
     "agent_functions",
     "on_policy_agent",
 ]
@@ -220,13 +234,25 @@ def agent_functions(
     return make_agent, make_train
 
 
+# Fields that several on-policy Configs add, checked wherever a Config has them.
+_COMMON_FIELDS = (
+    ("learning_rate", positive),
+    ("max_grad_norm", positive),
+    ("ent_coef", non_negative),
+    ("vf_coef", non_negative),
+    ("gae_lambda", probability),
+)
+
+
 def check_config(cfg, minibatches: str | None = None) -> None:
     """The checks every on-policy Config shares (raises ``ValueError`` naming the field).
 
     Positive ``total_timesteps``, ``num_envs``, ``num_steps``; known ``activation`` and
-    ``torso``; γ in [0, 1]; ``num_steps`` divisible by the field named ``minibatches``
-    (every minibatch takes the same steps of every environment); one update's
-    ``num_envs * num_steps`` steps within ``total_timesteps``.
+    ``torso``; γ in [0, 1]; where the config has them, positive ``learning_rate`` and
+    ``max_grad_norm``, non-negative ``ent_coef`` and ``vf_coef``, λ (``gae_lambda``) in
+    [0, 1]; ``num_steps`` divisible by the field named ``minibatches`` (every minibatch
+    takes the same steps of every environment); one update's ``num_envs * num_steps``
+    steps within ``total_timesteps``.
     """
     names = ("total_timesteps", "num_envs", "num_steps") + ((minibatches,) if minibatches else ())
     for name in names:
@@ -235,6 +261,9 @@ def check_config(cfg, minibatches: str | None = None) -> None:
     require(cfg, "activation", one_of("tanh", "relu"))
     require(cfg, "torso", one_of("mlp", "cnn"))
     require(cfg, "gamma", probability)
+    for name, check in _COMMON_FIELDS:
+        if hasattr(cfg, name):
+            require(cfg, name, check)
     batch = cfg.num_envs * cfg.num_steps
     if minibatches and cfg.num_steps % getattr(cfg, minibatches):
         raise ValueError(
@@ -247,3 +276,20 @@ def check_config(cfg, minibatches: str | None = None) -> None:
             f"total_timesteps ({cfg.total_timesteps}) must be at least num_envs * num_steps "
             f"({batch}), the steps of one update"
         )
+
+
+def clip_then_adam(config) -> optax.GradientTransformation:
+    """Clip by global norm (``config.max_grad_norm``), then Adam (ε = 1e-5), without the
+    learning rate (the on-policy loop adds it)."""
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=1e-5)
+    )
+
+
+def advantages_of(batch: dict, config, mask=None, axis_name: str | None = None) -> jax.Array:
+    """``batch["advantages"]``, standardised (:func:`standardize`, over the elements where
+    ``mask`` is non-zero and every device of ``axis_name``) if ``config.normalize_advantages``."""
+    advantages = batch["advantages"]
+    if config.normalize_advantages:
+        advantages = standardize(advantages, mask, axis_name=axis_name)
+    return advantages

@@ -121,6 +121,7 @@ def loss_learner(
     num_epochs: int = 0,
     num_minibatches: int = 1,
     axis_name: str | None = None,
+    rate: str = "learning_rate",
 ) -> Learner:
     """The learner of a loss: ``num_epochs`` × ``num_minibatches`` gradient steps.
 
@@ -133,10 +134,11 @@ def loss_learner(
         rollout in its ``[T, B]`` order, reporting ``grad_norm`` (A2C, REINFORCE).
       num_minibatches: minibatches per pass.
       axis_name: average gradients over this axis (see :func:`gradient_step`).
+      rate: the Config field of the learning rate.
     """
 
     def tx(cfg):
-        return with_learning_rate(make_transform(cfg), cfg.learning_rate)
+        return with_learning_rate(make_transform(cfg), getattr(cfg, rate))
 
     def init(params, cfg):
         return tx(cfg).init(params)
@@ -161,7 +163,7 @@ def loss_learner(
         )
         return params, opt_state, metrics
 
-    return Learner(init=init, learn=learn, uses_key=num_epochs > 0)
+    return Learner(init=init, learn=learn, uses_key=num_epochs > 0, rate=rate)
 
 
 def scale_rewards(scaler, rewards: jax.Array, done: jax.Array, gamma, axis_name=None):

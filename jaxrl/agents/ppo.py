@@ -14,19 +14,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from jaxrl import nets
-from jaxrl._config import (
-    config,
-    in_range,
-    non_negative,
-    positive,
-    positive_int,
-    probability,
-    require,
-    static,
-)
+from jaxrl._config import config, in_range, positive, positive_int, require, static
 from jaxrl.agents import on_policy
 from jaxrl.core.policy import ppo_clip_loss
 from jaxrl.core.value import clipped_value_loss
@@ -62,11 +51,8 @@ class Config(on_policy.OnPolicyConfig):
     max_grad_norm: float = 0.5
 
     def validate(self):
-        for name in ("learning_rate", "max_grad_norm", "clip_eps", "value_clip_eps"):
+        for name in ("clip_eps", "value_clip_eps"):
             require(self, name, positive)
-        require(self, "gae_lambda", probability)
-        require(self, "ent_coef", non_negative)
-        require(self, "vf_coef", non_negative)
         require(self, "clip_eps", in_range(0, 1, low_open=True, high_open=True))
         require(self, "num_epochs", positive_int)
         on_policy.check_config(self, minibatches="num_minibatches")
@@ -75,16 +61,8 @@ class Config(on_policy.OnPolicyConfig):
 PPOState = on_policy.OnPolicyState  # one state class for the on-policy family
 
 
-def make_network(config: Config, action_info=None) -> nets.ActorCritic:
-    """The actor-critic network of ``config``: ``apply(params, obs) -> (distribution, values)``."""
-    return on_policy.make_actor_critic(config, action_info)
-
-
-def make_transform(config: Config) -> optax.GradientTransformation:
-    """Clip by global norm, then Adam (ε = 1e-5); the loop adds the learning rate."""
-    return optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=1e-5)
-    )
+make_network = on_policy.make_actor_critic  # apply(params, obs) -> (distribution, values)
+make_transform = on_policy.clip_then_adam  # clip by global norm, then Adam (ε = 1e-5)
 
 
 def ppo_loss(
@@ -106,9 +84,7 @@ def ppo_loss(
     """
     dist, values = apply_fn(params, minibatch["obs"])
     log_probs = dist.log_prob(minibatch["actions"])
-    advantages = minibatch["advantages"]
-    if config.normalize_advantages:
-        advantages = on_policy.standardize(advantages, axis_name=axis_name)
+    advantages = on_policy.advantages_of(minibatch, config, axis_name=axis_name)
     policy_loss, pm = ppo_clip_loss(log_probs - minibatch["log_probs"], advantages, config.clip_eps)
     if config.clip_value:
         value_loss = clipped_value_loss(
@@ -133,12 +109,8 @@ make_batch = on_policy.actor_critic_batch  # the arrays PPO's loss reads, each [
 
 def _pieces(config: Config, axis_name: str | None):
     network = make_network(config)
-
-    def loss(params, minibatch, cfg):
-        return ppo_loss(params, network.apply, minibatch, cfg, axis_name)
-
     learner = on_policy.loss_learner(
-        loss,
+        lambda params, minibatch, cfg: ppo_loss(params, network.apply, minibatch, cfg, axis_name),
         make_transform,
         make_batch,
         num_epochs=config.num_epochs,

@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from jaxrl._config import config, non_negative, positive, require, static
+from jaxrl._config import config, static
 from jaxrl.agents import on_policy
-from jaxrl.core.policy import actor_critic_loss, masked_mean, policy_gradient_loss
+from jaxrl.core.policy import actor_critic_loss
 
 __all__ = [
     "Config",
@@ -63,13 +62,6 @@ class Config(on_policy.OnPolicyConfig):
     vf_coef: float = 0.5
     max_grad_norm: float = 5.0
 
-    def validate(self):
-        for name in ("learning_rate", "max_grad_norm"):
-            require(self, name, positive)
-        require(self, "ent_coef", non_negative)
-        require(self, "vf_coef", non_negative)
-        on_policy.check_config(self)
-
 
 ReinforceState = on_policy.OnPolicyState  # one state class for the on-policy family
 
@@ -79,11 +71,7 @@ def make_network(config: Config, action_info=None) -> on_policy.PolicyValueNets:
     return on_policy.make_policy_value(config, action_info, critic=config.baseline)
 
 
-def make_transform(config: Config) -> optax.GradientTransformation:
-    """Clip by global norm, then Adam (ε = 1e-5); the loop adds the learning rate."""
-    return optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=1e-5)
-    )
+make_transform = on_policy.clip_then_adam  # clip by global norm, then Adam (ε = 1e-5)
 
 
 def reinforce_loss(
@@ -110,29 +98,14 @@ def reinforce_loss(
       ``(loss, metrics)`` with policy_loss, value_loss, entropy, used_fraction (mean mask).
     """
     dist = network.distribution(params, batch["obs"])
-    log_probs = dist.log_prob(batch["actions"])
     mask = batch["mask"]
-    advantages = batch["advantages"]
-    if config.normalize_advantages:
-        advantages = on_policy.standardize(advantages, mask, axis_name=axis_name)
-    entropy = dist.entropy()
-    if network.critic is None:
-        policy_loss, _ = policy_gradient_loss(log_probs, advantages, mask)
-        mean_entropy = masked_mean(entropy, mask)
-        loss = policy_loss - config.ent_coef * mean_entropy
-        return loss, {
-            "policy_loss": policy_loss,
-            "value_loss": jnp.zeros((), jnp.float32),
-            "entropy": mean_entropy,
-            "used_fraction": mask.mean(),
-        }
-    values = network.value(params, batch["obs"])
+    values = None if network.critic is None else network.value(params, batch["obs"])
     loss, metrics = actor_critic_loss(
-        log_probs,
-        advantages,
+        dist.log_prob(batch["actions"]),
+        on_policy.advantages_of(batch, config, mask, axis_name),
         values,
         batch["returns"],
-        entropy,
+        dist.entropy(),
         config.vf_coef,
         config.ent_coef,
         mask,
@@ -153,10 +126,8 @@ def make_batch(rollout: on_policy.Rollout, advantages, returns) -> dict:
 
 def make_whole_episode_batch(rollout: on_policy.Rollout, advantages, returns) -> dict:
     """:func:`make_batch` masked to the steps whose episode ends inside the rollout."""
-    return {
-        **make_batch(rollout, advantages, returns),
-        "mask": on_policy.complete_episode_mask(rollout),
-    }
+    mask = on_policy.complete_episode_mask(rollout)
+    return {**make_batch(rollout, advantages, returns), "mask": mask}
 
 
 def _pieces(config: Config, axis_name: str | None):
@@ -166,12 +137,12 @@ def _pieces(config: Config, axis_name: str | None):
             "would be per device); run it on one device"
         )
     network = make_network(config)
-
-    def loss(params, batch, cfg):
-        return reinforce_loss(params, network, batch, cfg, axis_name)
-
-    batch_fn = make_whole_episode_batch if config.whole_episodes_only else make_batch
-    return network, on_policy.loss_learner(loss, make_transform, batch_fn, axis_name=axis_name)
+    return network, on_policy.loss_learner(
+        lambda params, batch, cfg: reinforce_loss(params, network, batch, cfg, axis_name),
+        make_transform,
+        make_whole_episode_batch if config.whole_episodes_only else make_batch,
+        axis_name=axis_name,
+    )
 
 
 make_agent, make_train = on_policy.agent_functions(

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrl._config import config, in_range, positive, positive_int, probability, require, static
+from jaxrl._config import config, in_range, positive, positive_int, require, static
 from jaxrl.agents import on_policy
 from jaxrl.core.policy import categorical_kl, gaussian_kl, trpo_surrogate
 from jaxrl.core.trust_region import trpo_step
@@ -71,16 +71,14 @@ class Config(on_policy.OnPolicyConfig):
         for name in ("max_kl", "vf_learning_rate", "damping"):
             require(self, name, positive)
         require(self, "backtrack_ratio", in_range(0, 1, low_open=True, high_open=True))
-        require(self, "gae_lambda", probability)
         on_policy.check_config(self, minibatches="vf_minibatches")
 
 
 TRPOState = on_policy.OnPolicyState  # one state class; opt_state is the value network's
 
 
-def make_network(config: Config, action_info=None) -> on_policy.PolicyValueNets:
-    """A policy network and a separate value network (the trust region binds the policy only)."""
-    return on_policy.make_policy_value(config, action_info)
+# A policy network and a separate value network (the trust region binds the policy only).
+make_network = on_policy.make_policy_value
 
 
 def _dist_params(dist) -> dict[str, jax.Array]:
@@ -163,48 +161,38 @@ def make_learner(network: on_policy.PolicyValueNets, config: Config, axis_name=N
     not averaged (the conjugate-gradient solve would need every device's batch).
     """
 
-    def tx(cfg):
-        return on_policy.with_learning_rate(make_value_transform(cfg), cfg.vf_learning_rate)
-
     def loss(value_params, minibatch, cfg):
         del cfg
         v_loss = value_loss(value_params, network.critic, minibatch)
         return v_loss, {"value_loss": v_loss}
 
+    value_learner = on_policy.loss_learner(
+        loss,
+        make_value_transform,
+        lambda rollout, advantages, targets: {"obs": rollout.obs, "targets": targets},
+        num_epochs=config.vf_epochs,
+        num_minibatches=config.vf_minibatches,
+        axis_name=axis_name,
+        rate="vf_learning_rate",
+    )
+
     def learn(params, opt_state, rollout, advantages, targets, cfg, key):
         if config.normalize_advantages:
             advantages = on_policy.standardize(advantages)
-        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), rollout)
-        policy_batch = {
-            "obs": flat.obs,
-            "actions": flat.actions,
-            "log_probs": flat.log_probs,
-            "advantages": advantages.reshape(-1),
-        }
-        policy_params, pm = policy_step(params.policy, network.actor, policy_batch, cfg)
-
-        def step(carry, minibatch):
-            value_params, opt_state, _, metrics = on_policy.gradient_step(
-                loss, *carry, minibatch, cfg, tx(cfg), axis_name
-            )
-            return (value_params, opt_state), metrics
-
-        (value_params, opt_state), vm = on_policy.run_epochs(
-            key,
-            (params.value, opt_state),
-            {"obs": rollout.obs, "targets": targets},
-            step,
-            config.vf_epochs,
-            config.vf_minibatches,
+        batch = on_policy.actor_critic_batch(rollout, advantages, targets)
+        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)  # [N, ...]
+        policy_params, pm = policy_step(params.policy, network.actor, flat, cfg)
+        value_params, opt_state, vm = value_learner.learn(
+            params.value, opt_state, rollout, advantages, targets, cfg, key
         )
-        entropy = network.distribution(params, flat.obs).entropy().mean()
+        entropy = network.distribution(params, flat["obs"]).entropy().mean()
         new_params = on_policy.PolicyValueParams(policy=policy_params, value=value_params)
         return new_params, opt_state, {**pm, **vm, "entropy": entropy}
 
     def init(params, cfg):
-        return tx(cfg).init(params.value)
+        return value_learner.init(params.value, cfg)
 
-    return on_policy.Learner(init=init, learn=learn, uses_key=True, rate="vf_learning_rate")
+    return value_learner._replace(init=init, learn=learn)  # uses a key, rate vf_learning_rate
 
 
 def _pieces(config: Config, axis_name: str | None):

@@ -144,13 +144,15 @@ def actor_critic_loss(
         L = −mean(log π · A) + c_v · mean(½(V − G)²) − c_H · mean(H)
 
     A and G are held constant. See Mnih et al., Asynchronous Methods for Deep
-    Reinforcement Learning: https://arxiv.org/abs/1602.01783
+    Reinforcement Learning: https://arxiv.org/abs/1602.01783. Without a critic
+    (``values`` None: REINFORCE without a baseline) the value term is left out
+    and ``value_loss`` is 0.
 
     Args:
       log_probs: log π(a|s) of the taken actions, ``[*B]``.
       advantages: advantages, ``[*B]``.
-      values: value predictions V(s), ``[*B]``.
-      targets: value targets G, ``[*B]``.
+      values: value predictions V(s), ``[*B]``, or None.
+      targets: value targets G, ``[*B]`` (unread when ``values`` is None).
       entropy: policy entropies, ``[*B]``.
       value_coef: c_v, scalar.
       entropy_coef: c_H, scalar.
@@ -160,14 +162,22 @@ def actor_critic_loss(
       ``(loss, {"policy_loss", "value_loss", "entropy"})``, scalars.
     """
     log_probs, advantages = _logs_and_adv(log_probs, advantages)
-    values, targets = as_float(values, "values"), as_float(targets, "targets")
-    entropy = as_float(entropy, "entropy")
-    check_same_shape({"log_probs": log_probs, "values": values, "entropy": entropy})
-    _check_like(targets, values.shape, "targets", "values")
+    shaped = {"log_probs": log_probs}
+    if values is not None:
+        values, targets = as_float(values, "values"), as_float(targets, "targets")
+        shaped["values"] = values
+    entropy = shaped["entropy"] = as_float(entropy, "entropy")
+    check_same_shape(shaped)
+    if values is not None:
+        _check_like(targets, values.shape, "targets", "values")
     policy_loss = -masked_mean(log_probs * advantages, mask)
-    value_loss = masked_mean(0.5 * jnp.square(values - _sg(targets)), mask)
     mean_entropy = masked_mean(entropy, mask)
-    loss = policy_loss + value_coef * value_loss - entropy_coef * mean_entropy
+    if values is None:
+        value_loss = jnp.zeros((), jnp.float32)
+        loss = policy_loss - entropy_coef * mean_entropy
+    else:
+        value_loss = masked_mean(0.5 * jnp.square(values - _sg(targets)), mask)
+        loss = policy_loss + value_coef * value_loss - entropy_coef * mean_entropy
     return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy}
 
 
