@@ -67,6 +67,7 @@ __all__ = [
     "check_config",
     "clip_then_adam",
     "agent_functions",
+    "local_num_envs",
     "on_policy_agent",
 ]
 
@@ -116,11 +117,7 @@ def on_policy_agent(
     (inside ``shard_map``): it holds ``num_envs / D`` environments.
     """
     normalize_obs = getattr(config, "normalize_obs", False)
-    if config.num_envs % num_shards:
-        raise ValueError(
-            f"num_envs ({config.num_envs}) must be divisible by the number of devices "
-            f"({num_shards}) to split one run across them"
-        )
+    local_envs = local_num_envs(config, num_shards)
     if normalize_obs and num_shards > 1:
         raise ValueError(
             "normalize_obs keeps its statistics per device, so a run split across "
@@ -128,7 +125,6 @@ def on_policy_agent(
             "or run on one device"
         )
     normalize_rewards = getattr(config, "normalize_rewards", False)
-    local_envs = config.num_envs // num_shards
     env, env_params, _ = make_env(
         config.env_id,
         local_envs,
@@ -174,6 +170,17 @@ def on_policy_agent(
     return Agent(
         init=init, update=update, num_updates=num_updates, steps_per_update=steps_per_update
     )
+
+
+def local_num_envs(config, num_shards: int) -> int:
+    """``Bₗ = num_envs / num_shards``, the environments one device steps when one run is split
+    over ``num_shards`` devices; raises ``ValueError`` unless ``num_shards`` divides them."""
+    if config.num_envs % num_shards:
+        raise ValueError(
+            f"num_envs ({config.num_envs}) must be divisible by the number of devices "
+            f"({num_shards}) to split one run across them"
+        )
+    return config.num_envs // num_shards
 
 
 def agent_functions(
@@ -244,21 +251,23 @@ _COMMON_FIELDS = (
 )
 
 
-def check_config(cfg, minibatches: str | None = None) -> None:
+def check_config(
+    cfg, minibatches: str | None = None, activations: tuple[str, ...] = ("tanh", "relu")
+) -> None:
     """The checks every on-policy Config shares (raises ``ValueError`` naming the field).
 
-    Positive ``total_timesteps``, ``num_envs``, ``num_steps``; known ``activation`` and
-    ``torso``; γ in [0, 1]; where the config has them, positive ``learning_rate`` and
-    ``max_grad_norm``, non-negative ``ent_coef`` and ``vf_coef``, λ (``gae_lambda``) in
-    [0, 1]; ``num_steps`` divisible by the field named ``minibatches`` (every minibatch
-    takes the same steps of every environment); one update's ``num_envs * num_steps``
-    steps within ``total_timesteps``.
+    Positive ``total_timesteps``, ``num_envs``, ``num_steps``; ``activation`` one of
+    ``activations``; known ``torso``; γ in [0, 1]; where the config has them, positive
+    ``learning_rate`` and ``max_grad_norm``, non-negative ``ent_coef`` and ``vf_coef``,
+    λ (``gae_lambda``) in [0, 1]; ``num_steps`` divisible by the field named
+    ``minibatches`` (every minibatch takes the same steps of every environment); one
+    update's ``num_envs * num_steps`` steps within ``total_timesteps``.
     """
     names = ("total_timesteps", "num_envs", "num_steps") + ((minibatches,) if minibatches else ())
     for name in names:
         require(cfg, name, positive_int)
     require(cfg, "hidden_sizes", positive_ints)
-    require(cfg, "activation", one_of("tanh", "relu"))
+    require(cfg, "activation", one_of(*activations))
     require(cfg, "torso", one_of("mlp", "cnn"))
     require(cfg, "gamma", probability)
     for name, check in _COMMON_FIELDS:

@@ -43,20 +43,11 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl import envs, nets
-from jaxrl._config import (
-    config,
-    non_negative,
-    one_of,
-    positive,
-    positive_int,
-    positive_ints,
-    probability,
-    require,
-    static,
-)
+from jaxrl._config import config, non_negative, positive, positive_int, probability, require, static
+from jaxrl.agents import on_policy
 from jaxrl.agents import rollout as rollout_lib
 from jaxrl.agents.base import Agent, make_train_fn
-from jaxrl.agents.rollout import Rollout, episode_metrics, stratified_minibatches
+from jaxrl.agents.rollout import Rollout, episode_metrics, run_epochs, stratified_minibatches
 from jaxrl.core import lambda_returns, linear_schedule
 
 __all__ = [
@@ -108,28 +99,14 @@ class Config:
     max_grad_norm: float = 10.0
 
     def validate(self):
-        for name in ("total_timesteps", "num_envs", "num_steps", "num_epochs", "num_minibatches"):
-            require(self, name, positive_int)
-        require(self, "hidden_sizes", positive_ints)
-        require(self, "activation", one_of(*nets.ACTIVATIONS))
-        require(self, "torso", one_of("mlp", "cnn"))
-        for name in ("learning_rate", "max_grad_norm", "exploration_fraction", "reward_scale"):
+        require(self, "num_epochs", positive_int)
+        for name in ("exploration_fraction", "reward_scale"):
             require(self, name, positive)
-        for name in ("gamma", "lambda_", "eps_start", "eps_end"):
+        for name in ("lambda_", "eps_start", "eps_end"):
             require(self, name, probability)
         require(self, "eps_end", non_negative)
-        if self.num_steps % self.num_minibatches:
-            raise ValueError(
-                f"num_steps ({self.num_steps}) must be divisible by num_minibatches "
-                f"({self.num_minibatches}): every minibatch takes num_steps / num_minibatches "
-                "steps of every environment"
-            )
-        batch = self.num_envs * self.num_steps
-        if self.total_timesteps < batch:
-            raise ValueError(
-                f"total_timesteps ({self.total_timesteps}) must be at least num_envs * num_steps "
-                f"({batch}), the steps of one update"
-            )
+        # The loop fields, learning_rate and max_grad_norm are checked as on-policy ones are.
+        on_policy.check_config(self, "num_minibatches", activations=tuple(nets.ACTIVATIONS))
 
 
 class PQNNetwork(nn.Module):
@@ -286,12 +263,7 @@ def make_agent(config: Config, *, axis_name: str | None = None, num_shards: int 
       axis_name: the mesh axis the agent is split over (inside ``shard_map``), or None.
       num_shards: devices on that axis; each steps ``num_envs / num_shards`` environments.
     """
-    if config.num_envs % num_shards:
-        raise ValueError(
-            f"num_envs ({config.num_envs}) must be divisible by the number of devices "
-            f"({num_shards}) to split one run across them"
-        )
-    num_envs, local_envs = config.num_envs, config.num_envs // num_shards
+    num_envs, local_envs = config.num_envs, on_policy.local_num_envs(config, num_shards)
     env, env_params, action_info = rollout_lib.make_env(
         config.env_id, local_envs, per_env_keys=True
     )
@@ -341,17 +313,18 @@ def make_agent(config: Config, *, axis_name: str | None = None, num_shards: int 
         step = functools.partial(
             update_minibatch, apply_fn=apply_fn, tx=_optimizer(cfg), lr=lr, axis_name=axis_name
         )
-
-        def epoch(carry, k):
-            minibatches = stratified_minibatches(k, batch, config.num_minibatches, ids)
-            return jax.lax.scan(step, carry, minibatches)
-
-        (params, opt_state), metrics = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(epoch_key, config.num_epochs)
+        (params, opt_state), metrics = run_epochs(
+            epoch_key,
+            (state.params, state.opt_state),
+            batch,
+            step,
+            config.num_epochs,
+            config.num_minibatches,
+            ids,
         )
         metrics = {
             **episode_metrics(rollout, axis_name),
-            **jax.tree.map(jnp.mean, metrics),
+            **metrics,
             "epsilon": jnp.asarray(epsilon, jnp.float32),
             "learning_rate": jnp.asarray(lr, jnp.float32),
         }
