@@ -170,6 +170,19 @@ def _actor_update(learner: SACLearner, loss_fn, cfg: Config):
     return learner.replace(actor_params=actor_params, actor_opt=actor_opt), loss, aux
 
 
+def _step_metrics(c_loss, q, a_loss, alpha, alpha_loss, entropy) -> dict:
+    """One SAC step's metrics: td_loss (per critic, of the twin critics' summed loss), q_mean
+    (of the first critic, ``q [2, N]``), actor_loss, α, alpha_loss and the policy's entropy."""
+    return {
+        "td_loss": c_loss / 2.0,
+        "q_mean": jnp.mean(q[0]),
+        "actor_loss": a_loss,
+        "alpha": alpha,
+        "alpha_loss": alpha_loss,
+        "entropy": entropy,
+    }
+
+
 def continuous_step(learner: SACLearner, t: buffers.Transition, key, cfg, *, actor, critic, h_bar):
     """One SAC step (critics, actor, α) on continuous transitions ``[N, *]``.
 
@@ -200,15 +213,7 @@ def continuous_step(learner: SACLearner, t: buffers.Transition, key, cfg, *, act
     learner, a_loss, logp = _actor_update(learner, actor_loss, cfg)
     logp = jax.lax.stop_gradient(logp)
     learner, alpha_loss = _alpha_step(learner, lambda la: sac_alpha_loss(la, logp, h_bar), cfg)
-    metrics = {
-        "td_loss": c_loss / 2.0,
-        "q_mean": jnp.mean(q[0]),
-        "actor_loss": a_loss,
-        "alpha": alpha,
-        "alpha_loss": alpha_loss,
-        "entropy": -jnp.mean(logp),
-    }
-    return learner, metrics
+    return learner, _step_metrics(c_loss, q, a_loss, alpha, alpha_loss, -jnp.mean(logp))
 
 
 def discrete_step(learner: SACLearner, t: buffers.Transition, key, cfg, *, actor, critic, h_bar):
@@ -247,15 +252,8 @@ def discrete_step(learner: SACLearner, t: buffers.Transition, key, cfg, *, actor
     learner, alpha_loss = _alpha_step(
         learner, lambda la: sac_discrete_alpha_loss(la, probs, logp, h_bar), cfg
     )
-    metrics = {
-        "td_loss": c_loss / 2.0,
-        "q_mean": jnp.mean(q[0]),
-        "actor_loss": a_loss,
-        "alpha": alpha,
-        "alpha_loss": alpha_loss,
-        "entropy": -jnp.mean(jnp.sum(probs * logp, axis=-1)),
-    }
-    return learner, metrics
+    entropy = -jnp.mean(jnp.sum(probs * logp, axis=-1))
+    return learner, _step_metrics(c_loss, q, a_loss, alpha, alpha_loss, entropy)
 
 
 def _learn(learner: SACLearner, sample, key, grad_steps, cfg, *, step_fn):
