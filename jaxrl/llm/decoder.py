@@ -22,7 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl.llm.layers import NEG_INF, Linear, RMSNorm, apply_rope, rope_frequencies, write_kv_cache
+from jaxrl.llm.layers import (
+    NEG_INF,
+    LayerModule,
+    Linear,
+    RMSNorm,
+    apply_rope,
+    rope_frequencies,
+    write_kv_cache,
+)
 
 if TYPE_CHECKING:
     from jaxrl.llm.transformer import ModelConfig
@@ -35,11 +43,8 @@ def _linear(cfg: ModelConfig, features: int, name: str, use_bias: bool) -> Linea
     return Linear(features, use_bias, cfg.dtype, rank, cfg.lora_alpha, cfg.lora_active, name=name)
 
 
-class _DecoderAttention(nn.Module):
+class _DecoderAttention(LayerModule):
     """Grouped-query attention with rotary positions (Llama/Qwen); G = H / H_kv queries per key."""
-
-    config: ModelConfig
-    layer: int
 
     @nn.compact
     def __call__(self, x, positions, allowed, cache_kv, index):
@@ -66,11 +71,8 @@ class _DecoderAttention(nn.Module):
         return _linear(cfg, cfg.d_model, "o_proj", cfg.o_bias)(out), cache_kv
 
 
-class _DecoderBlock(nn.Module):
+class _DecoderBlock(LayerModule):
     """Pre-norm block: ``x += Attn(RMSNorm(x))``, ``x += W_down(silu(W_gate x̂) ⊙ W_up x̂)``."""
-
-    config: ModelConfig
-    layer: int
 
     @nn.compact
     def __call__(self, x, positions, allowed, cache_kv, index):

@@ -24,21 +24,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrl._config import in_range, positive, require
+from jaxrl._config import in_range, positive, require, static
 from jaxrl.core.preference import DPO_KINDS, dpo_loss, simpo_loss
 from jaxrl.llm.generate import generate, sequence_log_probs
 from jaxrl.llm.lora import reference_config
-from jaxrl.llm.tasks import PreferencePairs, Task
+from jaxrl.llm.stage_config import replace_default, traced
+from jaxrl.llm.tasks import PreferencePairs, Task, chosen_then_rejected
 from jaxrl.llm.training import (
     StageConfig,
     TrainResult,
-    TrainState,
     check_task_fits,
-    default_model_config,
-    gradient_step,
+    make_stage_update,
     one_source,
     prepare_model,
-    stage_optimizer,
     train_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig
@@ -60,53 +58,28 @@ LOSS_KINDS = (*DPO_KINDS, "simpo")
 
 @dataclasses.dataclass(frozen=True)
 class DPOConfig(StageConfig):
-    """DPO settings, validated on construction.
+    """DPO settings, validated on construction: the fields of
+    :class:`~jaxrl.llm.stage_config.StageConfig` (a preference task, and DPO's own
+    defaults), the loss's and the pairs'. ``model`` gives the policy's sizes (they must
+    match the starting parameters); with ``lora_rank`` > 0 the frozen base is also the
+    reference."""
 
-    Attributes:
-        task: a registered task of kind "preference".
-        task_options: keyword options of that task, a dict or (name, value) pairs
-            (stored as sorted pairs so the config hashes).
-        model: sizes of the policy (must match the starting parameters).
-        loss_kind: one of ``LOSS_KINDS``: "sigmoid", "robust", "hinge", "ipo", "simpo".
-        beta: β > 0 (for SimPO the reward scale).
-        label_smoothing: ε (sigmoid: [0, 0.5]; robust: [0, 0.5); simpo: [0, 0.5]; else 0).
-        nll_coef: α ≥ 0, weight of the length-normalised NLL on y_c (RPO when > 0).
-        simpo_gamma: SimPO's target margin γ ≥ 0.
-        num_steps: optimiser updates; a multiple of ``eval_every``.
-        batch_size: pairs per update.
-        learning_rate: peak AdamW learning rate.
-        warmup_steps: linear warm-up updates.
-        weight_decay: AdamW weight decay.
-        max_grad_norm: global-norm clipping.
-        num_train_pairs: labelled pairs generated for training.
-        eval_every: updates between evaluations.
-        eval_pairs: held-out pairs (and tracked training pairs) per evaluation.
-        eval_prompts: held-out prompts sampled at each evaluation.
-        lora_rank: > 0 trains rank-r LoRA adapters on a pretrained-type model, the base
-            frozen (and the reference); 0 trains every weight.
-        lora_alpha: LoRA's α.
-    """
-
-    task: str = "preference"
-    task_options: tuple = ()
-    model: ModelConfig = dataclasses.field(default_factory=default_model_config)
-    loss_kind: str = "sigmoid"
-    beta: float = 0.1
-    label_smoothing: float = 0.0
-    nll_coef: float = 0.0
-    simpo_gamma: float = 0.5
-    num_steps: int = 400
-    batch_size: int = 64
-    learning_rate: float = 3e-4
-    warmup_steps: int = 20
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    num_train_pairs: int = 5000
-    eval_every: int = 50
-    eval_pairs: int = 500
-    eval_prompts: int = 256
-    lora_rank: int = 0
-    lora_alpha: float = 16.0
+    task: str = replace_default(StageConfig, "task", "preference")
+    num_steps: int = replace_default(StageConfig, "num_steps", 400)
+    learning_rate: float = replace_default(StageConfig, "learning_rate", 3e-4)
+    warmup_steps: int = replace_default(StageConfig, "warmup_steps", 20)
+    weight_decay: float = replace_default(StageConfig, "weight_decay", 0.0)
+    eval_every: int = replace_default(StageConfig, "eval_every", 50)
+    loss_kind: str = static("sigmoid", "one of LOSS_KINDS: sigmoid, robust, hinge, ipo, simpo")
+    beta: float = traced(0.1, "β > 0 (for SimPO the reward scale)")
+    label_smoothing: float = traced(
+        0.0, "ε (sigmoid: [0, 0.5]; robust: [0, 0.5); simpo: [0, 0.5]; else 0)"
+    )
+    nll_coef: float = traced(0.0, "α ≥ 0, weight of the length-normalised NLL on y_c (RPO)")
+    simpo_gamma: float = traced(0.5, "SimPO's target margin γ ≥ 0")
+    num_train_pairs: int = static(5000, "labelled pairs generated for training")
+    eval_pairs: int = static(500, "held-out pairs (and tracked training pairs) per evaluation")
+    eval_prompts: int = static(256, "held-out prompts sampled at each evaluation")
 
     def __post_init__(self):
         if self.loss_kind not in LOSS_KINDS:
@@ -145,15 +118,7 @@ def pair_log_probs(params, model_config: ModelConfig, pairs) -> tuple[jax.Array,
     ``pairs`` is a ``PreferencePairs`` or ``DPOBatch``.
     """
     n = pairs.chosen_tokens.shape[0]
-    both = functools.partial(jnp.concatenate, axis=0)
-    logp = sequence_log_probs(
-        params,
-        model_config,
-        both([pairs.prompt_tokens, pairs.prompt_tokens]),
-        both([pairs.prompt_mask, pairs.prompt_mask]),
-        both([pairs.chosen_tokens, pairs.rejected_tokens]),
-        both([pairs.chosen_mask, pairs.rejected_mask]),
-    ).sum(-1)
+    logp = sequence_log_probs(params, model_config, *chosen_then_rejected(pairs)).sum(-1)
     return logp[:n], logp[n:]
 
 
@@ -224,16 +189,10 @@ def dpo_batch_loss(params, model_config: ModelConfig, batch: DPOBatch, config: D
     return loss, {**metrics, "loss": loss}
 
 
-def _dpo_update(state: TrainState, batch: DPOBatch, config: DPOConfig, model, optimizer):
-    return gradient_step(dpo_batch_loss, state, optimizer, model, batch, config)
-
-
 def make_dpo_update(config: DPOConfig, model: ModelConfig | None = None) -> Callable:
     """Pure ``update(state, batch: DPOBatch) -> (state, metrics)`` of the policy ``model``
     (default ``config.model``)."""
-    return functools.partial(
-        _dpo_update, config=config, model=model or config.model, optimizer=stage_optimizer(config)
-    )
+    return make_stage_update(dpo_batch_loss, config, model or config.model, config)
 
 
 def evaluate_dpo(
@@ -363,8 +322,8 @@ def train_dpo(
         )  # fmt: skip
 
     state, metrics, evals = train_chunks(
-        make_dpo_update, config, model, params, stage_optimizer(config), train, train_key, evaluate,
-        progress_callback, checkpoint_dir, resume,
+        make_dpo_update, config, model, params, train, train_key, evaluate, progress_callback,
+        checkpoint_dir, resume,
     )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}
     for name in ("score", "train_logps_chosen", "train_logps_rejected"):

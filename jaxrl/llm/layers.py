@@ -10,13 +10,25 @@ params pytree one tensor at a time (see :mod:`jaxrl.llm.checkpoint`).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["RMSNorm", "Linear", "rope_frequencies", "apply_rope", "write_kv_cache", "NEG_INF"]
+if TYPE_CHECKING:
+    from jaxrl.llm.transformer import ModelConfig
+
+__all__ = [
+    "RMSNorm",
+    "Linear",
+    "LayerModule",
+    "rope_frequencies",
+    "apply_rope",
+    "write_kv_cache",
+    "NEG_INF",
+]
 
 NEG_INF = (
     -1e30
@@ -87,6 +99,14 @@ class Linear(nn.Module):
             scale = self.lora_alpha / self.lora_rank
             y = y + ((x @ a.astype(dtype)) @ b.astype(dtype)) * jnp.asarray(scale, dtype)
         return y.reshape(*lead, self.features)
+
+
+class LayerModule(nn.Module):
+    """Base of a module inside transformer layer ``layer`` (its attention, its block): the
+    model's sizes and the layer's index, which picks its slot of the KV cache."""
+
+    config: ModelConfig
+    layer: int
 
 
 def rope_frequencies(head_dim: int, theta: float, scaling: dict | None = None) -> np.ndarray:

@@ -22,18 +22,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl._config import static
 from jaxrl.core.preference import bradley_terry_loss
-from jaxrl.llm.tasks import PreferencePairs, Task
+from jaxrl.llm.stage_config import replace_default, traced
+from jaxrl.llm.tasks import PreferencePairs, Task, chosen_then_rejected
 from jaxrl.llm.training import (
     StageConfig,
     TrainResult,
-    TrainState,
     check_task_fits,
-    default_model_config,
-    gradient_step,
+    make_stage_update,
     one_source,
     prepare_model,
-    stage_optimizer,
     train_chunks,
 )
 from jaxrl.llm.transformer import ModelConfig, Transformer
@@ -50,43 +49,17 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class RewardModelConfig(StageConfig):
-    """Reward-model settings, validated on construction.
+    """Reward-model settings, validated on construction: the fields of
+    :class:`~jaxrl.llm.stage_config.StageConfig` (a preference task, and the reward
+    model's own defaults) and the pairs'. ``model.reward_head`` is switched on whatever
+    is given; with ``lora_rank`` > 0 the reward head trains beside the adapters."""
 
-    Attributes:
-        task: a registered task of kind "preference".
-        task_options: keyword options of that task, a dict or (name, value) pairs
-            (stored as sorted pairs so the config hashes).
-        model: transformer sizes; ``reward_head`` is switched on whatever is given.
-        num_steps: optimiser updates; a multiple of ``eval_every``.
-        batch_size: pairs per update.
-        learning_rate: peak AdamW learning rate.
-        warmup_steps: linear warm-up updates.
-        weight_decay: AdamW weight decay.
-        max_grad_norm: global-norm clipping.
-        margin: ``m`` ≥ 0 in the loss.
-        num_train_pairs: labelled pairs generated for training.
-        eval_every: updates between evaluations.
-        eval_pairs: held-out pairs per evaluation.
-        lora_rank: > 0 trains rank-r LoRA adapters (and the reward head) on a
-            pretrained-type model, the base frozen; 0 trains every weight.
-        lora_alpha: LoRA's α.
-    """
-
-    task: str = "preference"
-    task_options: tuple = ()
-    model: ModelConfig = dataclasses.field(default_factory=default_model_config)
-    num_steps: int = 1000
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    warmup_steps: int = 50
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    margin: float = 0.0
-    num_train_pairs: int = 10000
-    eval_every: int = 250
-    eval_pairs: int = 1000
-    lora_rank: int = 0
-    lora_alpha: float = 16.0
+    task: str = replace_default(StageConfig, "task", "preference")
+    num_steps: int = replace_default(StageConfig, "num_steps", 1000)
+    warmup_steps: int = replace_default(StageConfig, "warmup_steps", 50)
+    margin: float = traced(0.0, "the margin m ≥ 0 of the loss")
+    num_train_pairs: int = static(10000, "labelled pairs generated for training")
+    eval_pairs: int = static(1000, "held-out pairs per evaluation")
 
     def __post_init__(self):
         if not self.model.reward_head:
@@ -132,15 +105,7 @@ def reward_model_loss(params, model_config: ModelConfig, batch: PreferencePairs,
         rewards_chosen, rewards_rejected, plus ``loss``.
     """
     n = batch.chosen_tokens.shape[0]
-    both = functools.partial(jnp.concatenate, axis=0)
-    rewards = reward_scores(
-        params,
-        model_config,
-        both([batch.prompt_tokens, batch.prompt_tokens]),
-        both([batch.prompt_mask, batch.prompt_mask]),
-        both([batch.chosen_tokens, batch.rejected_tokens]),
-        both([batch.chosen_mask, batch.rejected_mask]),
-    )
+    rewards = reward_scores(params, model_config, *chosen_then_rejected(batch))
     loss, metrics = bradley_terry_loss(rewards[:n], rewards[n:], margin)
     return loss, {**metrics, "loss": loss}
 
@@ -149,21 +114,12 @@ _jit_loss = jax.jit(reward_model_loss, static_argnums=1)
 _jit_scores = jax.jit(reward_scores, static_argnums=1)
 
 
-def _rm_update(state: TrainState, batch, model_config, optimizer, margin):
-    return gradient_step(reward_model_loss, state, optimizer, model_config, batch, margin)
-
-
 def make_reward_model_update(
     config: RewardModelConfig, model: ModelConfig | None = None
 ) -> Callable:
     """Pure ``update(state, batch: PreferencePairs) -> (state, metrics)`` of ``model``
     (default ``config.model``)."""
-    return functools.partial(
-        _rm_update,
-        model_config=model or config.model,
-        optimizer=stage_optimizer(config),
-        margin=config.margin,
-    )
+    return make_stage_update(reward_model_loss, config, model or config.model, config.margin)
 
 
 def evaluate_reward_model(
@@ -245,8 +201,8 @@ def train_reward_model(
         return {f"heldout_{k}": v for k, v in ev.items()}
 
     state, metrics, evals = train_chunks(
-        make_reward_model_update, config, model, params, stage_optimizer(config), train, train_key,
-        evaluate, progress_callback, checkpoint_dir, resume,
+        make_reward_model_update, config, model, params, train, train_key, evaluate,
+        progress_callback, checkpoint_dir, resume,
     )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}
     return TrainResult(state.params, model, metrics, evals, summary)

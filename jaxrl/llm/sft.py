@@ -13,7 +13,6 @@ Use: ``result = train_sft(SFTConfig(task="addition"), jax.random.PRNGKey(0))``; 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 
 import jax
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxrl._config import static
 from jaxrl.llm.generate import generate
 from jaxrl.llm.tasks import Prompts, SFTData, Task
 from jaxrl.llm.training import (
@@ -28,8 +28,7 @@ from jaxrl.llm.training import (
     TrainResult,
     TrainState,
     check_task_fits,
-    default_model_config,
-    gradient_step,
+    make_stage_update,
     one_source,
     prepare_model,
     stage_optimizer,
@@ -49,41 +48,12 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class SFTConfig(StageConfig):
-    """Supervised fine-tuning settings, validated on construction.
+    """Supervised fine-tuning settings, validated on construction: the fields of
+    :class:`~jaxrl.llm.stage_config.StageConfig` (whose defaults are SFT's) and the data's.
+    Each field carries its help text (``dataclasses.fields(SFTConfig)``)."""
 
-    Attributes:
-        task: registered task name (``jaxrl.llm.tasks.TASKS``).
-        task_options: keyword options of that task, a dict or (name, value) pairs
-            (e.g. ``{"num_digits": 1}``), stored as sorted pairs so the config hashes.
-        model: transformer sizes (``max_len`` must hold prompt + completion).
-        num_steps: optimiser updates; a multiple of ``eval_every``.
-        batch_size: prompt–completion pairs per update.
-        learning_rate: peak AdamW learning rate (warm-up, then cosine decay to 10 %).
-        warmup_steps: linear warm-up updates.
-        weight_decay: AdamW decoupled weight decay.
-        max_grad_norm: global-norm gradient clipping.
-        num_train_examples: size of the generated training set.
-        eval_every: updates between evaluations (one compiled chunk).
-        eval_prompts: held-out prompts answered at each evaluation.
-        lora_rank: > 0 trains rank-r LoRA adapters on a pretrained-type model, the base
-            frozen; 0 trains every weight.
-        lora_alpha: LoRA's α (the adapters' update is scaled by α / r).
-    """
-
-    task: str = "addition"
-    task_options: tuple = ()
-    model: ModelConfig = dataclasses.field(default_factory=default_model_config)
-    num_steps: int = 2000
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    num_train_examples: int = 20000
-    eval_every: int = 250
-    eval_prompts: int = 256
-    lora_rank: int = 0
-    lora_alpha: float = 16.0
+    num_train_examples: int = static(20000, "size of the generated training set")
+    eval_prompts: int = static(256, "held-out prompts answered at each evaluation")
 
     def __post_init__(self):
         counts = ("num_steps", "batch_size", "num_train_examples", "eval_every", "eval_prompts")
@@ -133,16 +103,10 @@ def init_sft_state(config: SFTConfig, key: jax.Array, params=None) -> TrainState
     return TrainState(params, stage_optimizer(config).init(params), jnp.asarray(0, jnp.int32))
 
 
-def _sft_update(state: TrainState, batch: SFTData, model_config, optimizer):
-    return gradient_step(sft_loss, state, optimizer, model_config, batch)
-
-
 def make_sft_update(config: SFTConfig, model: ModelConfig | None = None) -> Callable:
     """Pure ``update(state, batch: SFTData) -> (state, metrics)``: an AdamW step on
     ``sft_loss`` of ``model`` (default ``config.model``)."""
-    return functools.partial(
-        _sft_update, model_config=model or config.model, optimizer=stage_optimizer(config)
-    )
+    return make_stage_update(sft_loss, config, model or config.model)
 
 
 def evaluate_policy(
@@ -231,8 +195,8 @@ def train_sft(
         return out
 
     state, metrics, evals = train_chunks(
-        make_sft_update, config, model, params, stage_optimizer(config), data, train_key, evaluate,
-        progress_callback, checkpoint_dir, resume,
+        make_sft_update, config, model, params, data, train_key, evaluate, progress_callback,
+        checkpoint_dir, resume,
     )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}
     summary["final_train_loss"] = float(np.mean(metrics["loss"][-config.eval_every :]))

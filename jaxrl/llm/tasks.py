@@ -38,6 +38,7 @@ __all__ = [
     "Prompts",
     "SFTData",
     "PreferencePairs",
+    "chosen_then_rejected",
     "Task",
     "AdditionTask",
     "SortingTask",
@@ -79,6 +80,21 @@ class PreferencePairs(NamedTuple):
     rejected_score: np.ndarray  # [N]
 
 
+def chosen_then_rejected(pairs) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The ``2N`` rows ``(prompt_tokens, prompt_mask, completion_tokens, completion_mask)``
+    of ``N`` pairs: each prompt with its chosen completion (rows ``0 … N − 1``), then with
+    its rejected one (rows ``N … 2N − 1``), so one forward pass scores both.
+
+    ``pairs``: a ``PreferencePairs`` (or anything with its six token and mask fields).
+    """
+    return (
+        jnp.concatenate([pairs.prompt_tokens, pairs.prompt_tokens], axis=0),
+        jnp.concatenate([pairs.prompt_mask, pairs.prompt_mask], axis=0),
+        jnp.concatenate([pairs.chosen_tokens, pairs.rejected_tokens], axis=0),
+        jnp.concatenate([pairs.chosen_mask, pairs.rejected_mask], axis=0),
+    )
+
+
 def _check_split(split: str) -> None:
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
@@ -114,7 +130,8 @@ def exact_match_score(completion_tokens, completion_mask, answer, answer_mask, p
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """Common interface. Subclasses define ``prompt_len``, ``completion_len``, ``_example``.
+    """Common interface. Subclasses define ``_max_chars`` (or ``prompt_len`` and
+    ``completion_len``) and ``_example``.
 
     ``kind`` is ``"verifiable"`` or ``"preference"``.
     """
@@ -151,10 +168,16 @@ class Task:
 
     @property
     def prompt_len(self) -> int:
-        raise NotImplementedError
+        """Prompt columns: ``[BOS] question [SEP]`` of the longest question (``_encode``)."""
+        return self._max_chars()[0] + 2
 
     @property
     def completion_len(self) -> int:
+        """Completion columns: ``answer [EOS]`` of the longest answer (``_encode``)."""
+        return self._max_chars()[1] + 1
+
+    def _max_chars(self) -> tuple[int, int]:
+        """The longest question and answer, in characters (one token each)."""
         raise NotImplementedError
 
     def _example(self, rng: np.random.Generator) -> tuple[str, str]:
@@ -218,13 +241,8 @@ class AdditionTask(Task):
         if not 0.0 <= self.partial_credit <= 1.0:
             raise ValueError(f"partial_credit must be in [0, 1], got {self.partial_credit}")
 
-    @property
-    def prompt_len(self) -> int:
-        return 2 * self.num_digits + 3
-
-    @property
-    def completion_len(self) -> int:
-        return self.num_digits + 2
+    def _max_chars(self) -> tuple[int, int]:
+        return 2 * self.num_digits + 1, self.num_digits + 1  # "a+b", a + b
 
     def _example(self, rng):
         a, b = (int(rng.integers(0, 10**self.num_digits)) for _ in range(2))
@@ -249,13 +267,8 @@ class SortingTask(Task):
         if not 0.0 <= self.partial_credit <= 1.0:
             raise ValueError(f"partial_credit must be in [0, 1], got {self.partial_credit}")
 
-    @property
-    def prompt_len(self) -> int:
-        return self.max_len + 2
-
-    @property
-    def completion_len(self) -> int:
-        return self.max_len + 1
+    def _max_chars(self) -> tuple[int, int]:
+        return self.max_len, self.max_len
 
     def _example(self, rng):
         n = int(rng.integers(self.min_len, self.max_len + 1))
@@ -291,13 +304,8 @@ class PreferenceTask(Task):
         if not self.bt_temperature > 0:
             raise ValueError(f"bt_temperature must be > 0, got {self.bt_temperature}")
 
-    @property
-    def prompt_len(self) -> int:
-        return self.max_prompt + 2
-
-    @property
-    def completion_len(self) -> int:
-        return self.max_completion + 1
+    def _max_chars(self) -> tuple[int, int]:
+        return self.max_prompt, self.max_completion
 
     def _question(self, rng) -> str:
         return "".join(

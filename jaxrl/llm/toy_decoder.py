@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl.llm.layers import NEG_INF, write_kv_cache
+from jaxrl.llm.layers import NEG_INF, LayerModule, write_kv_cache
 
 if TYPE_CHECKING:
     from jaxrl.llm.transformer import ModelConfig
@@ -28,10 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["toy_trunk"]
 
 
-class _Attention(nn.Module):
-    config: ModelConfig
-    layer: int
-
+class _Attention(LayerModule):
     @nn.compact
     def __call__(self, x, allowed, cache_kv, index):
         cfg = self.config
@@ -47,10 +44,7 @@ class _Attention(nn.Module):
         return nn.DenseGeneral(cfg.d_model, axis=(-2, -1), name="out")(out), cache_kv
 
 
-class _Block(nn.Module):
-    config: ModelConfig
-    layer: int
-
+class _Block(LayerModule):
     @nn.compact
     def __call__(self, x, allowed, cache_kv, index):
         cfg = self.config

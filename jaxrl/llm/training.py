@@ -38,9 +38,9 @@ from jaxrl.llm.stage_config import (  # noqa: F401  (re-exported: trainers impor
     check_lora_fields,
     check_task_fits,
     config_to_dict,
+    default_model_config,
     freeze_options,
 )
-from jaxrl.llm.tasks import TOKENIZER
 from jaxrl.llm.transformer import ModelConfig, init_params, merge_params
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "make_optimizer",
     "stage_optimizer",
     "gradient_step",
+    "make_stage_update",
     "take_batch",
     "make_chunk",
     "compiled_chunk",
@@ -87,11 +88,6 @@ class TrainResult(NamedTuple):
     metrics: dict[str, np.ndarray]  # each [num_steps]
     evals: dict[str, np.ndarray]  # each [num_evals]
     summary: dict[str, float]
-
-
-def default_model_config(max_len: int = 32, **changes) -> ModelConfig:
-    """The tiny default: 2 layers, width 64, 4 heads, the task tokenizer's vocabulary."""
-    return ModelConfig(vocab_size=TOKENIZER.vocab_size, max_len=max_len, **changes)
 
 
 def trainable_labels(params) -> Any:
@@ -232,12 +228,23 @@ def one_source(init_from, policy):
     return policy if init_from is None else init_from
 
 
+def _stage_update(state: TrainState, batch, loss_fn, model, optimizer, args):
+    return gradient_step(loss_fn, state, optimizer, model, batch, *args)
+
+
+def make_stage_update(loss_fn: Callable, config, model: ModelConfig, *args) -> Callable:
+    """Pure ``update(state, batch) -> (state, metrics)``: a :func:`gradient_step` of
+    :func:`stage_optimizer` on ``loss_fn(params, model, batch, *args)`` (SFT, RM, DPO)."""
+    return functools.partial(
+        _stage_update, loss_fn=loss_fn, model=model, optimizer=stage_optimizer(config), args=args
+    )
+
+
 def train_chunks(
     factory: Callable,
     config,
     model: ModelConfig,
     params,
-    optimizer: optax.GradientTransformation,
     data,
     key: jax.Array,
     evaluate: Callable[[Any], dict[str, float]],
@@ -245,10 +252,10 @@ def train_chunks(
     checkpoint_dir: str | None = None,
     resume: bool = False,
 ) -> tuple[TrainState, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """A fresh ``TrainState`` of ``params`` trained by ``config``'s compiled chunks of
-    ``factory(config, model)`` updates on ``data`` (what SFT, RM and DPO share); returns
-    :func:`run_chunks`' ``(state, metrics, evals)``."""
-    state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32))
+    """A fresh ``TrainState`` of ``params`` (and :func:`stage_optimizer`'s state) trained by
+    ``config``'s compiled chunks of ``factory(config, model)`` updates on ``data`` (what
+    SFT, RM and DPO share); returns :func:`run_chunks`' ``(state, metrics, evals)``."""
+    state = TrainState(params, stage_optimizer(config).init(params), jnp.asarray(0, jnp.int32))
     return run_chunks(
         compiled_chunk(factory, config, model), state, data, key, config.num_steps,
         config.eval_every, evaluate, progress_callback, checkpoint_dir, resume,
