@@ -20,7 +20,8 @@ can be jitted alone (to time it) or inlined into one compiled step.
 Shapes: ``N`` completions per step (prompts × samples per prompt), ``P`` prompt
 columns, ``C`` completion columns. Layout as in :mod:`jaxrl.llm.transformer`.
 The trainer Config (:class:`jaxrl.llm.grpo.GRPOConfig`,
-:class:`jaxrl.llm.rlhf.RLHFConfig`) provides the fields the roles read:
+:class:`jaxrl.llm.rlhf.RLHFConfig`, both extending
+:class:`jaxrl.llm.stage_config.RLConfig`) provides the fields the roles read:
 ``learning_rate``, ``max_grad_norm``, ``weight_decay``, ``warmup_steps``, ``clip_eps_low``,
 ``clip_eps_high``, ``kl_coef``, ``kl_estimator``, ``aggregation``, ``max_len_norm``,
 ``entropy_coef``, ``temperature``, ``num_epochs``, ``num_minibatches``,
