@@ -47,6 +47,7 @@ from jaxrl.run.writer import RunWriter  # the one run-directory writer (train, l
 __all__ = [
     "STAGES",
     "check_inputs",
+    "config_class",
     "resume_inputs",
     "run_model_type",
     "run_stage",
@@ -54,7 +55,8 @@ __all__ = [
 ]
 
 
-def _config_class(stage: str):
+def config_class(stage: str) -> type:
+    """The Config class of a stage: sft, rm, dpo, grpo or rlhf."""
     from jaxrl.llm import dpo, grpo, reward_model, rlhf, sft
 
     return {
@@ -69,7 +71,7 @@ def _config_class(stage: str):
 def build_config(stage: str, task: str | None, overrides: dict[str, str], model_config=None):
     """The stage's Config from ``--task``, ``--set`` overrides (``model.X=`` for sizes) and
     the model of ``--from`` (whose sizes the new stage must keep)."""
-    cls = _config_class(stage)
+    cls = config_class(stage)
     names = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     model_changes: dict[str, Any] = {}

@@ -43,16 +43,9 @@ def _quick_llm(args) -> dict[str, str]:
     """The ``--set`` overrides of a tiny LLM stage (the user's own ``--set`` win)."""
     import dataclasses
 
-    from jaxrl.llm import dpo, grpo, reward_model, rlhf, sft
+    from jaxrl.run.llm import config_class
 
-    configs = {
-        "sft": sft.SFTConfig,
-        "rm": reward_model.RewardModelConfig,
-        "dpo": dpo.DPOConfig,
-        "grpo": grpo.GRPOConfig,
-        "rlhf": rlhf.RLHFConfig,
-    }
-    names = {f.name for f in dataclasses.fields(configs[args.stage])}
+    names = {f.name for f in dataclasses.fields(config_class(args.stage))}
     quick = {k: v for k, v in _QUICK_LLM.items() if k in names}
     pretrained = args.model is not None
     if args.from_dir is not None and not pretrained:
