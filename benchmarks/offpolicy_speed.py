@@ -21,7 +21,9 @@ the compiled program ``--repeats`` times with fresh keys and reports the median
 (the run time, steps/s = total steps / run time). ``--seeds N`` vmaps N seeds.
 
 Run: ``python benchmarks/offpolicy_speed.py`` (a few minutes on 2 CPU cores);
-``--runs dqn --steps 20000`` for a quick look. On a machine shared with other jobs
+``--runs dqn --steps 20000`` for a quick look. ``--save`` stores the rows under the key
+``dqn_profile`` of benchmarks/results/speed.json, which the speed section of RESULTS.md
+shows as where DQN's run time goes. On a machine shared with other jobs
 the wall-clock numbers are noisy: the process CPU time is printed as well.
 """
 
@@ -30,17 +32,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import math
 import os
 import platform
 import statistics
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import jax
 
 from jaxrl import buffers
 from jaxrl.agents import dqn, off_policy, sac
 from jaxrl.agents.base import make_train_fn
+
+SPEED_JSON = Path(__file__).resolve().parent / "results" / "speed.json"
 
 DQN_REJAX = dqn.Config(
     env_id="CartPole-v1",
@@ -156,7 +163,12 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="override total_timesteps")
     parser.add_argument("--seeds", type=int, default=1, help="seeds under one vmap")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--save", type=Path, nargs="?", const=SPEED_JSON, default=None,
+        help=f"store the rows as 'dqn_profile' in this suite file (default {SPEED_JSON.name})",
+    )  # fmt: skip
     args = parser.parse_args()
+    rows, loads = [], [os.getloadavg()[0]]
 
     print(
         f"# {platform.node()} {platform.processor() or platform.machine()}, "
@@ -173,12 +185,26 @@ def main():
         sample_only = changes.pop("sample_only", False)
         cfg = dataclasses.replace(base, **changes)
         r = measure(module, cfg, args.seeds, args.repeats, sample_only)
+        rows.append({"run": name, "total_timesteps": cfg.total_timesteps, **r})
+        loads.append(os.getloadavg()[0])
         print(
             f"{name:12s} {cfg.total_timesteps:7d} {args.seeds:5d} {r['compile_s']:9.1f} "
             f"{r['run_s']:7.2f} {r['cpu_s']:7.2f} {r['steps_per_s']:9.0f} "
             f"{r['final_return']:8.1f}",
             flush=True,
         )
+    if args.save:
+        data = json.loads(args.save.read_text())
+        data["dqn_profile"] = {
+            "rows": rows,
+            "seeds": args.seeds,
+            "repeats": args.repeats,
+            "load_1min": [min(loads), max(loads)],
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "command": "python benchmarks/offpolicy_speed.py "
+            + " ".join(["--runs", *args.runs, "--repeats", str(args.repeats), "--save"]),
+        }
+        args.save.write_text(json.dumps(data, indent=1) + "\n")
 
 
 if __name__ == "__main__":

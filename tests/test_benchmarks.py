@@ -484,3 +484,28 @@ def test_ppo_profile_fits_fixed_plus_per_epoch_and_reports_it():
     assert "| jaxrl | 1.00 | 0.75 | 4.00 | 0.00 |" in text
     assert "| rejax | 0.50 | 1.00 | 4.50 | 0.00 |" in text
     assert "0.6 × rejax) is 2.70 s at 4 epochs" in text  # 0.6 × 4.50
+
+
+def test_dqn_profile_takes_the_run_apart_beside_the_goal():
+    from benchmarks.harness.report_suites import speed_md
+
+    def run(name, run_s):
+        return {"run": name, "total_timesteps": 100_000, "compile_s": 2.0, "run_s": run_s,
+                "cpu_s": run_s, "steps_per_s": 100_000 / run_s, "final_return": 0.0}  # fmt: skip
+
+    def algo(impl, steps_per_s):
+        return {"kind": "algo", "algo": "dqn", "impl": impl, "env_id": "CartPole-v1", "seeds": 1,
+                "total_timesteps": 100_000, "compile_s": 1.0, "run_s": 100_000 / steps_per_s,
+                "steps_per_s": steps_per_s}  # fmt: skip
+
+    profile = {"rows": [run("dqn-collect", 2.5), run("dqn-sample", 4.0), run("dqn", 20.0)],
+               "seeds": 1, "repeats": 3, "load_1min": [0.4, 1.1], "date": "2026-12-07",
+               "command": "c"}  # fmt: skip
+    data = {"rows": [algo("jaxrl", 5_000.0), algo("rejax", 625.0)], "dqn_profile": profile}
+    text = "\n".join(speed_md(data, Path("figures")))
+    assert "| dqn-collect | acting, environment steps, replay inserts (learning off) |" in text
+    assert "| the whole run (rejax's settings) | 100,000 | 2.0 | 20.00 | 20.00 | 5000 |" in text
+    # 8 × 625 steps/s = 5,000 steps/s: 100,000 steps in 20 s; learning is 20 − 2.5 s of it
+    assert "is a run of 20.00 s for 100,000 steps" in text
+    assert "learning (whole run − collect) takes 17.50 s of the whole run's 20.00 s" in text
+    assert "Where DQN's run time goes" not in "\n".join(speed_md({"rows": []}, Path("f")))

@@ -194,6 +194,58 @@ def _profile_lines(data: dict) -> list[str]:
     return lines
 
 
+_DQN_PARTS = {
+    "dqn-collect": "acting, environment steps, replay inserts (learning off)",
+    "dqn-sample": "the same plus drawing the replay samples (no learning)",
+    "dqn-single": "learning with plain instead of Double DQN (one forward pass fewer)",
+    "dqn-relu": "learning with ReLU instead of SiLU",
+    "dqn": "the whole run (rejax's settings)",
+}
+
+
+def _dqn_profile_lines(data: dict) -> list[str]:
+    """DQN's run time taken apart (benchmarks/offpolicy_speed.py --save): what acting,
+    sampling and learning cost, beside the run time the DQN goal needs."""
+    prof = data.get("dqn_profile")
+    if not prof:
+        return []
+    runs = {r["run"]: r for r in prof["rows"]}
+    lo, hi = prof["load_1min"]
+    lines = [
+        "",
+        f"**Where DQN's run time goes** ({prof['seeds']} seed, rejax's settings, medians of "
+        f"{prof['repeats']} calls of one compiled program, 1-minute load {lo:.1f}–{hi:.1f}, "
+        f"{prof['date']}, `{prof['command']}`):",
+        "",
+        "| run | what it does | steps | compile s | run s | CPU s | steps/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, what in _DQN_PARTS.items():
+        if name in runs:
+            r = runs[name]
+            lines.append(
+                f"| {name} | {what} | {r['total_timesteps']:,} | {_f(r['compile_s'], 1)} "
+                f"| {_f(r['run_s'])} | {_f(r['cpu_s'])} | {_f(r['steps_per_s'], 0)} |"
+            )
+    rejax = [
+        e["rejax"]["steps_per_s"]
+        for e in speed_summary(data)
+        if e["algo"] == "dqn" and e["seeds"] == 1 and e["rejax"]
+    ]
+    if "dqn" in runs and "dqn-collect" in runs and rejax:
+        whole, collect = runs["dqn"], runs["dqn-collect"]
+        goal_s = whole["total_timesteps"] / (8 * rejax[0])
+        lines += [
+            "",
+            f"The goal of issue 18 (DQN ≥ 8 × rejax's {_f(rejax[0], 0)} steps/s) is a run of "
+            f"{_f(goal_s)} s for {whole['total_timesteps']:,} steps; learning (whole run − "
+            f"collect) takes {_f(whole['run_s'] - collect['run_s'])} s of the whole run's "
+            f"{_f(whole['run_s'])} s and acting with the environment and replay inserts "
+            f"{_f(collect['run_s'])} s.",
+        ]
+    return lines
+
+
 def speed_md(data: dict, figures_rel: Path) -> list[str]:
     lines = [
         "**rejax settings** (the table below: each algorithm at rejax's settings, e.g. 64-64 "
@@ -228,6 +280,7 @@ def speed_md(data: dict, figures_rel: Path) -> list[str]:
             text += f", rejax {xr:.2f}×"
         lines += ["", text + f" (target ≤ 4×: {'✓' if jr <= 4 else '✗'})."]
     lines += _profile_lines(data)
+    lines += _dqn_profile_lines(data)
     lines += [
         "",
         "rejax's numbers in TARGETS.md (same machine type, quiet): "
