@@ -203,6 +203,11 @@ def main():
         "seeds": rows,
         "summary": summary,
     }
+    if os.path.exists(args.out):  # the notes written by hand (earlier designs) stay
+        with open(args.out) as f:
+            notes = json.load(f).get("notes")
+        if notes:
+            result["notes"] = notes
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -64,7 +64,7 @@ QUICK = os.environ.get("JAXRL_QUICK") == "1"
 # model has one layer: the layers are a Python loop, so each one is compiled again in every
 # program (SFT, GRPO, DPO, generation), and compiling is most of a quick run.
 FULL = {
-    "sft_steps": 300, "grpo_steps": 288, "dpo_steps": 60, "max_operand": 19, "width": 64,
+    "sft_steps": 300, "grpo_steps": 576, "dpo_steps": 60, "max_operand": 19, "width": 64,
     "num_layers": 2, "batch_size": 64, "grpo_prompts": 32, "group_size": 8,
 }  # fmt: skip
 QUICK_BUDGET = {
