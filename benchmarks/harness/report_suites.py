@@ -243,6 +243,8 @@ def _dqn_profile_lines(data: dict) -> list[str]:
             f"{_f(whole['run_s'])} s and acting with the environment and replay inserts "
             f"{_f(collect['run_s'])} s.",
         ]
+    if prof.get("note"):  # written by hand beside the measurement
+        lines += ["", prof["note"]]
     return lines
 
 
