@@ -140,9 +140,22 @@ def _runs() -> list[RunSpec]:
             Published(-172.0, SB3_ZOO, 0.0, 100_000), Published(-250.0, "issue 3 target: ≥ −250"),
             note="SB3 zoo's PPO settings for Pendulum-v1 (4 envs × 1024 steps, 10 epochs of "
             "minibatches of 64, γ 0.9, lr 1e-3, normalised observations and rewards) without "
-            "gSDE, which jaxrl's PPO does not have: exploration is a state-independent Gaussian, "
-            "and its sampling noise is part of these training returns. Only these settings "
-            "were tried.",
+            "gSDE: exploration is a state-independent Gaussian, and its sampling noise is part "
+            "of these training returns. A state-dependent σ did worse (row "
+            "ppo-Pendulum-v1-statestd).",
+        ),
+        RunSpec(
+            "ppo-Pendulum-v1-statestd", "ppo", "Pendulum-v1",
+            {**PPO_PENDULUM, "state_dependent_std": True}, 8,
+            Published(-172.0, SB3_ZOO + " (with gSDE)", 0.0, 100_000),
+            Published(-250.0, "issue 3 target: ≥ −250"), priority=2,
+            note="ppo-Pendulum-v1's settings with a state-dependent σ (`--set "
+            "state_dependent_std=true`: log σ(s) from a head on the actor's torso). The zoo's "
+            "gSDE also makes the noise depend on the state, but samples it from a noise matrix "
+            "held for 4 steps; jaxrl draws fresh Gaussian noise every step. Run once "
+            "(2026-12-07): evaluation IQM −579 against −195.5 with one σ vector; the σ head "
+            "shrinks σ early at lr 1e-3 (the probe test needed a lower lr for the same reason), "
+            "and no other setting was tried.",
         ),
         RunSpec(
             "dqn-CartPole-v1", "dqn", "CartPole-v1", {"total_timesteps": 500_000}, 5,

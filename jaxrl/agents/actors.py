@@ -94,7 +94,9 @@ def make_actor_critic(config, action_info=None) -> nets.ActorCritic:
     """The actor-critic network of an on-policy ``config`` (PPO, A2C).
 
     ``apply(params, obs) -> (distribution, values)``; ``shared_torso`` selects one
-    torso for both heads, else each has its own.
+    torso for both heads, else each has its own. A Config with ``state_dependent_std``
+    and ``log_std_init`` (PPO's) sets the Gaussian policy's σ; others get one learned
+    log σ vector starting at 0.
     """
     if action_info is None:
         env, env_params = envs.make(config.env_id)
@@ -106,6 +108,8 @@ def make_actor_critic(config, action_info=None) -> nets.ActorCritic:
         activation=config.activation,
         torso=config.torso,
         shared_torso=config.shared_torso,
+        state_dependent_std=getattr(config, "state_dependent_std", False),
+        log_std_init=getattr(config, "log_std_init", 0.0),
     )
 
 

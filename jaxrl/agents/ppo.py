@@ -42,6 +42,10 @@ class Config(on_policy.OnPolicyConfig):
     anneal_lr: bool = static(True, "decay the learning rate linearly to 0")
     normalize_advantages: bool = static(True, "standardise advantages per minibatch")
     clip_value: bool = static(True, "clip the value update as in PPO2")
+    state_dependent_std: bool = static(
+        False, "Gaussian policy: log σ(s) from a head on the actor's torso, not one vector"
+    )
+    log_std_init: float = static(0.0, "initial log σ of a Gaussian policy")
     learning_rate: float = 2.5e-4
     gae_lambda: float = 0.95
     clip_eps: float = 0.2

@@ -77,6 +77,24 @@ def test_continuous_policy_learns_the_right_action(env_id, observations):
     np.testing.assert_allclose(value, env.analytic_value(obs, cfg.gamma), atol=0.1)
 
 
+def test_state_dependent_std_learns_the_right_action_with_sigma_per_state():
+    # At the probes' 3e-3 the σ head shrinks σ before the mean has moved; 1e-3 learns both.
+    cfg, env, state, _ = train_probe(
+        "Probe5Continuous-v0", total=32_768, state_dependent_std=True, log_std_init=-0.5,
+        learning_rate=1e-3,
+    )  # fmt: skip
+    actor = state.params["params"]
+    assert "log_std_head" in actor and "log_std" not in actor
+    obs = jnp.array([[-1.0], [1.0]])
+    init = ppo.make_network(cfg).init(jax.random.PRNGKey(1), obs)
+    _, dist0 = values_and_policy(cfg, init, obs)
+    np.testing.assert_allclose(dist0.stddev(), np.exp(-0.5), rtol=0.05)  # the head starts near 0
+    _, dist = values_and_policy(cfg, state.params, obs)
+    np.testing.assert_allclose(dist.mean(), env.optimal_action(obs), atol=0.1)
+    sigma = np.asarray(dist.stddev())[:, 0]
+    assert sigma[0] != sigma[1]  # one σ per state, not one vector for all
+
+
 def test_truncated_episodes_bootstrap():
     """On ProbeTruncation the value is 1/(1−γ) only if truncation bootstraps."""
     cfg, env, state, _ = train_probe("ProbeTruncation-v0", gamma=0.5)
