@@ -229,6 +229,13 @@ def _bad_value(field, type_):
         )
     if type_ is int:
         return st.one_of(words, st.integers(-(10**6), 0).map(str), st.sampled_from(["2.5", "nan"]))
+    if field == "log_std_init":  # log σ: negative is fine, [−20, 2] is allowed
+        return st.one_of(
+            words,
+            st.floats(min_value=2.001, max_value=1e30).map(repr),
+            st.floats(min_value=-1e30, max_value=-20.001).map(repr),
+            st.sampled_from(["nan", "inf", "-inf"]),
+        )
     if type_ is float:
         return st.one_of(
             words, st.floats(max_value=-1e-9).map(repr), st.sampled_from(["nan", "inf", "-inf"])

@@ -34,6 +34,7 @@ import optax
 from jaxrl import nets
 from jaxrl._config import (
     config,
+    in_range,
     non_negative,
     one_of,
     positive,
@@ -248,6 +249,7 @@ _COMMON_FIELDS = (
     ("ent_coef", non_negative),
     ("vf_coef", non_negative),
     ("gae_lambda", probability),
+    ("log_std_init", in_range(-20.0, 2.0)),  # the range a σ head's log σ is clipped to
 )
 
 
@@ -259,9 +261,9 @@ def check_config(
     Positive ``total_timesteps``, ``num_envs``, ``num_steps``; ``activation`` one of
     ``activations``; known ``torso``; γ in [0, 1]; where the config has them, positive
     ``learning_rate`` and ``max_grad_norm``, non-negative ``ent_coef`` and ``vf_coef``,
-    λ (``gae_lambda``) in [0, 1]; ``num_steps`` divisible by the field named
-    ``minibatches`` (every minibatch takes the same steps of every environment); one
-    update's ``num_envs * num_steps`` steps within ``total_timesteps``.
+    λ (``gae_lambda``) in [0, 1], ``log_std_init`` in [−20, 2]; ``num_steps`` divisible
+    by the field named ``minibatches`` (every minibatch takes the same steps of every
+    environment); one update's ``num_envs * num_steps`` steps within ``total_timesteps``.
     """
     names = ("total_timesteps", "num_envs", "num_steps") + ((minibatches,) if minibatches else ())
     for name in names:
