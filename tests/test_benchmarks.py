@@ -509,3 +509,24 @@ def test_dqn_profile_takes_the_run_apart_beside_the_goal():
     assert "is a run of 20.00 s for 100,000 steps" in text
     assert "learning (whole run − collect) takes 17.50 s of the whole run's 20.00 s" in text
     assert "Where DQN's run time goes" not in "\n".join(speed_md({"rows": []}, Path("f")))
+
+
+def test_a_variant_row_is_labelled_and_left_out_of_the_aggregate(tmp_path):
+    from benchmarks.harness import report
+
+    pub = {"value": 490.0, "source": "s", "tolerance": 0.0, "budget": 500_000}
+    rows = [
+        _fake_returns_row("ppo-CartPole-v1", "ppo", "CartPole-v1", [500.0] * 5, pub),
+        _fake_returns_row("ppo-CartPole-v1-statestd", "ppo", "CartPole-v1", [100.0] * 5, pub),
+    ]
+    assert [figures.variant(r) for r in rows] == ["", "statestd"]
+    agg = figures.aggregate_scores(rows, {"CartPole-v1": {"mean": 20.0}})
+    assert agg["ppo"]["iqm"] == pytest.approx((500 - 20) / (490 - 20))  # not the variant's 100
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "returns.json").write_text(
+        json.dumps({"suite": "returns", "mode": "full", "rows": rows, "provenance": {}})
+    )
+    section = report.build_readme_section(results)
+    assert "| ppo (statestd) | CartPole-v1 (500k) | 100.0" in section
+    assert "| ppo | CartPole-v1 (500k) | 500.0" in section

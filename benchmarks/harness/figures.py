@@ -18,7 +18,7 @@ import numpy as np
 
 from benchmarks.harness.stats import iqm, normalized_score, stratified_bootstrap_ci
 
-__all__ = ["aggregate_scores", "plot_aggregate", "plot_learning_curves"]
+__all__ = ["aggregate_scores", "plot_aggregate", "plot_learning_curves", "variant"]
 
 
 def _plt():
@@ -72,11 +72,18 @@ def plot_learning_curves(rows: list[dict], path: Path, title: str = "", group: s
     return path
 
 
+def variant(row: dict) -> str:
+    """What a row's name adds to ``<algo>-<env>`` ('' for an algorithm's own row): a
+    variant (e.g. ``ppo-Pendulum-v1-statestd``) is a tried setting, not the algorithm."""
+    return row.get("name", "").removeprefix(f"{row['algo']}-{row['env_id']}").lstrip("-")
+
+
 def aggregate_scores(rows: list[dict], randoms: dict[str, dict], by: str = "algo") -> dict:
     """Normalised final scores per ``by`` value, stratified by environment.
 
-    A row counts when it has a published number and the environment has a finite
-    random-policy return: ``(score − random) / (published − random)`` per seed.
+    A row counts when it has a published number, the environment has a finite
+    random-policy return and it is no :func:`variant`: ``(score − random) /
+    (published − random)`` per seed.
 
     Returns:
       ``{key: {"strata": {env: [S] scores}, "iqm": float, "ci95": [lo, hi]}}``.
@@ -87,7 +94,7 @@ def aggregate_scores(rows: list[dict], randoms: dict[str, dict], by: str = "algo
         rand = (randoms.get(row["env_id"]) or {}).get("mean")
         scores = np.asarray([np.nan if v is None else v for v in row.get("per_seed", [])], float)
         scores = scores[np.isfinite(scores)]
-        if not pub or rand is None or scores.size == 0 or pub["value"] == rand:
+        if not pub or rand is None or scores.size == 0 or pub["value"] == rand or variant(row):
             continue
         strata[row[by]][row["env_id"]] = normalized_score(scores, rand, pub["value"])
     out = {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.harness import common, report_suites
+from benchmarks.harness import common, figures, report_suites
 from benchmarks.harness.report_returns import (
     _f,
     _g,
@@ -244,8 +244,9 @@ def build_readme_section(results_dir: Path = common.RESULTS_DIR) -> str:
             (s, basis), pub = judged(row), row.get("published")
             ci = s.get("iqm_ci95") or [None, None]
             rand = (randoms.get(row["env_id"]) or {}).get("mean")
+            algo = row["algo"] + (f" ({figures.variant(row)})" if figures.variant(row) else "")
             lines.append(
-                f"| {row['algo']} | {row['env_id']} ({_steps(row['total_timesteps'])}) "
+                f"| {algo} | {row['env_id']} ({_steps(row['total_timesteps'])}) "
                 f"| {_f(s['iqm'])} [{_f(ci[0])}, {_f(ci[1])}] | {basis} "
                 f"| {_g(pub['value']) if pub else '–'} | {verdict(s, pub, rand)} |"
             )

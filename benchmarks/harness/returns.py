@@ -115,10 +115,10 @@ SAC_MOUNTAINCAR = dict(
 
 
 OFF_POLICY_NOTE = (
-    "Training returns of the exploring policy (SAC: sampled actions; TD3 and DDPG: Gaussian "
-    "noise 0.1) against the zoo's evaluation of the deterministic one; jaxrl's defaults "
-    "(256-256 MLPs, Adam 1e-3, batch 256, τ 0.005, 1 000 random steps first); no other "
-    "settings were tried."
+    "Judged on the evaluation of the deterministic policy after training, as the zoo's "
+    "number is; the training returns are those of the exploring policy (SAC: sampled "
+    "actions; TD3 and DDPG: Gaussian noise 0.1). jaxrl's defaults (256-256 MLPs, Adam 1e-3, "
+    "batch 256, τ 0.005, 1 000 random steps first); no other settings were tried."
 )
 
 
