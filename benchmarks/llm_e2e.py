@@ -109,7 +109,7 @@ def markdown(result: dict) -> str:
         "SFT model on preference pairs (right sum vs a near miss), export, and the "
         "transformers round trip. Accuracy: greedy exact answer on 256 held-out questions; "
         "hidden score: share of temperature-1 samples that are right. "
-        f"{result['seeds'][0].get('concurrent_seeds', 1)} seeds ran at once on the 2 cores, "
+        f"Up to {result['seeds'][0].get('concurrent_seeds', 1)} seeds ran at once on the 2 cores, "
         "so a seed's wall time is shared.",
         "",
         "| seed | SFT acc. | GRPO acc. | gain (points) | GRPO KL | DPO hidden score | "
@@ -197,7 +197,9 @@ def main():
     result = {
         "benchmark": "llm_e2e",
         "mode": "quick" if args.quick else "full",
-        "command": "python benchmarks/llm_e2e.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/llm_e2e.py"
+        + (" --quick" if args.quick else f" --seeds {' '.join(map(str, args.seeds))}")
+        + (f" --jobs {args.jobs}" if args.jobs > 1 else ""),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M", time.gmtime()),
         "seeds": rows,
