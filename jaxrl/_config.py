@@ -45,9 +45,11 @@ __all__ = [
     "positive_int",
     "positive_ints",
     "probability",
+    "replace_default",
     "require",
     "static",
     "static_fields",
+    "traced",
     "traced_fields",
 ]
 
@@ -59,6 +61,17 @@ class ConfigError(ValueError):
 def static(default: Any, doc: str = "") -> Any:
     """A field that fixes shapes or program structure: part of the pytree's metadata."""
     return dataclasses.field(default=default, metadata={"static": True, "doc": doc})
+
+
+def traced(default: Any, doc: str) -> Any:
+    """A numeric field with its help text: a leaf of the pytree (``vmap`` can sweep it)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def replace_default(base: type, name: str, default: Any) -> Any:
+    """Field ``name`` of the dataclass ``base`` with another default (same help text and
+    static-ness): how a Config that extends ``base`` keeps a shared field but starts elsewhere."""
+    return dataclasses.field(default=default, metadata=base.__dataclass_fields__[name].metadata)
 
 
 def config(cls):

@@ -24,11 +24,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrl._config import in_range, positive, require, static
+from jaxrl._config import in_range, positive, replace_default, require, static, traced
 from jaxrl.core.preference import DPO_KINDS, dpo_loss, simpo_loss
 from jaxrl.llm.generate import generate, sequence_log_probs
 from jaxrl.llm.lora import reference_config
-from jaxrl.llm.stage_config import replace_default, traced
 from jaxrl.llm.tasks import PreferencePairs, Task, chosen_then_rejected
 from jaxrl.llm.training import (
     StageConfig,

@@ -52,7 +52,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrl._config import config, one_of, require, static
+from jaxrl._config import config, one_of, require, static, traced
 from jaxrl.core.sequence import group_advantages, informative_groups
 from jaxrl.llm.rl_loop import resolve_model, resolve_task, timed_call
 from jaxrl.llm.rl_setup import (
@@ -73,7 +73,7 @@ from jaxrl.llm.roles import (
     make_rl_optimizer,
     rollout_metrics,
 )
-from jaxrl.llm.stage_config import RLConfig, traced
+from jaxrl.llm.stage_config import RLConfig
 from jaxrl.llm.tasks import Task
 from jaxrl.llm.training import TrainResult, TrainState
 

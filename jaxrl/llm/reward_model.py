@@ -22,9 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl._config import static
+from jaxrl._config import replace_default, static, traced
 from jaxrl.core.preference import bradley_terry_loss
-from jaxrl.llm.stage_config import replace_default, traced
 from jaxrl.llm.tasks import PreferencePairs, Task, chosen_then_rejected
 from jaxrl.llm.training import (
     StageConfig,

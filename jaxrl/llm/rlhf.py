@@ -43,7 +43,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrl._config import config, non_negative, one_of, probability, require, static
+from jaxrl._config import (
+    config,
+    non_negative,
+    one_of,
+    probability,
+    replace_default,
+    require,
+    static,
+    traced,
+)
 from jaxrl.core.sequence import masked_whiten, token_gae
 from jaxrl.llm.rl_loop import resolve_model, resolve_task, timed_call
 from jaxrl.llm.rl_setup import (
@@ -66,7 +75,7 @@ from jaxrl.llm.roles import (
     make_rl_optimizer,
     rollout_metrics,
 )
-from jaxrl.llm.stage_config import RLConfig, replace_default, traced
+from jaxrl.llm.stage_config import RLConfig
 from jaxrl.llm.tasks import Task
 from jaxrl.llm.training import TrainResult, TrainState
 

@@ -23,6 +23,7 @@ from jaxrl._config import (
     positive_int,
     require,
     static,
+    traced,
 )
 from jaxrl.core.sequence import AGGREGATIONS
 from jaxrl.llm.tasks import TOKENIZER, Task, make_task
@@ -31,26 +32,12 @@ from jaxrl.llm.transformer import ModelConfig
 __all__ = [
     "StageConfig",
     "RLConfig",
-    "traced",
-    "replace_default",
     "default_model_config",
     "check_task_fits",
     "check_lora_fields",
     "freeze_options",
     "config_to_dict",
 ]
-
-
-def traced(default, doc: str):
-    """A numeric field with its help text: a leaf where the Config is a pytree (``vmap``
-    can sweep it); the counterpart of :func:`jaxrl._config.static`."""
-    return dataclasses.field(default=default, metadata={"doc": doc})
-
-
-def replace_default(base: type, name: str, default):
-    """Field ``name`` of the dataclass ``base`` with another default (same help text and
-    static-ness): how a stage's Config keeps a shared field but starts elsewhere."""
-    return dataclasses.field(default=default, metadata=base.__dataclass_fields__[name].metadata)
 
 
 def default_model_config(max_len: int = 32, **changes) -> ModelConfig:
@@ -62,11 +49,11 @@ def default_model_config(max_len: int = 32, **changes) -> ModelConfig:
 class StageConfig:
     """What the SFT, reward-model and DPO Configs share: task, sizes, optimiser and checks.
 
-    The defaults are SFT's; a stage's Config changes them with :func:`replace_default`.
-    The learning rate follows a linear warm-up, then a cosine decay to 10 %
-    (``jaxrl.llm.training.make_optimizer``). These Configs are not pytrees (the trainers
-    close over them); ``static`` and ``traced`` mark which fields fix shapes, and carry
-    each field's help text.
+    The defaults are SFT's; a stage's Config changes them with
+    :func:`jaxrl._config.replace_default`. The learning rate follows a linear warm-up, then
+    a cosine decay to 10 % (``jaxrl.llm.training.make_optimizer``). These Configs are not
+    pytrees (the trainers close over them); ``static`` and ``traced`` mark which fields
+    fix shapes, and carry each field's help text.
     """
 
     task: str = static("addition", "registered task name (jaxrl.llm.tasks.TASKS)")
