@@ -19,7 +19,6 @@ Shapes: ``T`` = ``num_steps``, ``B`` = ``num_envs``, ``N = T·B``.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -28,22 +27,9 @@ import optax
 
 from jaxrl._config import config, in_range, positive, positive_int, require, static
 from jaxrl.agents import on_policy
-from jaxrl.core.policy import categorical_kl, gaussian_kl, trpo_surrogate
-from jaxrl.core.trust_region import trpo_step
+from jaxrl.core.trust_region import policy_trust_region_step
 
-__all__ = [
-    "Config",
-    "TRPOState",
-    "make_agent",
-    "make_learner",
-    "make_network",
-    "make_train",
-    "make_value_transform",
-    "mean_kl",
-    "policy_step",
-    "surrogate",
-    "value_loss",
-]
+__all__ = ["Config", "TRPOState", "make_agent", "make_learner", "make_network", "make_train"]
 
 
 @config
@@ -81,64 +67,20 @@ TRPOState = on_policy.OnPolicyState  # one state class; opt_state is the value n
 make_network = on_policy.make_policy_value
 
 
-def _dist_params(dist) -> dict[str, jax.Array]:
-    """The arrays that define a categorical or diagonal-Gaussian distrax distribution."""
-    if hasattr(dist, "logits"):
-        return {"logits": dist.logits}
-    return {"mean": dist.loc, "log_std": jnp.log(dist.scale_diag)}
-
-
-def mean_kl(policy_params, actor, obs: jax.Array, old: dict[str, jax.Array]) -> jax.Array:
-    """KL̄ = mean_s KL(π_old(·|s) ‖ π_θ(·|s)) over ``obs [N, *obs]``.
-
-    ``old`` holds π_old's arrays (``logits [N, A]`` or ``mean, log_std [N, A]``),
-    computed once and held fixed.
-    """
-    new = _dist_params(actor.apply(policy_params, obs))
-    old = jax.lax.stop_gradient(old)
-    if "logits" in old:
-        return categorical_kl(old["logits"], new["logits"]).mean()
-    return gaussian_kl(old["mean"], old["log_std"], new["mean"], new["log_std"]).mean()
-
-
-def surrogate(policy_params, actor, batch: dict) -> jax.Array:
-    """L(θ) = mean(exp(log π_θ(a|s) − log π_old(a|s)) · Â) (``core.trpo_surrogate``)."""
-    log_probs = actor.apply(policy_params, batch["obs"]).log_prob(batch["actions"])
-    return trpo_surrogate(log_probs, batch["log_probs"], batch["advantages"])
-
-
 def policy_step(policy_params, actor, batch: dict, config: Config) -> tuple[Any, dict]:
-    """One trust-region step on the policy parameters with ``core.trust_region.trpo_step``.
-
-    Args:
-      policy_params: θ_old.
-      actor: the policy module.
-      batch: dict of ``obs [N, *obs]``, ``actions [N, *act]``, ``log_probs [N]``
-        (log π_old) and ``advantages [N]``.
-      config: the Config (δ, damping, backtrack ratio; CG and line-search lengths static).
-
-    Returns:
-      ``(new_policy_params, metrics)``: kl (KL̄(π_old ‖ π_new) measured after the
-      step), improvement (L(new) − L(old)), surrogate and surrogate_new, num_backtracks,
-      accepted (1.0 or 0.0), cg_residual, cg_iterations, expected_improvement.
-    """
-    old = _dist_params(actor.apply(policy_params, batch["obs"]))
-    kl_fn = functools.partial(mean_kl, actor=actor, obs=batch["obs"], old=old)
-    surrogate_fn = functools.partial(surrogate, actor=actor, batch=batch)
-    new_params, metrics = trpo_step(
+    """One trust-region step on the policy (``core.trust_region.policy_trust_region_step``)
+    with the Config's δ, damping, CG iterations and line search; ``batch`` holds ``obs``,
+    ``actions``, ``log_probs`` (log π_old) and ``advantages``, each ``[N, ...]``."""
+    return policy_trust_region_step(
         policy_params,
-        surrogate_fn,
-        kl_fn,
+        actor.apply,
+        batch,
         config.max_kl,
         damping=config.damping,
         cg_iters=config.cg_iters,
         backtrack_ratio=config.backtrack_ratio,
         max_backtracks=config.max_backtracks,
     )
-    # Measured again on the returned parameters (the old ones when the step was rejected).
-    metrics["kl"] = kl_fn(new_params)
-    metrics["surrogate_new"] = surrogate_fn(new_params)
-    return new_params, metrics
 
 
 def value_loss(value_params, critic, minibatch: dict) -> jax.Array:

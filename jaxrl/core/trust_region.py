@@ -1,4 +1,4 @@
-"""The TRPO trust region: conjugate gradient, Fisher-vector products, natural step, line search.
+"""The TRPO trust region: Fisher-vector products, natural step, line search, policy step.
 
 TRPO maximises a surrogate objective L(θ) subject to a bound on the mean KL
 divergence from the policy that collected the data:
@@ -36,6 +36,8 @@ from jax.flatten_util import ravel_pytree
 from jaxrl.core._checks import as_float, check_rank
 from jaxrl.core._checks import check_count as _check_count
 from jaxrl.core._checks import check_real as _check_real
+from jaxrl.core.conjugate_gradient import CGResult, conjugate_gradient
+from jaxrl.core.policy import categorical_kl, gaussian_kl, trpo_surrogate
 
 __all__ = [
     "CGResult",
@@ -43,17 +45,12 @@ __all__ = [
     "backtracking_line_search",
     "conjugate_gradient",
     "fisher_vector_product",
+    "distribution_params",
+    "mean_policy_kl",
     "natural_gradient_step",
+    "policy_trust_region_step",
     "trpo_step",
 ]
-
-
-class CGResult(NamedTuple):
-    """Output of :func:`conjugate_gradient`."""
-
-    x: jax.Array  # [N] approximate solution of A x = b
-    residual_norm: jax.Array  # [] ‖r‖ = ‖b − A x‖ as tracked by the CG recursion
-    iterations: jax.Array  # [] int32, CG iterations taken (≤ max_iters)
 
 
 class LineSearchResult(NamedTuple):
@@ -64,69 +61,6 @@ class LineSearchResult(NamedTuple):
     num_backtracks: jax.Array  # [] int32, k of the accepted step ratio^k; max_backtracks if none
     improvement: jax.Array  # [] L(new) − L(old); 0 when nothing was accepted
     kl: jax.Array  # [] kl_fn(new); 0 when nothing was accepted (the old params are returned)
-
-
-def _cg_cond(state, max_iters, residual_tol):
-    _, _, _, rr, i = state
-    return (i < max_iters) & (rr > residual_tol)
-
-
-def _cg_body(state, matvec):
-    x, r, p, rr, i = state
-    ap = matvec(p)
-    pap = jnp.vdot(p, ap)
-    # Zero curvature only happens when p = 0 (then rr = 0 and the loop has stopped) or when
-    # the operator is not positive definite; a zero step keeps the result finite.
-    alpha = jnp.where(pap > 0, rr / jnp.where(pap > 0, pap, 1.0), 0.0)
-    x = x + alpha * p
-    r = r - alpha * ap
-    rr_new = jnp.vdot(r, r)
-    beta = rr_new / jnp.where(rr > 0, rr, 1.0)
-    p = r + beta * p
-    return x, r, p, rr_new, i + 1
-
-
-def conjugate_gradient(
-    matvec: Callable[[jax.Array], jax.Array],
-    b: jax.Array,
-    max_iters: int = 10,
-    residual_tol: float = 1e-10,
-) -> CGResult:
-    """Solves A x = b for a symmetric positive-definite A given only v ↦ A v.
-
-    Starting from x₀ = 0, r₀ = p₀ = b:
-        αₖ = rₖᵀrₖ / pₖᵀApₖ,  xₖ₊₁ = xₖ + αₖpₖ,  rₖ₊₁ = rₖ − αₖApₖ,
-        βₖ = rₖ₊₁ᵀrₖ₊₁ / rₖᵀrₖ,  pₖ₊₁ = rₖ₊₁ + βₖpₖ
-    stopping after ``max_iters`` iterations or once ‖rₖ‖² ≤ ``residual_tol``
-    (the squared norm, as in the TRPO paper's implementation). Runs in a
-    ``lax.while_loop``, so it is jittable and stops early; it is not
-    reverse-mode differentiable (TRPO does not need it to be).
-
-    See Hestenes & Stiefel 1952, https://doi.org/10.6028/jres.049.044, and
-    Schulman et al. 2015, Appendix C: https://arxiv.org/abs/1502.05477
-
-    Args:
-      matvec: function [N] → [N] computing A v for a symmetric positive-definite A.
-      b: right-hand side [N].
-      max_iters: most iterations (a Python int ≥ 1; fixes the loop bound).
-      residual_tol: stop once ‖r‖² ≤ residual_tol (≥ 0).
-
-    Returns:
-      CGResult(x [N], residual_norm [], iterations [] int32).
-    """
-    _check_count(max_iters, "max_iters", 1)
-    _check_real(residual_tol, "residual_tol", low=0.0)
-    b = as_float(b, "b")
-    check_rank(b, 1, "b")
-    rr = jnp.vdot(b, b)
-    tol = jnp.asarray(residual_tol, rr.dtype)
-    init = (jnp.zeros_like(b), b, b, rr, jnp.asarray(0, jnp.int32))
-    x, _, _, rr, iterations = jax.lax.while_loop(
-        functools.partial(_cg_cond, max_iters=max_iters, residual_tol=tol),
-        functools.partial(_cg_body, matvec=matvec),
-        init,
-    )
-    return CGResult(x=x, residual_norm=jnp.sqrt(rr), iterations=iterations)
 
 
 def _flat_kl_grad(flat_params, kl_fn, unravel):
@@ -391,3 +325,65 @@ def trpo_step(
     }
     metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
     return ls.params, metrics
+
+
+def distribution_params(dist) -> dict[str, jax.Array]:
+    """The arrays of a categorical (``logits``) or diagonal-Gaussian (``loc``, ``scale_diag``)
+    distribution: ``{"logits"}`` or ``{"mean", "log_std"}``, each ``[N, A]``."""
+    if hasattr(dist, "logits"):
+        return {"logits": dist.logits}
+    return {"mean": dist.loc, "log_std": jnp.log(dist.scale_diag)}
+
+
+def mean_policy_kl(old: dict[str, jax.Array], dist) -> jax.Array:
+    """KL̄ = mean_s KL(π_old(·|s) ‖ π(·|s)), π_old given by :func:`distribution_params`
+    (held fixed: no gradient flows into it) and π by the distribution ``dist`` at the same
+    ``N`` states."""
+    new, old = distribution_params(dist), jax.lax.stop_gradient(old)
+    if "logits" in old:
+        return categorical_kl(old["logits"], new["logits"]).mean()
+    return gaussian_kl(old["mean"], old["log_std"], new["mean"], new["log_std"]).mean()
+
+
+def policy_trust_region_step(
+    policy_params: Any,
+    dist_fn: Callable[[Any, jax.Array], Any],
+    batch: dict[str, jax.Array],
+    max_kl: float,
+    **step_kwargs,
+) -> tuple[Any, dict[str, jax.Array]]:
+    """:func:`trpo_step` for a policy ``dist_fn(params, obs) -> distribution``.
+
+    The surrogate is ``trpo_surrogate(log π_θ(a|s), log π_old(a|s), Â)`` and the
+    constraint :func:`mean_policy_kl` from the distribution at ``policy_params``.
+
+    Args:
+      policy_params: θ_old.
+      dist_fn: ``(params, obs [N, *obs]) ->`` a categorical or diagonal-Gaussian
+        distribution with ``log_prob``.
+      batch: ``obs [N, *obs]``, ``actions [N, *act]``, ``log_probs [N]`` (log π_old)
+        and ``advantages [N]``.
+      max_kl: δ.
+      **step_kwargs: :func:`trpo_step`'s ``damping``, ``cg_iters``, ``backtrack_ratio``,
+        ``max_backtracks``, ``residual_tol``.
+
+    Returns:
+      ``(new_policy_params, metrics)``: :func:`trpo_step`'s metrics, with ``kl`` and
+      ``surrogate_new`` measured again on the returned parameters (the old ones when the
+      line search rejected every step).
+    """
+    old = distribution_params(dist_fn(policy_params, batch["obs"]))
+
+    def kl_fn(params):
+        return mean_policy_kl(old, dist_fn(params, batch["obs"]))
+
+    def surrogate_fn(params):
+        log_probs = dist_fn(params, batch["obs"]).log_prob(batch["actions"])
+        return trpo_surrogate(log_probs, batch["log_probs"], batch["advantages"])
+
+    new_params, metrics = trpo_step(policy_params, surrogate_fn, kl_fn, max_kl, **step_kwargs)
+    return new_params, {
+        **metrics,
+        "kl": kl_fn(new_params),
+        "surrogate_new": surrogate_fn(new_params),
+    }

@@ -278,3 +278,23 @@ def test_bad_inputs_raise_value_error_naming_argument(call, name):
 def test_public_names_have_docstrings():
     for name in tr.__all__:
         assert getattr(tr, name).__doc__, name
+
+
+def test_mean_policy_kl_matches_closed_forms_and_holds_the_old_policy_fixed():
+    import distrax
+
+    rng = np.random.default_rng(3)
+    old_logits, new_logits = rng.normal(size=(2, S, A)).astype(np.float32)
+    old = tr.distribution_params(distrax.Categorical(logits=old_logits))
+    p = jax.nn.softmax(old_logits)
+    want = np.sum(p * (jax.nn.log_softmax(old_logits) - jax.nn.log_softmax(new_logits)), -1)
+    got = tr.mean_policy_kl(old, distrax.Categorical(logits=new_logits))
+    np.testing.assert_allclose(got, want.mean(), rtol=1e-5)
+    # Gaussian: KL(N(0, 1) ‖ N(1, 2²)) = log 2 + (1 + 1) / 8 − ½ per dimension.
+    gauss = distrax.MultivariateNormalDiag(jnp.zeros((S, 2)), jnp.ones((S, 2)))
+    shifted = distrax.MultivariateNormalDiag(jnp.ones((S, 2)), 2.0 * jnp.ones((S, 2)))
+    got = tr.mean_policy_kl(tr.distribution_params(gauss), shifted)
+    np.testing.assert_allclose(got, 2 * (np.log(2.0) + 2 / 8 - 0.5), rtol=1e-5)
+    # The old distribution is a constant: no gradient reaches it.
+    grad = jax.grad(lambda lg: tr.mean_policy_kl({"logits": lg}, distrax.Categorical(new_logits)))
+    np.testing.assert_array_equal(grad(jnp.asarray(old_logits)), 0.0)
