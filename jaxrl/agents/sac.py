@@ -34,15 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl import buffers, nets
-from jaxrl._config import (
-    config,
-    one_of,
-    positive,
-    positive_int,
-    probability,
-    require,
-    static,
-)
+from jaxrl._config import config, one_of, positive, positive_int, probability, require, static
 from jaxrl.agents import off_policy
 from jaxrl.agents.base import Agent, make_train_fn
 from jaxrl.core import (

@@ -24,16 +24,8 @@ import numpy as np
 
 from jaxrl._config import replace_default, static, traced
 from jaxrl.core.preference import bradley_terry_loss
+from jaxrl.llm import training
 from jaxrl.llm.tasks import PreferencePairs, Task, chosen_then_rejected
-from jaxrl.llm.training import (
-    StageConfig,
-    TrainResult,
-    check_task_fits,
-    make_stage_update,
-    one_source,
-    prepare_model,
-    train_chunks,
-)
 from jaxrl.llm.transformer import ModelConfig, Transformer
 
 __all__ = [
@@ -47,15 +39,15 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class RewardModelConfig(StageConfig):
+class RewardModelConfig(training.StageConfig):
     """Reward-model settings, validated on construction: the fields of
     :class:`~jaxrl.llm.stage_config.StageConfig` (a preference task, and the reward
     model's own defaults) and the pairs'. ``model.reward_head`` is switched on whatever
     is given; with ``lora_rank`` > 0 the reward head trains beside the adapters."""
 
-    task: str = replace_default(StageConfig, "task", "preference")
-    num_steps: int = replace_default(StageConfig, "num_steps", 1000)
-    warmup_steps: int = replace_default(StageConfig, "warmup_steps", 50)
+    task: str = replace_default(training.StageConfig, "task", "preference")
+    num_steps: int = replace_default(training.StageConfig, "num_steps", 1000)
+    warmup_steps: int = replace_default(training.StageConfig, "warmup_steps", 50)
     margin: float = traced(0.0, "the margin m ≥ 0 of the loss")
     num_train_pairs: int = static(10000, "labelled pairs generated for training")
     eval_pairs: int = static(1000, "held-out pairs per evaluation")
@@ -65,7 +57,7 @@ class RewardModelConfig(StageConfig):
             object.__setattr__(self, "model", self.model.replace(reward_head=True))
         counts = ("num_steps", "batch_size", "num_train_pairs", "eval_every", "eval_pairs")
         self.check_stage(counts, ("warmup_steps", "weight_decay", "margin"))
-        check_task_fits(self.preference_task(), self.model, "RewardModelConfig")
+        training.check_task_fits(self.preference_task(), self.model, "RewardModelConfig")
 
 
 def reward_scores(
@@ -118,7 +110,9 @@ def make_reward_model_update(
 ) -> Callable:
     """Pure ``update(state, batch: PreferencePairs) -> (state, metrics)`` of ``model``
     (default ``config.model``)."""
-    return make_stage_update(reward_model_loss, config, model or config.model, config.margin)
+    return training.make_stage_update(
+        reward_model_loss, config, model or config.model, config.margin
+    )
 
 
 def evaluate_reward_model(
@@ -159,7 +153,7 @@ def train_reward_model(
     task: Task | None = None,
     checkpoint_dir: str | None = None,
     resume: bool = False,
-) -> TrainResult:
+) -> training.TrainResult:
     """Trains a reward model on the task's preference pairs (Bradley–Terry).
 
     Args:
@@ -180,16 +174,16 @@ def train_reward_model(
         and, where the task has hidden scores, heldout_true_accuracy and
         heldout_score_correlation per chunk.
     """
-    source = one_source(init_from, policy)
+    source = training.one_source(init_from, policy)
     task = config.preference_task(task, "train_reward_model")
     init_key, train_key = jax.random.split(key)
-    params, model = prepare_model(
+    params, model = training.prepare_model(
         "RewardModelConfig", config.model, source, init_key, config.lora_rank,
         config.lora_alpha, reward_head=True,
     )  # fmt: skip
     train = task.preference_pairs("train", config.num_train_pairs, seed=3)
     heldout = task.preference_pairs("heldout", config.eval_pairs, seed=4)
-    check_task_fits(
+    training.check_task_fits(
         task, model, "train_reward_model", train.prompt_tokens, train.chosen_tokens,
         train.rejected_tokens,
     )  # fmt: skip
@@ -199,9 +193,9 @@ def train_reward_model(
         ev = evaluate_reward_model(p, model, heldout, config.margin)
         return {f"heldout_{k}": v for k, v in ev.items()}
 
-    state, metrics, evals = train_chunks(
+    state, metrics, evals = training.train_chunks(
         make_reward_model_update, config, model, params, train, train_key, evaluate,
         progress_callback, checkpoint_dir, resume,
     )  # fmt: skip
     summary = {k: float(v[-1]) for k, v in evals.items()}
-    return TrainResult(state.params, model, metrics, evals, summary)
+    return training.TrainResult(state.params, model, metrics, evals, summary)
