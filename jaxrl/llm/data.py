@@ -292,7 +292,10 @@ class DatasetTask(Task):
         dec = self.tokenizer.tokenizer.decode_batch
 
         def texts(tok, m, table):
-            rows = [np.asarray(t)[np.asarray(k) > 0].tolist() for t, k in zip(tok, m, strict=True)]
+            # One host copy per array: the callback's arguments may be jax Arrays, and
+            # slicing those row by row costs a dispatch per row (50x the reward itself).
+            tok, m = np.asarray(tok), np.asarray(m)
+            rows = [t[k > 0].tolist() for t, k in zip(tok, m, strict=True)]
             out = [table.get(tuple(r)) for r in rows]
             missing = [i for i, t in enumerate(out) if t is None]
             for i, t in zip(missing, dec([rows[i] for i in missing]), strict=True):
