@@ -54,3 +54,20 @@ def assert_sweep_equals_separate_runs(
             want = np.asarray(alone.metrics[name]).reshape(len(seeds), -1)
             tol = dict(rtol=0, atol=1) if name in counts else dict(rtol=1e-5, atol=atol)
             np.testing.assert_allclose(got, want, **tol, err_msg=f"{field}={value} {name}")
+
+
+def assert_rewards_scaled_with_own_gamma(module, cfg, gammas=(0.5, 0.99)):
+    """The reward scaler of one update follows ``cfg.gamma``.
+
+    The first rollout is collected before any learning, so with one key it is the same for
+    both γ. The scaler's return statistics after it must still differ between the two
+    values. A scaler that reads a fixed γ gives the same statistics; a sweep run beside
+    separate runs does not see that, since both paths would use the same wrong γ.
+    """
+    agent = module.make_agent(cfg)
+    stats = []
+    for g in gammas:
+        c = dataclasses.replace(cfg, gamma=g)
+        state, _ = jax.jit(agent.update)(jax.jit(agent.init)(jax.random.PRNGKey(0), c), c)
+        stats.append(np.asarray(state.reward_scaler.stats.var))
+    assert not np.allclose(stats[0], stats[1]), f"same reward-scale statistics for γ = {gammas}"

@@ -10,7 +10,11 @@ import pytest
 from jaxrl import envs
 from jaxrl.agents import a2c, on_policy
 from jaxrl.core.returns import gae
-from tests.agents.on_policy_checks import assert_one_trace, assert_sweep_equals_separate_runs
+from tests.agents.on_policy_checks import (
+    assert_one_trace,
+    assert_rewards_scaled_with_own_gamma,
+    assert_sweep_equals_separate_runs,
+)
 
 PROBE = dict(
     num_envs=8,
@@ -155,6 +159,7 @@ def test_update_traces_once_across_hyperparameters():
 def test_gamma_sweep_with_reward_scaling_equals_separate_runs():
     cfg = a2c.Config(total_timesteps=4 * 5 * 3, normalize_rewards=True, **SMALL)
     assert_sweep_equals_separate_runs(a2c, cfg, "gamma", [0.9, 0.99])
+    assert_rewards_scaled_with_own_gamma(a2c, cfg)
 
 
 def test_bad_config_raises_before_jit():

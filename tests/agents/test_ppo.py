@@ -7,7 +7,11 @@ import pytest
 
 from jaxrl import envs
 from jaxrl.agents import ppo
-from tests.agents.on_policy_checks import assert_one_trace, assert_sweep_equals_separate_runs
+from tests.agents.on_policy_checks import (
+    assert_one_trace,
+    assert_rewards_scaled_with_own_gamma,
+    assert_sweep_equals_separate_runs,
+)
 
 # Small budgets: each probe trains in a second or two after compiling.
 PROBE = dict(
@@ -142,3 +146,4 @@ def test_gamma_sweep_with_reward_scaling_equals_separate_runs():
     """Each configuration scales its rewards with its own γ (once, every run used the first γ)."""
     cfg = ppo.Config(total_timesteps=4 * 16 * 3, normalize_rewards=True, **SMALL)
     assert_sweep_equals_separate_runs(ppo, cfg, "gamma", [0.9, 0.99])
+    assert_rewards_scaled_with_own_gamma(ppo, cfg)

@@ -8,7 +8,11 @@ import pytest
 
 from jaxrl import envs
 from jaxrl.agents import on_policy, trpo
-from tests.agents.on_policy_checks import assert_one_trace, assert_sweep_equals_separate_runs
+from tests.agents.on_policy_checks import (
+    assert_one_trace,
+    assert_rewards_scaled_with_own_gamma,
+    assert_sweep_equals_separate_runs,
+)
 
 PROBE = dict(
     num_envs=8,
@@ -151,6 +155,7 @@ def test_gamma_sweep_with_reward_scaling_equals_separate_runs():
     assert_sweep_equals_separate_runs(
         trpo, cfg, "gamma", [0.9, 0.99], atol=1e-4, counts=("cg_iterations",)
     )
+    assert_rewards_scaled_with_own_gamma(trpo, cfg)
 
 
 def test_bad_config_raises_before_jit():
