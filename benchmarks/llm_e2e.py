@@ -153,6 +153,10 @@ def main():
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at the same time")
     parser.add_argument("--md", action="store_true", help="print the RESULTS.md section of --out")
+    parser.add_argument(
+        "--add", action="store_true",
+        help="keep the seeds already in --out (other than those rerun) beside the new ones",
+    )  # fmt: skip
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -193,23 +197,29 @@ def main():
                 f"/{row['loadavg_after'][0]:.1f}",
                 flush=True,
             )
+    command = (
+        "python benchmarks/llm_e2e.py"
+        + (" --quick" if args.quick else f" --seeds {' '.join(map(str, args.seeds))}")
+        + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
+        + (" --add" if args.add else "")
+    )
+    earlier = json.loads(Path(args.out).read_text()) if os.path.exists(args.out) else {}
+    if args.add and earlier:  # the batches before this one, their seeds kept
+        kept = [r for r in earlier["seeds"] if r["seed"] not in seeds]
+        rows = sorted(kept + rows, key=lambda r: r["seed"])
+        command = f"{earlier['command']} ({earlier['date_utc']} UTC), then {command}"
     summary = summarize(rows)
     result = {
         "benchmark": "llm_e2e",
         "mode": "quick" if args.quick else "full",
-        "command": "python benchmarks/llm_e2e.py"
-        + (" --quick" if args.quick else f" --seeds {' '.join(map(str, args.seeds))}")
-        + (f" --jobs {args.jobs}" if args.jobs > 1 else ""),
+        "command": command,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M", time.gmtime()),
         "seeds": rows,
         "summary": summary,
     }
-    if os.path.exists(args.out):  # the notes written by hand (earlier designs) stay
-        with open(args.out) as f:
-            notes = json.load(f).get("notes")
-        if notes:
-            result["notes"] = notes
+    if earlier.get("notes"):  # the notes written by hand (earlier designs) stay
+        result["notes"] = earlier["notes"]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
