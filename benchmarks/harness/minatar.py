@@ -35,7 +35,9 @@ FULL_STEPS = 10_000_000
 
 NOTES = [
     "gymnax MinAtar: no sticky actions, minimal action sets. gymnax-blines' numbers are "
-    f"evaluation returns at {FULL_STEPS // 1_000_000}M steps; ours are training returns."
+    f"evaluation returns at {FULL_STEPS // 1_000_000}M steps. Rows run since 2026-12-07 "
+    "also evaluate the deterministic policy (argmax) after training and are judged on that; "
+    "the older rows have training returns only."
 ]
 
 PPO_MINATAR = dict(
