@@ -57,15 +57,25 @@ def _note_rounding(module, config, requested: int | None) -> None:
         )
 
 
+QUICK_OFF_POLICY_STEPS = 256  # most environment steps of one off-policy update under QUICK
+
+
 def _quick_train(module, config, seeds: list[int]):
     """At most 2 seeds and 2 updates (20 episodes for tabular agents); learning starts in
-    the first update."""
+    the first update; an off-policy update takes at most ``QUICK_OFF_POLICY_STEPS`` steps
+    (a multiple of ``num_envs * train_frequency``)."""
     import dataclasses
 
     names = {f.name for f in dataclasses.fields(config)}
     changes = {}
     if "num_episodes" in names:
         changes["num_episodes"] = min(config.num_episodes, 20)
+    if "steps_per_update" in names:
+        per_iteration = config.num_envs * config.train_frequency
+        most = max(per_iteration, QUICK_OFF_POLICY_STEPS // per_iteration * per_iteration)
+        if config.steps_per_update > most:
+            changes["steps_per_update"] = most
+            config = dataclasses.replace(config, steps_per_update=most)
     if "total_timesteps" in names:
         agent = module.make_agent(config)
         changes["total_timesteps"] = min(config.total_timesteps, 2 * agent.steps_per_update)

@@ -217,3 +217,19 @@ def test_ctrl_c_stops_an_llm_stage_with_its_metrics(tmp_path):
     assert rows >= 10 and rows % 10 == 0  # stopped at an interval's end, not inside one
     with np.load(out / "checkpoint" / "checkpoint.npz") as ckpt:  # written whole, same update
         assert int(ckpt["step"]) == rows
+
+
+def test_quick_budget_keeps_off_policy_updates_small_and_valid():
+    """JAXRL_QUICK (the documented commands in CI): 2 updates of at most 256 steps for an
+    off-policy agent, a multiple of num_envs * train_frequency, learning from the first."""
+    from jaxrl.agents import dqn, ppo, sac
+    from jaxrl.run import train_cli
+
+    cfg, seeds = train_cli._quick_train(sac, sac.Config(), [0, 1, 2])
+    assert (cfg.steps_per_update, cfg.total_timesteps, cfg.learning_starts) == (256, 512, 128)
+    assert seeds == [0, 1]
+    dqn_cfg = dqn.Config(num_envs=3, train_frequency=5, steps_per_update=990, buffer_size=9_999)
+    cfg, _ = train_cli._quick_train(dqn, dqn_cfg, [0])
+    assert cfg.steps_per_update == 255 and cfg.total_timesteps == 510
+    cfg, _ = train_cli._quick_train(ppo, ppo.Config(), [0])
+    assert cfg.total_timesteps == 2 * ppo.make_agent(cfg).steps_per_update
