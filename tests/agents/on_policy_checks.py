@@ -65,9 +65,10 @@ def assert_rewards_scaled_with_own_gamma(module, cfg, gammas=(0.5, 0.99)):
     separate runs does not see that, since both paths would use the same wrong γ.
     """
     agent = module.make_agent(cfg)
+    init, update = jax.jit(agent.init), jax.jit(agent.update)  # γ is traced: one compile
     stats = []
     for g in gammas:
         c = dataclasses.replace(cfg, gamma=g)
-        state, _ = jax.jit(agent.update)(jax.jit(agent.init)(jax.random.PRNGKey(0), c), c)
+        state, _ = update(init(jax.random.PRNGKey(0), c), c)
         stats.append(np.asarray(state.reward_scaler.stats.var))
     assert not np.allclose(stats[0], stats[1]), f"same reward-scale statistics for γ = {gammas}"
