@@ -481,11 +481,16 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
+def _loads(run: dict) -> list[float]:
+    """The 1-minute load averages recorded before and after each side of a run."""
+    return [x for r in run["rows"] for x in (r["loadavg_before"][0], r["loadavg_after"][0])]
+
+
 def _run_lines(result: dict) -> list[str]:
     """The two tables of one run (one thread count)."""
     rows = result["rows"]
     jx = {r["algo"]: r for r in rows if r["impl"] == "jaxrl"}
-    loads = [x for r in rows for x in (r["loadavg_before"][0], r["loadavg_after"][0])]
+    loads = _loads(result)
     m = result["model"]
     lines = [
         f"**{result['threads']} thread(s) per side, model {_key(result)[1]} ({m['num_layers']} "
@@ -535,11 +540,6 @@ def _run_lines(result: dict) -> list[str]:
     return lines
 
 
-def _max_load(run: dict) -> float:
-    """The highest 1-minute load average recorded before or after any side of a run."""
-    return max(x for r in run["rows"] for x in (r["loadavg_before"][0], r["loadavg_after"][0]))
-
-
 def _thread_note(many: dict, one: dict) -> list[str]:
     """What changes between a multi-thread run and the one-thread run (from their numbers)."""
 
@@ -558,7 +558,7 @@ def _thread_note(many: dict, one: dict) -> list[str]:
             "With the load average far above the core count, torch's threads spend their time "
             "waiting on each other, so the multi-thread ratios measure that more than the two "
             "implementations. "
-            if _max_load(many) > 2 * os.cpu_count()
+            if max(_loads(many)) > 2 * os.cpu_count()
             else f"The {many['threads']}-thread run was on a machine no busier than its core "
             "count, so its ratio is what a user of this machine gets with torch's default threads. "
         )
